@@ -1,0 +1,470 @@
+"""A loopback Splunk HTTP Event Collector (HEC) for tests.
+
+Real Splunk cannot run in CI here, so clients are tested against this stub instead. It
+follows Splunk's documented HEC contract (endpoints, token auth, channels, indexer
+acknowledgement, status codes and ``invalid-event-number``) so that a client passing
+against it fails against a real Splunk only for deployment reasons, never protocol ones.
+Anything the stub decides that Splunk does not document is called out where it happens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import re
+import threading
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, Self, cast
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["HecRequest", "HecStub"]
+
+EVENT_PATHS: Final = frozenset(
+    {"/services/collector", "/services/collector/event", "/services/collector/event/1.0"}
+)
+RAW_PATHS: Final = frozenset({"/services/collector/raw", "/services/collector/raw/1.0"})
+ACK_PATHS: Final = frozenset({"/services/collector/ack", "/services/collector/ack/1.0"})
+HEALTH_PATHS: Final = frozenset({"/services/collector/health", "/services/collector/health/1.0"})
+
+# Splunk wants channels as GUIDs in the 8-4-4-4-12 hex form.
+_GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+
+# HEC status code -> (HTTP status, text), as in Splunk's documented table.
+_ERRORS: Final[Mapping[int, tuple[int, str]]] = {
+    1: (403, "Token disabled"),
+    2: (401, "Token is required"),
+    3: (401, "Invalid authorization"),
+    4: (403, "Invalid token"),
+    5: (400, "No data"),
+    6: (400, "Invalid data format"),
+    7: (400, "Incorrect index"),
+    9: (503, "Server is busy"),
+    10: (400, "Data channel is missing"),
+    11: (400, "Invalid data channel"),
+    12: (400, "Event field is required"),
+    13: (400, "Event field cannot be blank"),
+    14: (400, "ACK is disabled"),
+    15: (400, "Error in handling indexed fields"),
+    16: (400, "Query string authorization is not enabled"),
+}
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HecRequest:
+    """What the stub saw and answered, so tests can assert on the wire exchange."""
+
+    method: str
+    path: str
+    channel: str | None
+    events: int
+    status: int
+    code: int | None
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """One request, reduced to the parts HEC looks at."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    authorization: str | None
+    channel: str | None
+    content_encoding: str | None
+    body: bytes
+
+
+class _Reject(Exception):  # noqa: N818 - control flow, not an error condition of the stub
+    """Abort request handling with a documented HEC error response."""
+
+    def __init__(self, code: int, invalid_event_number: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.invalid_event_number = invalid_event_number
+
+
+def _error_payload(code: int, invalid_event_number: int | None = None) -> tuple[int, Payload]:
+    status, text = _ERRORS[code]
+    payload: Payload = {"text": text, "code": code}
+    if invalid_event_number is not None:
+        payload["invalid-event-number"] = invalid_event_number
+    return status, payload
+
+
+def _is_indexed_fields(value: object) -> bool:
+    """Splunk only indexes flat ``fields``: string values or lists of strings."""
+    if not isinstance(value, dict):
+        return False
+    return all(
+        isinstance(item, str)
+        or (isinstance(item, list) and all(isinstance(part, str) for part in item))
+        for item in value.values()
+    )
+
+
+def _is_epoch(value: object) -> bool:
+    """HEC ``time`` is epoch seconds, as a number or a numeric string.
+
+    The stub rejects anything else with code 6; this catches clients sending ISO dates.
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+class _HecHTTPServer(ThreadingHTTPServer):
+    """Carries the stub so request handlers can reach its state."""
+
+    daemon_threads = True
+
+    def __init__(self, stub: HecStub) -> None:
+        super().__init__(("127.0.0.1", 0), _HecHandler)
+        self.stub = stub
+
+
+class _HecHandler(BaseHTTPRequestHandler):
+    """Thin HTTP adapter; all protocol decisions live in :meth:`HecStub.respond`."""
+
+    server_version = "HecStub/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output clean; requests are recorded on the stub instead."""
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        body = self.rfile.read(length) if length > 0 else b""
+        stub = cast(_HecHTTPServer, self.server).stub
+        status, payload = stub.respond(
+            method,
+            self.path,
+            authorization=self.headers.get("Authorization"),
+            channel=self.headers.get("X-Splunk-Request-Channel"),
+            content_encoding=self.headers.get("Content-Encoding"),
+            body=body,
+        )
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class HecStub:
+    """A running loopback HEC endpoint with one token.
+
+    ``use_ack`` mirrors the token's indexer-acknowledgement setting; ``allowed_indexes``
+    (when given) is the token's index allow-list; ``disabled`` simulates a disabled token;
+    the first ``busy_responses`` data POSTs get 503 code 9 so client retries can be tested;
+    ``confirm_acks=False`` makes every ack query answer false, as if indexing never finished.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        use_ack: bool = True,
+        allowed_indexes: set[str] | None = None,
+        disabled: bool = False,
+        busy_responses: int = 0,
+        confirm_acks: bool = True,
+    ) -> None:
+        self.token = token
+        self.use_ack = use_ack
+        self.allowed_indexes = None if allowed_indexes is None else frozenset(allowed_indexes)
+        self.disabled = disabled
+        self.confirm_acks = confirm_acks
+        self._busy_left = busy_responses
+        self._lock = threading.Lock()
+        self._events: list[Payload] = []
+        self._requests: list[HecRequest] = []
+        self._next_ack: dict[str, int] = {}
+        self._indexed_acks: dict[str, set[int]] = {}
+        self._server = _HecHTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},  # a short poll keeps stop() fast
+            name="hec-stub",
+            daemon=True,
+        )
+        self._thread.start()
+        self._stopped = False
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Shut the server down and free its port; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    @property
+    def events(self) -> list[Payload]:
+        """A snapshot of the stored events, in arrival order."""
+        with self._lock:
+            return list(self._events)
+
+    @property
+    def requests(self) -> list[HecRequest]:
+        """A snapshot of every request answered, in order."""
+        with self._lock:
+            return list(self._requests)
+
+    def respond(
+        self,
+        method: str,
+        target: str,
+        *,
+        authorization: str | None,
+        channel: str | None,
+        content_encoding: str | None,
+        body: bytes,
+    ) -> tuple[int, Payload]:
+        """Answer one request as HEC would; returns (HTTP status, JSON body)."""
+        parts = urlsplit(target)
+        query = parse_qs(parts.query)
+        if channel is None and query.get("channel"):
+            channel = query["channel"][0]
+        incoming = _Incoming(
+            method=method,
+            path=parts.path.rstrip("/") or "/",
+            query=query,
+            authorization=authorization,
+            channel=channel,
+            content_encoding=content_encoding,
+            body=body,
+        )
+        stored = 0
+        try:
+            status, payload, stored = self._route(incoming)
+        except _Reject as reject:
+            status, payload = _error_payload(reject.code, reject.invalid_event_number)
+            if reject.invalid_event_number is not None:
+                stored = reject.invalid_event_number
+        code = payload.get("code")
+        with self._lock:
+            self._requests.append(
+                HecRequest(
+                    method=method,
+                    path=incoming.path,
+                    channel=channel,
+                    events=stored,
+                    status=status,
+                    code=code if isinstance(code, int) else None,
+                )
+            )
+        return status, payload
+
+    def _route(self, incoming: _Incoming) -> tuple[int, Payload, int]:
+        path = incoming.path
+        known = EVENT_PATHS | RAW_PATHS | ACK_PATHS | HEALTH_PATHS
+        if path not in known:
+            return 404, {"text": "The requested URL was not found on this server.", "code": 404}, 0
+        if path in HEALTH_PATHS:
+            # Health needs no token: load balancers probe it.
+            if incoming.method != "GET":
+                return _method_not_allowed()
+            return 200, {"text": "HEC is healthy", "code": 17}, 0
+        if incoming.method != "POST":
+            return _method_not_allowed()
+        self._authorize(incoming.query, incoming.authorization)
+        if path in ACK_PATHS:
+            return self._ack(incoming.channel, incoming.body)
+        self._take_busy()
+        data = _decode_body(incoming.body, incoming.content_encoding)
+        canonical: str | None
+        if path in RAW_PATHS:
+            # Raw has no envelope to carry event boundaries, so Splunk always wants a channel.
+            canonical = _require_channel(incoming.channel)
+            events = self._parse_raw(data)
+        else:
+            wants_channel = self.use_ack or incoming.channel is not None
+            canonical = _require_channel(incoming.channel) if wants_channel else None
+            events = self._parse_events(data)
+        with self._lock:
+            self._events.extend(events)
+            payload: Payload = {"text": "Success", "code": 0}
+            if self.use_ack and canonical is not None:
+                ack_id = self._next_ack.get(canonical, 0)
+                self._next_ack[canonical] = ack_id + 1
+                self._indexed_acks.setdefault(canonical, set()).add(ack_id)
+                payload["ackId"] = ack_id
+        return 200, payload, len(events)
+
+    def _authorize(self, query: Mapping[str, list[str]], authorization: str | None) -> None:
+        if "token" in query:
+            raise _Reject(16)
+        if authorization is None:
+            raise _Reject(2)
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "splunk" and credential:
+            presented = credential
+        elif scheme.lower() == "basic" and credential:
+            try:
+                decoded = base64.b64decode(credential, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise _Reject(3) from None
+            _user, colon, presented = decoded.partition(":")
+            if not colon or not presented:
+                raise _Reject(3)
+        else:
+            raise _Reject(3)
+        if presented != self.token:
+            raise _Reject(4)
+        if self.disabled:
+            raise _Reject(1)
+
+    def _take_busy(self) -> None:
+        with self._lock:
+            if self._busy_left > 0:
+                self._busy_left -= 1
+                raise _Reject(9)
+
+    def _ack(self, channel: str | None, body: bytes) -> tuple[int, Payload, int]:
+        if not self.use_ack:
+            raise _Reject(14)
+        canonical = _require_channel(channel)
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Reject(6) from None
+        ids = request.get("acks") if isinstance(request, dict) else None
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in ids
+        ):
+            raise _Reject(6)
+        answers: dict[str, bool] = {}
+        with self._lock:
+            indexed = self._indexed_acks.setdefault(canonical, set())
+            for ack_id in ids:
+                done = self.confirm_acks and ack_id in indexed
+                if done:
+                    # Read-once: Splunk forgets an ackId after reporting it true.
+                    indexed.discard(ack_id)
+                answers[str(ack_id)] = done
+        return 200, {"acks": answers}, 0
+
+    def _parse_events(self, data: str) -> list[Payload]:
+        """Parse concatenated envelopes, keeping the valid prefix as Splunk does."""
+        decoder = json.JSONDecoder()
+        events: list[Payload] = []
+        position = 0
+        while True:
+            while position < len(data) and data[position].isspace():
+                position += 1
+            if position >= len(data):
+                break
+            number = len(events)
+            try:
+                obj, position = decoder.raw_decode(data, position)
+            except json.JSONDecodeError:
+                self._keep(events)
+                raise _Reject(6, number) from None
+            problem = self._problem(obj)
+            if problem is not None:
+                self._keep(events)
+                raise _Reject(problem, number)
+            events.append(obj)
+        if not events:
+            raise _Reject(5)
+        return events
+
+    def _parse_raw(self, data: str) -> list[Payload]:
+        events: list[Payload] = [{"event": line} for line in data.splitlines() if line.strip()]
+        if not events:
+            raise _Reject(5)
+        return events
+
+    def _problem(self, obj: object) -> int | None:
+        """The HEC code for an invalid envelope, or None when Splunk would index it."""
+        code: int | None = None
+        if not isinstance(obj, dict):
+            code = 6
+        elif "event" not in obj:
+            code = 12
+        elif obj["event"] == "" or obj["event"] is None:
+            code = 13
+        elif "time" in obj and not _is_epoch(obj["time"]):
+            code = 6
+        elif "fields" in obj and not _is_indexed_fields(obj["fields"]):
+            code = 15
+        elif self.allowed_indexes is not None and "index" in obj:
+            index = obj["index"]
+            if not isinstance(index, str) or index not in self.allowed_indexes:
+                code = 7
+        return code
+
+    def _keep(self, events: list[Payload]) -> None:
+        with self._lock:
+            self._events.extend(events)
+
+
+def _method_not_allowed() -> tuple[int, Payload, int]:
+    return HTTPStatus.METHOD_NOT_ALLOWED, {"text": "Method Not Allowed", "code": 405}, 0
+
+
+def _require_channel(channel: str | None) -> str:
+    if not channel:
+        raise _Reject(10)
+    if not _GUID.fullmatch(channel):
+        raise _Reject(11)
+    return channel.lower()
+
+
+def _decode_body(body: bytes, content_encoding: str | None) -> str:
+    """Undo gzip and decode UTF-8; the stub answers code 6 to anything it cannot read."""
+    if not body:
+        raise _Reject(5)
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error):
+            raise _Reject(6, 0) from None
+    elif encoding != "identity":
+        raise _Reject(6, 0)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Reject(6, 0) from None

@@ -1,0 +1,1 @@
+"""Developer tools run by the Makefile (demo, HEC client); not shipped in the Lambda."""

@@ -1,0 +1,85 @@
+"""Settings read once per container from the environment, validated so a typo fails loudly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from transform.sourcetypes import ALL_SOURCETYPES
+
+# Splunk index names: lowercase letters, digits, underscore and hyphen, not starting with _ or -.
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
+
+
+class ConfigError(ValueError):
+    """Raised at cold start for an invalid setting; Firehose then retries and backs up to S3."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the transform may be tuned by. Defaults suit a standard deployment."""
+
+    default_index: str | None = None
+    index_overrides: Mapping[str, str] = field(default_factory=dict)
+    # Events stamped further ahead than this are re-stamped with the arrival time, because
+    # Splunk would file them in the future (MAX_DAYS_HENCE) where no search finds them.
+    max_future_skew_seconds: float = 86_400.0
+    max_reingest_attempts: int = 3
+    # A CloudWatch Logs payload that inflates beyond this is treated as hostile (gzip bomb).
+    max_decompressed_bytes: int = 8 * 1024 * 1024
+    response_limit_bytes: int = 6_000_000
+
+    def index_for(self, sourcetype: str) -> str | None:
+        """The index an event of this sourcetype goes to, or None to use the token's default."""
+        return self.index_overrides.get(sourcetype, self.default_index)
+
+
+def _index(value: str, what: str) -> str:
+    if not _INDEX_NAME.match(value):
+        raise ConfigError(f"{what}: {value!r} is not a valid Splunk index name")
+    return value
+
+
+def _parse_overrides(text: str) -> dict[str, str]:
+    """Parse ``sourcetype=index`` pairs separated by commas (whitespace ignored)."""
+    overrides: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        sourcetype, sep, index = (part.strip() for part in pair.partition("="))
+        if not sep:
+            raise ConfigError(f"SPLUNK_INDEX_OVERRIDES: {pair!r} is not sourcetype=index")
+        if sourcetype not in ALL_SOURCETYPES:
+            raise ConfigError(f"SPLUNK_INDEX_OVERRIDES: unknown sourcetype {sourcetype!r}")
+        overrides[sourcetype] = _index(index, f"SPLUNK_INDEX_OVERRIDES[{sourcetype}]")
+    return overrides
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build settings from environment variables (see README, 'Transform settings')."""
+    default_index = environ.get("SPLUNK_INDEX", "").strip() or None
+    return Settings(
+        default_index=_index(default_index, "SPLUNK_INDEX") if default_index else None,
+        index_overrides=_parse_overrides(environ.get("SPLUNK_INDEX_OVERRIDES", "")),
+        max_future_skew_seconds=_number(
+            environ, "MAX_FUTURE_SKEW_SECONDS", 86_400.0, 0.0, 30 * 86_400.0
+        ),
+        max_reingest_attempts=int(_number(environ, "MAX_REINGEST_ATTEMPTS", 3, 1, 20)),
+        max_decompressed_bytes=int(
+            _number(environ, "MAX_DECOMPRESSED_BYTES", 8 * 1024 * 1024, 1024, 64 * 1024 * 1024)
+        ),
+    )

@@ -1,0 +1,128 @@
+"""Per-record context: turns decoded messages into HEC event envelopes with trusted metadata.
+
+Decoders never build envelopes themselves. They hand an event body plus its own timestamp to
+``emit``; index, sourcetype and (unless an AWS-controlled value is passed) source come from
+configuration here, so nothing a device sends can choose them.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from transform.config import Settings
+from transform.sourcetypes import ALL_SOURCETYPES, UNPARSED
+from transform.timestamps import EARLIEST_PLAUSIBLE, epoch_seconds
+
+Event = dict[str, Any]
+MetricKey = tuple[str, str, float, str]
+
+
+@dataclass
+class Invocation:
+    """State shared by all records of one Lambda invocation."""
+
+    settings: Settings
+    now: float
+    stream_source: str
+    # Highest Detect metric version emitted so far, for duplicate suppression across records.
+    metric_versions: dict[MetricKey, int] = field(default_factory=dict)
+    duplicates_removed: int = 0
+    time_fallbacks: int = 0
+
+    def __post_init__(self) -> None:
+        self.latest_plausible = self.now + self.settings.max_future_skew_seconds
+        self.index_by_sourcetype = {
+            sourcetype: index
+            for sourcetype in ALL_SOURCETYPES
+            if (index := self.settings.index_for(sourcetype))
+        }
+
+
+class RecordContext:
+    """Collects the HEC events one Firehose record turns into."""
+
+    __slots__ = ("arrival", "events", "invocation", "raw", "record_id")
+
+    def __init__(self, invocation: Invocation, record_id: str, arrival: float, raw: bytes) -> None:
+        self.invocation = invocation
+        self.record_id = record_id
+        self.arrival = arrival
+        self.raw = raw
+        self.events: list[Event] = []
+
+    def emit(
+        self,
+        sourcetype: str,
+        event: Event,
+        *,
+        when: object,
+        host: str | None = None,
+        source: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> None:
+        """Append one HEC event; ``when`` is the message's own timestamp in any AWS spelling."""
+        invocation = self.invocation
+        time = epoch_seconds(when)
+        if time is None or not EARLIEST_PLAUSIBLE <= time <= invocation.latest_plausible:
+            event["time_fallback"] = _fallback_reason(when, time)
+            invocation.time_fallbacks += 1
+            time = self.arrival
+        envelope: Event = {
+            "time": time,
+            "source": source or invocation.stream_source,
+            "sourcetype": sourcetype,
+            "event": event,
+        }
+        if host:
+            envelope["host"] = host
+        index = invocation.index_by_sourcetype.get(sourcetype)
+        if index:
+            envelope["index"] = index
+        if fields:
+            envelope["fields"] = fields
+        self.events.append(envelope)
+
+    def unparsed(
+        self, code: str, reason: str, payload: object = None, *, kind: str | None = None
+    ) -> None:
+        """Emit what could not be decoded, verbatim, with a reason. ``None`` means the record."""
+        body: Event = {"reason_code": code, "reason": reason, "record_id": self.record_id}
+        if kind:
+            body["input_kind"] = kind
+        body.update(_payload_fields(self.raw if payload is None else payload))
+        fields = {"reason_code": code, "input_kind": kind} if kind else {"reason_code": code}
+        self.emit(UNPARSED, body, when=self.arrival, fields=fields)
+
+
+def _payload_fields(payload: object) -> Event:
+    """The raw payload as text when it is UTF-8, else base64; objects as their JSON text."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            return {"payload": payload.decode("utf-8"), "payload_encoding": "utf-8"}
+        except UnicodeDecodeError:
+            return {
+                "payload": base64.b64encode(payload).decode("ascii"),
+                "payload_encoding": "base64",
+            }
+    if isinstance(payload, str):
+        return {"payload": payload, "payload_encoding": "utf-8"}
+    return {"payload": orjson.dumps(payload).decode("utf-8"), "payload_encoding": "utf-8"}
+
+
+def _fallback_reason(when: object, time: float | None) -> str:
+    if when is None:
+        return "message has no timestamp; arrival time used"
+    if time is None:
+        return f"unreadable timestamp {str(when)[:64]!r}; arrival time used"
+    if time < EARLIEST_PLAUSIBLE:
+        return f"timestamp {time} is before 2015; arrival time used"
+    return f"timestamp {time} is too far in the future; arrival time used"
+
+
+def serialize(events: list[Event]) -> bytes:
+    """HEC events as newline-terminated JSON objects, the form Firehose concatenates."""
+    return b"\n".join(map(orjson.dumps, events)) + b"\n"

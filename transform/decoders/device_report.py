@@ -1,0 +1,181 @@
+"""Device-side metrics reports (no Detect needed), exploded into the same metric events Detect
+exports, so every search works with or without Detect."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+from transform.context import RecordContext
+from transform.sourcetypes import METRIC
+from transform.validation import checker
+
+KIND = "device_report"
+ORIGIN = "device-report"
+
+# Device Defender's short key names (for constrained devices) and their long forms.
+_LONG_NAMES = {
+    "hed": "header",
+    "rid": "report_id",
+    "v": "version",
+    "met": "metrics",
+    "tc": "tcp_connections",
+    "ec": "established_connections",
+    "cs": "connections",
+    "rad": "remote_addr",
+    "lp": "local_port",
+    "li": "local_interface",
+    "t": "total",
+    "tp": "listening_tcp_ports",
+    "up": "listening_udp_ports",
+    "pts": "ports",
+    "pt": "port",
+    "if": "interface",
+    "ns": "network_stats",
+    "bi": "bytes_in",
+    "bo": "bytes_out",
+    "pi": "packets_in",
+    "po": "packets_out",
+    "cmet": "custom_metrics",
+}
+_NETWORK_STATS = {
+    "bytes_in": "aws:all-bytes-in",
+    "bytes_out": "aws:all-bytes-out",
+    "packets_in": "aws:all-packets-in",
+    "packets_out": "aws:all-packets-out",
+}
+_CUSTOM_VALUE_KEYS = {
+    "number": "number",
+    "number_list": "numbers",
+    "string_list": "strings",
+    "ip_list": "cidrs",
+}
+
+Datapoint = tuple[str, dict[str, Any], dict[str, Any] | None]
+
+
+def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None) -> None:
+    report = _long_names(doc)
+    if "thing_name" not in report:
+        ctx.unparsed(
+            "missing_thing_name",
+            "device report has no thing_name: the forwarding IoT rule must select the thing "
+            "name topic segment AS thing_name",
+            kind=KIND,
+        )
+        return
+    custom = _validated_custom_metrics(report, ctx)
+    if custom is None:
+        return
+    thing = report["thing_name"]
+    when = report.get("received_at")
+    base: dict[str, Any] = {"thing": thing, "origin": ORIGIN}
+    if when is not None:
+        base["timestamp"] = when
+    base["report_id"] = report["header"]["report_id"]
+    for name, value, detail in _datapoints(report.get("metrics") or {}, custom):
+        event = {"name": name, "value": value, **base}
+        if detail:
+            event["detail"] = detail
+        ctx.emit(
+            METRIC,
+            event,
+            when=when,
+            host=thing,
+            source=source,
+            fields={"thing": thing, "metric": name, "origin": ORIGIN},
+        )
+
+
+def _long_names(doc: dict[str, Any]) -> dict[str, Any]:
+    """The report with short keys expanded; custom metric names are left as the device chose."""
+    expanded: dict[str, Any] = {}
+    for key, value in doc.items():
+        long_key = _LONG_NAMES.get(key, key)
+        if long_key == "custom_metrics":
+            expanded[long_key] = value
+        elif isinstance(value, dict):
+            expanded[long_key] = _long_names(value)
+        elif isinstance(value, list):
+            expanded[long_key] = [_long_names(v) if isinstance(v, dict) else v for v in value]
+        else:
+            expanded[long_key] = value
+    return expanded
+
+
+def _validated_custom_metrics(report: dict[str, Any], ctx: RecordContext) -> dict[str, Any] | None:
+    """Valid custom metrics; a bad one is reported alone. None when the report is invalid."""
+    custom = report.get("custom_metrics")
+    error = checker(KIND)(report)
+    if error is None:
+        return custom if isinstance(custom, dict) else {}
+    if isinstance(custom, dict):
+        # Re-check without the custom metrics: if the rest is fine, only some of them are bad.
+        error = checker(KIND, "report")({**report, "custom_metrics": {}})
+    if error is not None or not isinstance(custom, dict):
+        ctx.unparsed("schema_violation", f"{KIND}: {error}", kind=KIND)
+        return None
+    check = checker(KIND, "customMetric")
+    good = {}
+    for name, value in custom.items():
+        entry = {"name": name, "value": value}
+        error = check(entry)
+        if error is None:
+            good[name] = value
+        else:
+            reason = f"{KIND}: custom metric {name[:128]!r}: {error}"
+            ctx.unparsed("schema_violation", reason, entry, kind=KIND)
+    return good
+
+
+def _datapoints(metrics: dict[str, Any], custom: dict[str, Any]) -> Iterator[Datapoint]:
+    for protocol in ("tcp", "udp"):
+        listening = metrics.get(f"listening_{protocol}_ports")
+        if listening is not None:
+            yield from _listening_ports(protocol, listening)
+    established = (metrics.get("tcp_connections") or {}).get("established_connections")
+    if established is not None:
+        yield from _established_connections(established)
+    for key, name in _NETWORK_STATS.items():
+        count = (metrics.get("network_stats") or {}).get(key)
+        if count is not None:
+            yield name, {"count": count}, None
+    for name, (value,) in custom.items():
+        ((kind, number_or_list),) = value.items()
+        yield name, {_CUSTOM_VALUE_KEYS[kind]: number_or_list}, None
+
+
+def _listening_ports(protocol: str, listening: dict[str, Any]) -> Iterator[Datapoint]:
+    entries = listening.get("ports")
+    ports = None if entries is None else sorted({entry["port"] for entry in entries})
+    if entries is not None:
+        detail = {"ports": entries} if any("interface" in e for e in entries) else None
+        yield f"aws:listening-{protocol}-ports", {"ports": ports}, detail
+    total = listening.get("total", None if ports is None else len(ports))
+    if total is not None:
+        yield f"aws:num-listening-{protocol}-ports", {"count": total}, None
+
+
+def _established_connections(established: dict[str, Any]) -> Iterator[Datapoint]:
+    connections = established.get("connections")
+    if connections is not None:
+        cidrs = list(dict.fromkeys(filter(None, map(_remote_cidr, connections))))
+        yield "aws:destination-ip-addresses", {"cidrs": cidrs}, {"connections": connections}
+    total = established.get("total", len(connections) if connections is not None else None)
+    if total is not None:
+        yield "aws:num-established-tcp-connections", {"count": total}, None
+
+
+def _remote_cidr(connection: dict[str, Any]) -> str | None:
+    """'ip:port' (or '[ipv6]:port') to a host CIDR like Detect's; None when unreadable."""
+    address: str = connection["remote_addr"]
+    if address.startswith("["):
+        host = address[1 : address.find("]")]
+    else:
+        host = address.rpartition(":")[0] or address
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return f"{ip}/{ip.max_prefixlen}"
