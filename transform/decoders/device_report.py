@@ -168,12 +168,16 @@ def _established_connections(established: dict[str, Any]) -> Iterator[Datapoint]
 
 
 def _remote_cidr(connection: dict[str, Any]) -> str | None:
-    """'ip:port' (or '[ipv6]:port') to a host CIDR like Detect's; None when unreadable."""
+    """'ip:port', '[ipv6]:port' or a bare IPv4 to a host CIDR like Detect's; None if unreadable."""
     address: str = connection["remote_addr"]
     if address.startswith("["):
-        host = address[1 : address.find("]")]
+        host, bracket, _port = address[1:].partition("]")
+        if not bracket:
+            return None
+    elif address.count(":") == 0:
+        host = address  # a bare address, no port
     else:
-        host = address.rpartition(":")[0] or address
+        host = address.rpartition(":")[0]
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

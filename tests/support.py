@@ -1,0 +1,101 @@
+"""Helpers shared by the tests: fixtures as Firehose records, reading the handler's output."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from tools.samples import (
+    ARRIVAL_MS,
+    EVENTS_DIR,
+    STREAM_ARN,
+    firehose_event,
+    record_bytes,
+)
+from tools.samples import LocalLambdaContext as FakeLambdaContext
+from tools.samples import sample_paths as fixture_paths
+from transform.batch import BatchReport, InputRecord, Outcome, Reput, transform_batch
+from transform.config import Settings
+
+__all__ = [
+    "ARRIVAL_MS",
+    "EVENTS_DIR",
+    "NOW",
+    "STREAM_ARN",
+    "FakeLambdaContext",
+    "all_events",
+    "by_sourcetype",
+    "firehose_event",
+    "fixture",
+    "fixture_id",
+    "fixture_json",
+    "fixture_paths",
+    "hec_events",
+    "outcome_events",
+    "record_bytes",
+    "report_events",
+    "transform",
+    "transform_fixture",
+]
+
+
+def fixture_id(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+def fixture(kind: str, name: str) -> bytes:
+    return record_bytes(EVENTS_DIR / kind / name)
+
+
+def fixture_json(kind: str, name: str) -> Any:
+    return json.loads((EVENTS_DIR / kind / name).read_text(encoding="utf-8"))
+
+
+def hec_events(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HEC events inside one output record (newline-separated JSON objects)."""
+    data = base64.b64decode(record["data"]) if record.get("data") else b""
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+
+
+def all_events(response: dict[str, Any]) -> list[dict[str, Any]]:
+    return [event for record in response["records"] for event in hec_events(record)]
+
+
+def by_sourcetype(events: list[dict[str, Any]], sourcetype: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["sourcetype"] == sourcetype]
+
+
+NOW = 1_795_400_000.0  # 2026-11-22, "processing time" for tests that call the batch directly
+
+
+def transform(
+    payloads: list[bytes],
+    *,
+    settings: Settings | None = None,
+    reput: Reput | None = None,
+    now: float = NOW,
+) -> BatchReport:
+    """Run payloads through the batch transform (no powertools), as the handler would."""
+    event = firehose_event(payloads)
+    records = [
+        InputRecord(r["recordId"], r["data"], r["approximateArrivalTimestamp"])
+        for r in event["records"]
+    ]
+    return transform_batch(
+        records, settings=settings or Settings(), stream_source=STREAM_ARN, now=now, reput=reput
+    )
+
+
+def outcome_events(outcome: Outcome) -> list[dict[str, Any]]:
+    return hec_events({"data": outcome.data})
+
+
+def report_events(report: BatchReport) -> list[dict[str, Any]]:
+    return [event for outcome in report.outcomes for event in outcome_events(outcome)]
+
+
+def transform_fixture(kind: str, name: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """The HEC events one fixture turns into."""
+    return report_events(transform([fixture(kind, name)], **kwargs))

@@ -1,0 +1,139 @@
+"""Device metric reports (no Detect) -> the same aws:iot:defender:metric events as Detect."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support import STREAM_ARN, fixture_json, report_events, transform, transform_fixture
+from transform.decoders.device_report import _remote_cidr
+
+
+def _by_name(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {e["event"]["name"]: e for e in events}
+
+
+def test_long_report_explodes_into_detect_named_metrics() -> None:
+    events = _by_name(transform_fixture("device_report", "long_names_full.json"))
+
+    assert events["aws:listening-tcp-ports"]["event"]["value"] == {"ports": [22, 1883, 8443]}
+    assert events["aws:num-listening-tcp-ports"]["event"]["value"] == {"count": 3}
+    assert events["aws:listening-udp-ports"]["event"]["value"] == {"ports": [123, 5353]}
+    assert events["aws:num-listening-udp-ports"]["event"]["value"] == {"count": 2}
+    assert events["aws:num-established-tcp-connections"]["event"]["value"] == {"count": 3}
+    assert events["aws:destination-ip-addresses"]["event"]["value"] == {
+        "cidrs": ["198.51.100.40/32", "10.20.4.17/32", "10.20.4.23/32"]
+    }
+    assert events["aws:all-bytes-in"]["event"]["value"] == {"count": 482113}
+    assert events["aws:all-bytes-out"]["event"]["value"] == {"count": 1288311}
+    assert events["aws:all-packets-in"]["event"]["value"] == {"count": 4120}
+    assert events["aws:all-packets-out"]["event"]["value"] == {"count": 5377}
+    assert events["cpu_usage_pct"]["event"]["value"] == {"number": 23.5}
+    assert events["temperature_readings"]["event"]["value"] == {"numbers": [41.2, 41.8, 42.1]}
+    assert events["running_processes"]["event"]["value"]["strings"][0] == "sshd"
+    assert events["peer_addresses"]["event"]["value"] == {"cidrs": ["10.20.4.17", "10.20.4.23"]}
+    assert len(events) == 14
+
+
+def test_every_event_is_stamped_with_the_rule_receive_time_and_marked_device_report() -> None:
+    report = fixture_json("device_report", "long_names_full.json")
+    for event in transform_fixture("device_report", "long_names_full.json"):
+        assert event["sourcetype"] == "aws:iot:defender:metric"
+        assert event["time"] == report["received_at"] / 1000
+        assert event["host"] == "gw-berlin-03"
+        assert event["source"] == STREAM_ARN
+        assert event["event"]["origin"] == "device-report"
+        assert event["event"]["thing"] == "gw-berlin-03"
+        assert event["event"]["timestamp"] == report["received_at"]
+        assert event["event"]["report_id"] == report["header"]["report_id"]
+        assert event["fields"]["origin"] == "device-report"
+
+
+def test_interfaces_and_connection_details_are_kept_in_detail() -> None:
+    events = _by_name(transform_fixture("device_report", "long_names_full.json"))
+
+    tcp = events["aws:listening-tcp-ports"]["event"]["detail"]["ports"]
+    assert {"port": 8443, "interface": "eth0"} in tcp
+    connections = events["aws:destination-ip-addresses"]["event"]["detail"]["connections"]
+    assert connections[0]["remote_addr"] == "198.51.100.40:443"
+
+
+def test_short_key_names_give_exactly_the_same_events_as_long_ones() -> None:
+    long_events = transform_fixture("device_report", "long_names_full.json")
+    short_events = transform_fixture("device_report", "short_names_full.json")
+    assert short_events == long_events
+
+
+def test_device_report_matches_detect_export_for_the_same_device() -> None:
+    """With or without Detect, a search sees the same metric names and values."""
+    detect = transform_fixture("metrics_export", "listening_ports_with_risky_ports.json")
+    device = transform_fixture("device_report", "telnet_backdoor_opened.json")
+
+    def values(events: list[dict[str, Any]], thing: str) -> dict[str, Any]:
+        return {e["event"]["name"]: e["event"]["value"] for e in events if e["host"] == thing}
+
+    from_detect = values(detect, "cam-lobby-2")
+    from_device = values(device, "cam-lobby-2")
+    shared = set(from_detect) & set(from_device)
+    assert {"aws:listening-tcp-ports", "aws:num-listening-tcp-ports"} <= shared
+    for name in shared:
+        assert from_device[name] == from_detect[name], name
+
+
+def test_empty_port_lists_report_zero_listening_ports() -> None:
+    events = _by_name(transform_fixture("device_report", "empty_port_lists.json"))
+    assert events["aws:listening-tcp-ports"]["event"]["value"] == {"ports": []}
+    assert events["aws:num-listening-tcp-ports"]["event"]["value"] == {"count": 0}
+
+
+def test_custom_metrics_only_report() -> None:
+    events = transform_fixture("device_report", "custom_metrics_only.json")
+    assert events
+    assert all(not e["event"]["name"].startswith("aws:") for e in events)
+
+
+def test_one_bad_custom_metric_is_reported_alone() -> None:
+    report = fixture_json("device_report", "custom_metrics_only.json")
+    report["custom_metrics"]["aws:listening-tcp-ports"] = [{"number": 1}]
+
+    events = report_events(transform([json.dumps(report).encode()]))
+
+    unparsed = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    metrics = [e for e in events if e["sourcetype"] == "aws:iot:defender:metric"]
+    assert len(unparsed) == 1
+    assert "aws:listening-tcp-ports" in unparsed[0]["event"]["reason"]
+    assert json.loads(unparsed[0]["event"]["payload"])["name"] == "aws:listening-tcp-ports"
+    assert len(metrics) == len(
+        fixture_json("device_report", "custom_metrics_only.json")["custom_metrics"]
+    )
+    assert "aws:listening-tcp-ports" not in {e["event"]["name"] for e in metrics}
+
+
+def test_without_received_at_the_arrival_time_is_used_and_said_so() -> None:
+    report = fixture_json("device_report", "metrics_only_minimal.json")
+    del report["received_at"]
+
+    events = report_events(transform([json.dumps(report).encode()]))
+
+    assert events
+    for event in events:
+        assert event["time"] == 1_795_300_000.0
+        assert "no timestamp" in event["event"]["time_fallback"]
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "cidr"),
+    [
+        ("198.51.100.7:443", "198.51.100.7/32"),
+        ("[2001:db8::5]:8883", "2001:db8::5/128"),
+        ("2001:db8::5:8883", "2001:db8::5/128"),
+        ("10.0.0.1", "10.0.0.1/32"),
+        (":443", None),
+        ("not-an-ip:80", None),
+        ("[::1", None),
+    ],
+)
+def test_remote_address_to_host_cidr(remote_addr: str, cidr: str | None) -> None:
+    assert _remote_cidr({"remote_addr": remote_addr}) == cidr

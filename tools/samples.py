@@ -1,0 +1,61 @@
+"""The bundled sample AWS messages (tests/events/) as Firehose transformation events.
+
+Used by `make demo`, the bench and the tests, so all three feed the handler the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
+STREAM_ARN = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defender-splunk"
+ARRIVAL_MS = 1_795_300_000_000  # 2026-11-21, after every sample's own timestamp
+# Sample kinds whose record bytes are gzip, as CloudWatch Logs subscriptions deliver them.
+GZIPPED_KINDS = frozenset({"iot_logs"})
+
+
+def sample_paths(kind: str | None = None) -> list[Path]:
+    """Every sample file, or those of one input kind (a folder under tests/events)."""
+    pattern = f"{kind}/*" if kind else "*/*"
+    return sorted(path for path in EVENTS_DIR.glob(pattern) if path.is_file())
+
+
+def record_bytes(path: Path) -> bytes:
+    """The bytes the producer puts into Firehose for this sample."""
+    data = path.read_bytes()
+    return gzip.compress(data) if path.parent.name in GZIPPED_KINDS else data
+
+
+def firehose_event(
+    payloads: list[bytes], *, stream_arn: str = STREAM_ARN, arrival_ms: int = ARRIVAL_MS
+) -> dict[str, Any]:
+    """A Firehose data-transformation event with one record per payload."""
+    return {
+        "invocationId": "3c5d7a6e-2b7f-4f0e-9d8b-6a1f0f2d9e41",
+        "deliveryStreamArn": stream_arn,
+        "region": "eu-west-1",
+        "records": [
+            {
+                "recordId": f"49546986683135544286507457936321625675700192471156785154{i:04d}",
+                "approximateArrivalTimestamp": arrival_ms,
+                "data": base64.b64encode(payload).decode("ascii"),
+            }
+            for i, payload in enumerate(payloads)
+        ],
+    }
+
+
+@dataclass
+class LocalLambdaContext:
+    """The LambdaContext attributes powertools reads, for running the handler outside Lambda."""
+
+    function_name: str = "iot-defender-splunk-transform"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-west-1:123456789012:function:iot-defender-splunk-transform"
+    )
+    aws_request_id: str = "52fdfc07-2182-454f-963f-5f0f9a621d72"
