@@ -5,6 +5,7 @@ Shared by the transform (re-ingesting what does not fit in a response) and the c
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1_000 * 1024
+
+_log = logging.getLogger(__name__)
 
 
 class FirehoseClient(Protocol):
@@ -79,7 +82,8 @@ def _put_chunk(
         response = client.put_record_batch(
             DeliveryStreamName=stream_name, Records=[{"Data": payloads[i]} for i in chunk]
         )
-    except Exception:  # throttling, network, service errors: all worth another attempt
+    except Exception as error:  # throttling, network, service errors: all worth another attempt
+        _log.warning("PutRecordBatch of %d records failed: %s", len(chunk), error)
         return chunk
     if not response.get("FailedPutCount"):
         return []

@@ -1,0 +1,70 @@
+"""Opt-in: the demo's events into a real Splunk, then searched back with splunk-sdk.
+
+Runs only when SPLUNK_URL, SPLUNK_USERNAME, SPLUNK_PASSWORD, SPLUNK_HEC_URL and
+SPLUNK_HEC_TOKEN are set (the GitHub Actions workflow `live-splunk.yml` sets them against the
+splunk/splunk container). The HEC token needs indexer acknowledgement, like Firehose's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tools import demo
+
+REQUIRED = (
+    "SPLUNK_URL",
+    "SPLUNK_USERNAME",
+    "SPLUNK_PASSWORD",
+    "SPLUNK_HEC_URL",
+    "SPLUNK_HEC_TOKEN",
+)
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not all(os.environ.get(name) for name in REQUIRED),
+        reason="live Splunk not configured: set " + ", ".join(REQUIRED),
+    ),
+]
+
+
+def _search_count(query: str) -> int:
+    splunklib_client = pytest.importorskip("splunklib.client")
+    splunklib_results = pytest.importorskip("splunklib.results")
+    url = os.environ["SPLUNK_URL"].removeprefix("https://").removeprefix("http://")
+    host, _, port = url.partition(":")
+    service = splunklib_client.connect(
+        host=host,
+        port=int(port or 8089),
+        username=os.environ["SPLUNK_USERNAME"],
+        password=os.environ["SPLUNK_PASSWORD"],
+        verify=os.environ.get("SPLUNK_VERIFY_TLS", "false").lower() == "true",
+    )
+    stream = service.jobs.oneshot(
+        query, output_mode="json", earliest_time="-30d", latest_time="+1d"
+    )
+    rows = [r for r in splunklib_results.JSONResultsReader(stream) if isinstance(r, dict)]
+    return int(rows[0]["count"]) if rows else 0
+
+
+def test_demo_events_are_indexed_with_their_own_time_and_sourcetype(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    os.environ.setdefault("SPLUNK_HEC_VERIFY_TLS", "false")
+    out = tmp_path / f"{marker}.ndjson"
+    assert demo.main(["--out", str(out)]) == 0
+    sent = sum(1 for _ in out.open(encoding="utf-8"))
+    index = os.environ.get("SPLUNK_INDEX", "main")
+    query = (
+        f'search index={index} sourcetype="aws:iot:*" source="arn:aws:*" '
+        f"| where _time < now() - 3600 | stats count"
+    )
+    deadline = time.monotonic() + 120
+    count = 0
+    while time.monotonic() < deadline and count < sent // 2:
+        count = _search_count(query)
+        time.sleep(5)
+    assert count >= sent // 2, "events arrive with their own (past) timestamps"
