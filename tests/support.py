@@ -67,7 +67,7 @@ def by_sourcetype(events: list[dict[str, Any]], sourcetype: str) -> list[dict[st
     return [event for event in events if event["sourcetype"] == sourcetype]
 
 
-NOW = 1_795_400_000.0  # 2026-11-22, "processing time" for tests that call the batch directly
+NOW = 1_795_410_000.0  # "processing time" for tests calling the batch directly: after arrival
 
 
 def transform(

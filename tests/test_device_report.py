@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.support import STREAM_ARN, fixture_json, report_events, transform, transform_fixture
+from tests.support import (
+    ARRIVAL_MS,
+    STREAM_ARN,
+    fixture_json,
+    report_events,
+    transform,
+    transform_fixture,
+)
 from transform.decoders.device_report import _remote_cidr
 
 
@@ -48,7 +55,7 @@ def test_every_event_is_stamped_with_the_rule_receive_time_and_marked_device_rep
         assert event["event"]["thing"] == "gw-berlin-03"
         assert event["event"]["timestamp"] == report["received_at"]
         assert event["event"]["report_id"] == report["header"]["report_id"]
-        assert event["fields"]["origin"] == "device-report"
+        assert event["fields"] == {"thing": "gw-berlin-03", "metric": event["event"]["name"]}
 
 
 def test_interfaces_and_connection_details_are_kept_in_detail() -> None:
@@ -119,7 +126,7 @@ def test_without_received_at_the_arrival_time_is_used_and_said_so() -> None:
 
     assert events
     for event in events:
-        assert event["time"] == 1_795_300_000.0
+        assert event["time"] == ARRIVAL_MS / 1000
         assert "no timestamp" in event["event"]["time_fallback"]
 
 

@@ -73,7 +73,7 @@ def test_a_non_json_log_line_is_kept_as_unparsed_text() -> None:
     unparsed = by_sourcetype(events, "aws:iot:defender:unparsed")
     assert len(unparsed) == 1
     assert unparsed[0]["event"]["payload"] == payload["logEvents"][0]["message"]
-    assert unparsed[0]["event"]["reason_code"] == "schema_violation"
+    assert unparsed[0]["event"]["reason_code"] == "invalid_json"
 
 
 @pytest.mark.parametrize("path", fixture_paths("lifecycle"), ids=fixture_id)

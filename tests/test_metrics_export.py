@@ -25,11 +25,7 @@ def test_every_value_kind_becomes_one_event_keeping_original_fields() -> None:
         assert event["host"] == item["thing"]
         assert event["source"] == STREAM_ARN
         assert event["time"] == item["timestamp"] / 1000
-        assert event["fields"] == {
-            "thing": item["thing"],
-            "metric": item["name"],
-            "origin": "detect-export",
-        }
+        assert event["fields"] == {"thing": item["thing"], "metric": item["name"]}
         assert event["event"] == {**item, "origin": "detect-export"}
     kinds = {key for event in events for key in event["event"]["value"]}
     assert kinds == {"count", "cidrs", "ports", "number", "numbers", "strings"}

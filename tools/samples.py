@@ -13,7 +13,7 @@ from typing import Any
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
 STREAM_ARN = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defender-splunk"
-ARRIVAL_MS = 1_795_300_000_000  # 2026-11-21, after every sample's own timestamp
+ARRIVAL_MS = 1_795_400_000_000  # 2026-11-22T23:33Z, after every sample's own timestamp
 # Sample kinds whose record bytes are gzip, as CloudWatch Logs subscriptions deliver them.
 GZIPPED_KINDS = frozenset({"iot_logs"})
 

@@ -95,14 +95,17 @@ def transform_batch(
         if error:
             report.decoder_errors.append(error)
         if not events:
-            outcome.result, outcome.reason = DROPPED, "no events (control message or duplicates)"
+            outcome.result, outcome.reason = (
+                DROPPED,
+                "nothing to send (control message, duplicates or empty)",
+            )
             continue
         data = base64.b64encode(payload).decode("ascii")
         if len(data) <= budget:
             budget -= len(data)
             outcome.data = data
             report.events_by_sourcetype.update(event["sourcetype"] for event in events)
-        elif len(data) > settings.response_limit_bytes - _RESPONSE_SHELL - _ENTRY_SHELL:
+        elif len(data) > _alone_budget(settings, record.record_id):
             outcome.result = FAILED
             outcome.reason = f"output of {len(data)} bytes can never fit in a Lambda response"
         else:
@@ -166,6 +169,12 @@ def _reingest(
         else:
             outcome.result, outcome.reason = DROPPED, "re-ingested: response size limit"
             report.reingested += 1
+
+
+def _alone_budget(settings: Settings, record_id: str) -> int:
+    """The most data one record could ever return: the response holding it alone."""
+    entry = _ENTRY_SHELL + _json_length(record_id)
+    return settings.response_limit_bytes - _RESPONSE_SHELL - entry
 
 
 def _json_length(text: str) -> int:

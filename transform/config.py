@@ -59,7 +59,7 @@ def _number(
 ) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
-        return default
+        return float(default)
     try:
         value = float(raw)
     except ValueError:
@@ -67,6 +67,13 @@ def _number(
     if not low <= value <= high:
         raise ConfigError(f"{name}: {value} is outside {low}..{high}")
     return value
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _number(environ, name, default, low, high)
+    if not value.is_integer():
+        raise ConfigError(f"{name}: {value} is not a whole number")
+    return int(value)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -78,8 +85,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_future_skew_seconds=_number(
             environ, "MAX_FUTURE_SKEW_SECONDS", 86_400.0, 0.0, 30 * 86_400.0
         ),
-        max_reingest_attempts=int(_number(environ, "MAX_REINGEST_ATTEMPTS", 3, 1, 20)),
-        max_decompressed_bytes=int(
-            _number(environ, "MAX_DECOMPRESSED_BYTES", 8 * 1024 * 1024, 1024, 64 * 1024 * 1024)
+        max_reingest_attempts=_integer(environ, "MAX_REINGEST_ATTEMPTS", 3, 1, 20),
+        max_decompressed_bytes=_integer(
+            environ, "MAX_DECOMPRESSED_BYTES", 8 * 1024 * 1024, 1024, 64 * 1024 * 1024
         ),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -18,6 +18,20 @@ from transform.sourcetypes import ALL_SOURCETYPES, UNPARSED
 from transform.timestamps import EARLIEST_PLAUSIBLE, epoch_seconds
 
 Event = dict[str, Any]
+
+
+class Emit(Protocol):
+    def __call__(
+        self,
+        event: Event,
+        *,
+        when: object,
+        seconds: float | None = None,
+        host: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> None: ...
+
+
 MetricKey = tuple[str, str, float, str]
 
 
@@ -54,6 +68,40 @@ class RecordContext:
         self.raw = raw
         self.events: list[Event] = []
 
+    def emitter(self, sourcetype: str, source: str | None = None) -> Emit:
+        """A function appending events of one sourcetype and source to this record.
+
+        The constant envelope parts are built once, so per-event work stays small for the
+        inputs that fan out into thousands of events.
+        """
+        invocation = self.invocation
+        template: Event = {"source": source or invocation.stream_source, "sourcetype": sourcetype}
+        index = invocation.index_by_sourcetype.get(sourcetype)
+        if index:
+            template["index"] = index
+        latest = invocation.latest_plausible
+        append = self.events.append
+
+        def emit(
+            event: Event,
+            *,
+            when: object,
+            seconds: float | None = None,
+            host: str | None = None,
+            fields: dict[str, str] | None = None,
+        ) -> None:
+            time = seconds if seconds is not None else epoch_seconds(when)
+            if time is None or not EARLIEST_PLAUSIBLE <= time <= latest:
+                time = self._fallback_time(event, when, time)
+            envelope = {"time": time, **template, "event": event}
+            if host:
+                envelope["host"] = host
+            if fields:
+                envelope["fields"] = fields
+            append(envelope)
+
+        return emit
+
     def emit(
         self,
         sourcetype: str,
@@ -65,26 +113,13 @@ class RecordContext:
         fields: dict[str, str] | None = None,
     ) -> None:
         """Append one HEC event; ``when`` is the message's own timestamp in any AWS spelling."""
-        invocation = self.invocation
-        time = epoch_seconds(when)
-        if time is None or not EARLIEST_PLAUSIBLE <= time <= invocation.latest_plausible:
-            event["time_fallback"] = _fallback_reason(when, time)
-            invocation.time_fallbacks += 1
-            time = self.arrival
-        envelope: Event = {
-            "time": time,
-            "source": source or invocation.stream_source,
-            "sourcetype": sourcetype,
-            "event": event,
-        }
-        if host:
-            envelope["host"] = host
-        index = invocation.index_by_sourcetype.get(sourcetype)
-        if index:
-            envelope["index"] = index
-        if fields:
-            envelope["fields"] = fields
-        self.events.append(envelope)
+        self.emitter(sourcetype, source)(event, when=when, host=host, fields=fields)
+
+    def _fallback_time(self, event: Event, when: object, time: float | None) -> float:
+        """Arrival time for a missing or implausible timestamp, noted in the event."""
+        event["time_fallback"] = _fallback_reason(when, time)
+        self.invocation.time_fallbacks += 1
+        return self.arrival
 
     def unparsed(
         self, code: str, reason: str, payload: object = None, *, kind: str | None = None
@@ -109,6 +144,10 @@ def _payload_fields(payload: object) -> Event:
                 "payload_encoding": "base64",
             }
     if isinstance(payload, str):
+        try:
+            payload.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: keep the exact code units, as base64
+            return _payload_fields(payload.encode("utf-8", "surrogatepass"))
         return {"payload": payload, "payload_encoding": "utf-8"}
     return {"payload": orjson.dumps(payload).decode("utf-8"), "payload_encoding": "utf-8"}
 

@@ -1,7 +1,8 @@
-"""Compiled validators for the JSON Schemas in ``schemas/``, the single source of input shapes.
+"""Validators for the JSON Schemas in ``schemas/``, the single source of input shapes.
 
-fastjsonschema compiles each schema to Python once per container; per-record it is ~17x faster
-than ``jsonschema``, which the tests use as the oracle that the two agree.
+jsonschema-rs (Rust) validates a whole Detect export in one call at ~0.5 us per metric item,
+16x faster than fastjsonschema's generated Python and ~150x faster than ``jsonschema``, which
+the tests use as the oracle that verdicts agree (see README, "Performance").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -45,16 +46,26 @@ def schema_for(name: str, definition: str | None = None) -> dict[str, Any]:
     return {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
 
 
+# Error text quotes the offending value; keep reasons readable and unparsed events small.
+_MAX_REASON = 300
+
+
 @functools.cache
 def checker(name: str, definition: str | None = None) -> Check:
-    """A function returning None for a valid document, else the first error as text."""
-    validate = fastjsonschema.compile(schema_for(name, definition))
+    """A function returning None for a valid document, else its first error as text."""
+    validator = jsonschema_rs.Draft7Validator(schema_for(name, definition))
+    is_valid = validator.is_valid
 
     def check(document: object) -> str | None:
-        try:
-            validate(document)
-        except fastjsonschema.JsonSchemaValueException as error:
-            return str(error.message)
-        return None
+        if is_valid(document):
+            return None
+        error = next(iter(validator.iter_errors(document)))
+        return _describe(list(error.instance_path), str(error.message))
 
     return check
+
+
+def _describe(path: list[str | int], message: str) -> str:
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+    text = f"{where.lstrip('.') or 'document'}: {message}"
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."

@@ -53,10 +53,12 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
     check_entry = checker(ENTRY_KIND)
     for log_event in doc["logEvents"]:
         entry = _entry(log_event["message"])
-        error = "not a JSON object" if entry is None else check_entry(entry)
+        error = None if entry is None else check_entry(entry)
         if entry is None or error is not None:
-            reason = f"{ENTRY_KIND}: log event {log_event.get('id', '?')}: {error}"
-            ctx.unparsed("schema_violation", reason, log_event["message"], kind=ENTRY_KIND)
+            code = "invalid_json" if entry is None else "schema_violation"
+            detail = "message is not a JSON object" if entry is None else error
+            reason = f"{ENTRY_KIND}: log event {log_event.get('id', '?')}: {detail}"
+            ctx.unparsed(code, reason, log_event["message"], kind=ENTRY_KIND)
             continue
         fields = {"event_type": entry["eventType"]}
         if status := entry.get("status"):

@@ -84,7 +84,7 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
             when=when,
             host=thing,
             source=source,
-            fields={"thing": thing, "metric": name, "origin": ORIGIN},
+            fields={"thing": thing, "metric": name},
         )
 
 

@@ -1,0 +1,914 @@
+"""Throughput, memory and cold-start figures for the Firehose transform Lambda.
+
+Run from the repository root: ``python -m bench.transform_bench`` (``make bench``). It compares
+``transform.handler.lambda_handler`` with a naive baseline shaped like the public sample, on
+deterministic batches just under 3 MB and 6 MB, and prints MET/MISSED per target. It always
+exits 0: a missed target is a finding to read, not a broken build.
+
+Internal modes, each run in a fresh interpreter so one case cannot colour another:
+``--child KIND SIZE`` (peak RSS of one call), ``--first-call`` (cold first-call cost) and
+``--profile KIND SIZE`` (cProfile of one warm call, for diagnosis by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import gc
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final, cast
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from transform import handler, validation
+
+Doc = dict[str, Any]
+Maker = Callable[[random.Random], Doc]
+
+SEED: Final = 20261121
+REPEATS: Final = 5
+IMPORT_RUNS: Final = 5
+KINDS: Final = ("metrics_export", "device_report", "audit_notification")
+SIZES: Final = {"3MB": 3_000_000, "6MB": 6_000_000}
+LAMBDA_LIMIT: Final = 6_000_000  # request and response payload limit the transform works to
+TARGET_RATIO: Final = 2.0
+TARGET_IMPORT_MS: Final = 300.0
+TARGET_RSS_MIB: Final = 150.0
+MB: Final = 1_000_000
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+STREAM_ARN: Final = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defender-splunk"
+ARRIVAL_MS: Final = 1_795_300_000_000  # 2026-11-21, after every generated timestamp
+_RECORD_ID_PREFIX: Final = "4954698668313554428650745793632162567570019247115678"
+_MAX_MISSES: Final = 100  # candidates that did not fit before a batch counts as full
+
+# ---------------------------------------------------------------------------------------------
+# Input generation: shapes follow tests/events, values come from one seeded generator.
+# ---------------------------------------------------------------------------------------------
+
+_NOV_START_MS: Final = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1000
+_FIVE_MIN_MS: Final = 300_000
+_NOV_SLOTS: Final = 20 * 86_400_000 // _FIVE_MIN_MS  # 1-20 November, 5-minute Detect periods
+_THING_PREFIXES: Final = ("pump", "gw-berlin", "camera-lobby", "meter", "hvac-ctrl", "valve")
+_TCP_PORTS: Final = (22, 23, 80, 443, 502, 1883, 2323, 4840, 8080, 8443, 8883)
+_UDP_PORTS: Final = (53, 67, 123, 161, 500, 1900, 5353, 5683)
+_PROCESSES: Final = (
+    "sshd",
+    "pumpctl",
+    "mosquitto",
+    "greengrass",
+    "modbus-bridge",
+    "aws-iot-device-client",
+    "dropbear",
+    "busybox",
+    "ntpd",
+    "telnetd",
+)
+_INTERFACES: Final = ("eth0", "eth1", "wlan0")
+_METRIC_KINDS: Final = {
+    "aws:num-authorization-failures": "count",
+    "aws:num-connection-attempts": "count",
+    "aws:num-disconnects": "count",
+    "aws:num-messages-sent": "count",
+    "aws:num-messages-received": "count",
+    "aws:message-byte-size": "count",
+    "aws:all-bytes-in": "count",
+    "aws:all-bytes-out": "count",
+    "aws:all-packets-in": "count",
+    "aws:all-packets-out": "count",
+    "aws:num-established-tcp-connections": "count",
+    "aws:num-listening-tcp-ports": "count",
+    "aws:num-listening-udp-ports": "count",
+    "aws:listening-tcp-ports": "ports",
+    "aws:listening-udp-ports": "ports",
+    "aws:source-ip-address": "cidrs",
+    "aws:destination-ip-addresses": "cidrs",
+    "cpu_usage_pct": "number",
+    "free_memory_mb": "number",
+    "temperature_readings": "numbers",
+    "queue_depths": "numbers",
+    "running_processes": "strings",
+    "loaded_kernel_modules": "strings",
+}
+# Cloud-side metrics are stamped with the 5-minute period; device-side ones with report time.
+_CLOUD_SIDE: Final = frozenset(
+    {
+        "aws:num-authorization-failures",
+        "aws:num-connection-attempts",
+        "aws:num-disconnects",
+        "aws:num-messages-sent",
+        "aws:num-messages-received",
+        "aws:message-byte-size",
+        "aws:source-ip-address",
+    }
+)
+_AUDIT_CHECKS: Final = (
+    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "CA_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
+    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+    "DEVICE_CERTIFICATE_AGE_CHECK",
+)
+_AUDIT_TOPIC: Final = "arn:aws:sns:eu-west-1:123456789012:iot-defender-audit"
+_SNS_HOST: Final = "https://sns.eu-west-1.amazonaws.com"
+_MIN_EXPORT_ITEMS: Final = 20
+_MAX_EXPORT_ITEMS: Final = 60
+
+
+def _november_ms(rng: random.Random) -> int:
+    """A 5-minute period start in November 2026, before the batch's arrival time."""
+    return _NOV_START_MS + rng.randrange(_NOV_SLOTS) * _FIVE_MIN_MS
+
+
+def _thing(rng: random.Random) -> str:
+    return f"{rng.choice(_THING_PREFIXES)}-{rng.randrange(10_000):04d}"
+
+
+def _ipv4(rng: random.Random) -> str:
+    first = rng.choice((10, 172, 192, 198, 203))
+    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def _metric_value(kind: str, rng: random.Random) -> Doc:
+    """One Detect ``value`` object of the given kind, with realistic magnitudes."""
+    if kind == "count":
+        return {"count": rng.randrange(10 ** rng.randint(1, 7))}
+    if kind == "ports":
+        return {"ports": sorted(rng.sample(_TCP_PORTS, rng.randint(1, 6)))}
+    if kind == "cidrs":
+        return {"cidrs": [f"{_ipv4(rng)}/32" for _ in range(rng.randint(1, 5))]}
+    if kind == "number":
+        return {"number": round(rng.uniform(0, 100), 1)}
+    if kind == "numbers":
+        return {"numbers": [round(rng.uniform(20, 90), 1) for _ in range(rng.randint(2, 8))]}
+    return {"strings": rng.sample(_PROCESSES, rng.randint(2, 6))}
+
+
+def _metric_pairs(rng: random.Random, things: list[str], count: int) -> list[tuple[str, str]]:
+    """Distinct (thing, metric) pairs, every value kind first so each export holds all six."""
+    first: list[tuple[str, str]] = []
+    for kind in dict.fromkeys(_METRIC_KINDS.values()):
+        names = [name for name, k in _METRIC_KINDS.items() if k == kind]
+        first.append((rng.choice(things), rng.choice(names)))
+    rest = [
+        (thing, name) for thing in things for name in _METRIC_KINDS if (thing, name) not in first
+    ]
+    return first + rng.sample(rest, count - len(first))
+
+
+def _metric_item(rng: random.Random, thing: str, name: str, period_ms: int, report_ms: int) -> Doc:
+    item: Doc = {
+        "name": name,
+        "thing": thing,
+        "value": _metric_value(_METRIC_KINDS[name], rng),
+        "version": 1,
+        "timestamp": period_ms if name in _CLOUD_SIDE else report_ms,
+    }
+    if name == "aws:num-authorization-failures" and rng.random() < 0.3:
+        item["dimension"] = {
+            "name": "TopicFilterCommands",
+            "operator": rng.choice(("IN", "NOT_IN")),
+        }
+    return item
+
+
+def _metrics_export(rng: random.Random) -> Doc:
+    """One Detect export message; about 3% of datapoints arrive again as a higher version."""
+    things = [_thing(rng) for _ in range(rng.randint(4, 8))]
+    period_ms = _november_ms(rng)
+    report_ms = period_ms + rng.randrange(1, 300) * 1000
+    total = rng.randint(_MIN_EXPORT_ITEMS, _MAX_EXPORT_ITEMS)
+    again = sum(rng.random() < 0.03 for _ in range(total))
+    pairs = _metric_pairs(rng, things, total - again)
+    items = [_metric_item(rng, thing, name, period_ms, report_ms) for thing, name in pairs]
+    for original in rng.sample(items, again):
+        value = _metric_value(_METRIC_KINDS[original["name"]], rng)
+        items.append({**original, "value": value, "version": 2})
+    return {"version": "1.0", "metrics": items}
+
+
+def _trim_export(doc: Doc) -> bool:
+    """Drop the last datapoint, so the final record of a batch can fill the remaining room."""
+    if len(doc["metrics"]) <= _MIN_EXPORT_ITEMS:
+        return False
+    doc["metrics"].pop()
+    return True
+
+
+def _port_list(rng: random.Random, ports: tuple[int, ...], low: int, high: int) -> Doc:
+    chosen = sorted(rng.sample(ports, rng.randint(low, high)))
+    entries = [{"port": port, "interface": rng.choice(_INTERFACES)} for port in chosen]
+    return {"ports": entries, "total": len(entries)}
+
+
+def _connections(rng: random.Random) -> Doc:
+    connections = []
+    for _ in range(rng.randint(0, 10)):
+        host = f"[2001:db8::{rng.randrange(1, 0xFFFF):x}]" if rng.random() < 0.05 else _ipv4(rng)
+        connections.append(
+            {
+                "remote_addr": f"{host}:{rng.choice(_TCP_PORTS)}",
+                "local_port": rng.randrange(32768, 61000),
+                "local_interface": rng.choice(_INTERFACES),
+            }
+        )
+    return {"connections": connections, "total": len(connections)}
+
+
+def _custom_metrics(rng: random.Random) -> Doc:
+    return {
+        "cpu_usage_pct": [{"number": round(rng.uniform(0, 100), 1)}],
+        "temperature_readings": [
+            {"number_list": [round(rng.uniform(30, 70), 1) for _ in range(rng.randint(2, 6))]}
+        ],
+        "running_processes": [{"string_list": rng.sample(_PROCESSES, rng.randint(2, 6))}],
+        "peer_addresses": [{"ip_list": [_ipv4(rng) for _ in range(rng.randint(1, 4))]}],
+    }
+
+
+def _device_report(rng: random.Random) -> Doc:
+    """A device-side report with long key names, as the IoT rule forwards it."""
+    received_ms = _november_ms(rng) + rng.randrange(_FIVE_MIN_MS)
+    return {
+        "header": {"report_id": received_ms // 1000, "version": "1.0"},
+        "metrics": {
+            "tcp_connections": {"established_connections": _connections(rng)},
+            "listening_tcp_ports": _port_list(rng, _TCP_PORTS, 1, 8),
+            "listening_udp_ports": _port_list(rng, _UDP_PORTS, 0, 4),
+            "network_stats": {
+                "bytes_in": rng.randrange(10**7),
+                "bytes_out": rng.randrange(10**7),
+                "packets_in": rng.randrange(10**5),
+                "packets_out": rng.randrange(10**5),
+            },
+        },
+        "custom_metrics": _custom_metrics(rng),
+        "thing_name": _thing(rng),
+        "received_at": received_ms,
+    }
+
+
+def _audit_detail(rng: random.Random, check: str) -> Doc:
+    total = rng.choice((1, 2, 14, 1187, 1248, 25_000))
+    if rng.random() >= 0.35:
+        return {
+            "checkName": check,
+            "checkRunStatus": "COMPLETED_COMPLIANT",
+            "nonCompliantResourcesCount": 0,
+            "totalResourcesCount": total,
+        }
+    detail: Doc = {
+        "checkName": check,
+        "checkRunStatus": "COMPLETED_NON_COMPLIANT",
+        "nonCompliantResourcesCount": rng.randint(1, min(total, 60)),
+        "totalResourcesCount": total,
+    }
+    if rng.random() < 0.3:
+        detail["suppressedNonCompliantResourcesCount"] = rng.randint(0, 3)
+    return detail
+
+
+def _audit_message(rng: random.Random, started_ms: int) -> Doc:
+    details = [_audit_detail(rng, check) for check in _AUDIT_CHECKS]
+    failing = sum(d["checkRunStatus"] == "COMPLETED_NON_COMPLIANT" for d in details)
+    message: Doc = {
+        "accountId": "123456789012",
+        "taskId": f"{rng.getrandbits(128):032x}",
+        "taskStatus": "COMPLETED",
+        "taskType": rng.choice(("SCHEDULED_AUDIT_TASK", "ON_DEMAND_AUDIT_TASK")),
+        "failedChecksCount": 0,
+        "canceledChecksCount": 0,
+        "nonCompliantChecksCount": failing,
+        "compliantChecksCount": len(details) - failing,
+        "totalChecksCount": len(details),
+        "taskStartTime": started_ms,
+        "auditDetails": details,
+    }
+    if message["taskType"] == "SCHEDULED_AUDIT_TASK":
+        message["scheduledAuditName"] = rng.choice(("daily-fleet-audit", "weekly-full-audit"))
+    return message
+
+
+def _audit_notification(rng: random.Random) -> Doc:
+    """An audit completion notification inside the SNS envelope (Message is JSON text)."""
+    started_ms = _november_ms(rng) + rng.randrange(_FIVE_MIN_MS)
+    sent = datetime.fromtimestamp(started_ms / 1000 + rng.randrange(60, 1800), UTC)
+    subscription = f"{_AUDIT_TOPIC}:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "TopicArn": _AUDIT_TOPIC,
+        "Message": json.dumps(_audit_message(rng, started_ms), separators=(",", ":")),
+        "Timestamp": sent.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "SignatureVersion": "1",
+        "Signature": base64.b64encode(rng.randbytes(256)).decode("ascii"),
+        "SigningCertURL": f"{_SNS_HOST}/SimpleNotificationService-{rng.getrandbits(128):032x}.pem",
+        "UnsubscribeURL": f"{_SNS_HOST}/?Action=Unsubscribe&SubscriptionArn={subscription}",
+    }
+
+
+_MAKERS: Final[dict[str, Maker]] = {
+    "metrics_export": _metrics_export,
+    "device_report": _device_report,
+    "audit_notification": _audit_notification,
+}
+_TRIMMERS: Final[dict[str, Callable[[Doc], bool]]] = {"metrics_export": _trim_export}
+
+# ---------------------------------------------------------------------------------------------
+# Batches: the Firehose transformation event as Lambda receives it, sized by its JSON bytes.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One generated Firehose invocation and the sizes the figures are computed from."""
+
+    kind: str
+    size: str
+    event: Doc
+    records: int
+    input_bytes: int  # decoded record bytes: what MB/s is measured on
+    request_bytes: int  # json.dumps(event): what Lambda receives
+
+
+def _record_entry(index: int, payload: bytes) -> Doc:
+    return {
+        "recordId": f"{_RECORD_ID_PREFIX}{index:06d}",
+        "approximateArrivalTimestamp": ARRIVAL_MS,
+        "data": base64.b64encode(payload).decode("ascii"),
+    }
+
+
+def _event(records: list[Doc]) -> Doc:
+    return {
+        "invocationId": "3c5d7a6e-2b7f-4f0e-9d8b-6a1f0f2d9e41",
+        "deliveryStreamArn": STREAM_ARN,
+        "region": "eu-west-1",
+        "records": records,
+    }
+
+
+# Request size = shell + per record (entry without data + ", " + base64 data) - one ", ".
+_SHELL_BYTES: Final = len(json.dumps(_event([])))
+_ENTRY_BYTES: Final = len(json.dumps(_record_entry(0, b""))) + len(", ")
+
+
+def _b64_length(size: int) -> int:
+    return 4 * ((size + 2) // 3)
+
+
+def _encode(doc: Doc) -> bytes:
+    """Compact JSON, as IoT rules and SNS put it into the stream."""
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def _fit(doc: Doc, room: int, trim: Callable[[Doc], bool] | None) -> bytes | None:
+    """The document's bytes when their base64 fits in ``room``, trimming it first if allowed."""
+    while True:
+        payload = _encode(doc)
+        if _b64_length(len(payload)) <= room:
+            return payload
+        if trim is None or not trim(doc):
+            return None
+
+
+def _fill(kind: str, rng: random.Random, limit: int) -> list[bytes]:
+    """Payloads whose request stays at or under ``limit``, as close to it as the shapes allow.
+
+    Near the end, candidates that do not fit are skipped (smaller ones may follow) and export
+    messages are trimmed; other kinds keep their shape and may end up to a record short.
+    """
+    payloads: list[bytes] = []
+    room = limit - _SHELL_BYTES + len(", ")
+    misses = 0
+    while misses < _MAX_MISSES and room > _ENTRY_BYTES:
+        payload = _fit(_MAKERS[kind](rng), room - _ENTRY_BYTES, _TRIMMERS.get(kind))
+        if payload is None:
+            misses += 1
+            continue
+        payloads.append(payload)
+        room -= _ENTRY_BYTES + _b64_length(len(payload))
+    return payloads
+
+
+def build_batch(kind: str, size: str) -> Batch:
+    """The deterministic batch of one kind whose request is just below ``SIZES[size]``."""
+    rng = random.Random(f"{SEED}:{kind}:{size}")
+    payloads = _fill(kind, rng, SIZES[size] - 1)
+    event = _event([_record_entry(i, payload) for i, payload in enumerate(payloads)])
+    return Batch(
+        kind=kind,
+        size=size,
+        event=event,
+        records=len(payloads),
+        input_bytes=sum(map(len, payloads)),
+        request_bytes=len(json.dumps(event)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The two implementations under test.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeLambdaContext:
+    """The fields powertools reads; defined here so the bench does not import test code."""
+
+    function_name: str = "iot-defender-splunk-transform"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        "arn:aws:lambda:eu-west-1:123456789012:function:iot-defender-splunk-transform"
+    )
+    aws_request_id: str = "52fdfc07-2182-454f-963f-5f0f9a621d72"
+
+
+class FakeFirehose:
+    """A healthy stream: accepts every re-put record and only counts them (no memory kept)."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    def put_record_batch(
+        self,
+        *,
+        DeliveryStreamName: str,  # noqa: N803 - boto3's parameter names
+        Records: list[dict[str, bytes]],  # noqa: N803
+    ) -> Doc:
+        self.records += len(Records)
+        entries = [{"RecordId": f"reput-{self.records}-{i}"} for i in range(len(Records))]
+        return {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": entries}
+
+
+def run_ours(event: Doc) -> tuple[Doc, int]:
+    """Our handler as Lambda calls it; re-ingest goes to the fake stream. Returns re-put count."""
+    fake = FakeFirehose()
+    handler._firehose_client = fake
+    context = cast(LambdaContext, FakeLambdaContext())
+    response: Doc = handler.lambda_handler(event, context)
+    return response, fake.records
+
+
+def _naive_wrappers(doc: Any) -> list[Doc]:
+    if isinstance(doc.get("metrics"), list):
+        return [{"sourcetype": "aws:iot:defender:metric", "event": m} for m in doc["metrics"]]
+    if "TopicArn" in doc and "Message" in doc:
+        message = json.loads(doc["Message"])
+        details = message.get("auditDetails", [])
+        return [{"sourcetype": "aws:iot:defender:audit", "event": d} for d in details]
+    return []
+
+
+def naive_handler(event: Doc) -> tuple[Doc, int]:
+    """The public sample's approach: stdlib json, no validation, no dedupe, no size guard."""
+    output = []
+    for record in event["records"]:
+        doc = json.loads(base64.b64decode(record["data"]))
+        data = "".join(json.dumps(wrapper) for wrapper in _naive_wrappers(doc))
+        encoded = base64.b64encode(data.encode("utf-8")).decode("utf-8")
+        output.append({"recordId": record["recordId"], "result": "Ok", "data": encoded})
+    return {"records": output}, 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring.
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Send fd 1 to /dev/null: powertools' logger holds its own reference to stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+Runner = Callable[[Doc], tuple[Doc, int]]
+
+
+def _timed(run: Runner, event: Doc) -> tuple[float, Doc, int]:
+    gc.collect()
+    with _quiet():
+        start = time.perf_counter()
+        response, reput = run(event)
+        elapsed = time.perf_counter() - start
+    return elapsed, response, reput
+
+
+def best_of(run: Runner, event: Doc, repeats: int = REPEATS) -> tuple[float, Doc, int]:
+    """Best wall-clock of ``repeats`` calls, with the last call's response and re-put count."""
+    best = float("inf")
+    response: Doc = {}
+    reput = 0
+    for _ in range(repeats):
+        elapsed, response, reput = _timed(run, event)
+        best = min(best, elapsed)
+    return best, response, reput
+
+
+@dataclass(frozen=True)
+class Outcome:
+    seconds: float
+    ok: int
+    dropped: int
+    failed: int
+    reingested: int
+    events: int
+    response_bytes: int
+
+
+def _our_events(data: bytes) -> int:
+    return data.count(b"\n")  # one newline-terminated JSON object per HEC event
+
+
+def _naive_events(data: bytes) -> int:
+    return data.count(b'{"sourcetype": ')
+
+
+def summarize(seconds: float, response: Doc, reput: int, count: Callable[[bytes], int]) -> Outcome:
+    """Counts from a response, outside the timed region."""
+    records = response.get("records", [])
+    results = [record["result"] for record in records]
+    events = sum(count(base64.b64decode(r["data"])) for r in records if r["result"] == "Ok")
+    return Outcome(
+        seconds=seconds,
+        ok=results.count("Ok"),
+        dropped=results.count("Dropped"),
+        failed=results.count("ProcessingFailed"),
+        reingested=reput,
+        events=events,
+        response_bytes=len(json.dumps(response)),
+    )
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    batch: Batch
+    ours: Outcome
+    naive: Outcome
+
+    def rate(self, outcome: Outcome, *, completed: bool = False) -> float:
+        """Records per second; ``completed`` leaves out records deferred by re-ingest."""
+        done = self.batch.records - (outcome.reingested if completed else 0)
+        return done / outcome.seconds
+
+    def ratio(self, *, completed: bool = False) -> float:
+        return self.rate(self.ours, completed=completed) / self.rate(self.naive)
+
+
+def measure_case(batch: Batch) -> CaseResult:
+    seconds, response, reput = best_of(run_ours, batch.event)
+    ours = summarize(seconds, response, reput, _our_events)
+    del response
+    seconds, response, reput = best_of(naive_handler, batch.event)
+    naive = summarize(seconds, response, reput, _naive_events)
+    return CaseResult(batch=batch, ours=ours, naive=naive)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fresh-interpreter measurements: peak RSS, import time, first call.
+# ---------------------------------------------------------------------------------------------
+
+
+def _maxrss_mib() -> float:
+    """ru_maxrss in MiB (Lambda's 'MB'); Linux reports KiB, macOS bytes.
+
+    On Linux it also keeps the parent's high-water mark across fork+exec, which is why the
+    children are started before the parent builds its batches, and why VmHWM is preferred.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _proc_status_mib(field: str) -> float | None:
+    """VmRSS or VmHWM of this process alone, in MiB; None where /proc is unavailable."""
+    try:
+        lines = Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def _reset_peak() -> bool:
+    """Restart VmHWM at the current RSS (Linux 4.0+), so building the input is not counted."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
+def _as_lambda_receives(batch: Batch) -> tuple[bytes, Doc]:
+    """The request body and its parsed event: the runtime holds both during the call."""
+    body = json.dumps(batch.event).encode("utf-8")
+    event: Doc = json.loads(body)
+    return body, event
+
+
+def child_main(kind: str, size: str) -> None:
+    """Build one batch, call the handler once, print memory figures as one JSON line."""
+    after_import = _proc_status_mib("VmHWM") or _maxrss_mib()
+    body, event = _as_lambda_receives(build_batch(kind, size))
+    gc.collect()
+    after_input = _proc_status_mib("VmRSS") or _maxrss_mib()
+    reset = _reset_peak()
+    seconds, response, reput = _timed(run_ours, event)
+    report = {
+        "after_import_mib": after_import,
+        "after_input_mib": after_input,
+        "peak_mib": (_proc_status_mib("VmHWM") if reset else None) or _maxrss_mib(),
+        "peak_method": "VmHWM since input ready" if reset else "ru_maxrss (whole run)",
+        "ru_maxrss_mib": _maxrss_mib(),
+        "request_bytes": len(body),
+        "seconds": seconds,
+        "records": len(response.get("records", [])),
+        "reingested": reput,
+    }
+    print(json.dumps(report))
+
+
+def _run_python(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """This interpreter, from the repository root, so ``transform`` imports as in the tests."""
+    command = [sys.executable, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter and module
+
+
+def _child_json(args: list[str]) -> Doc | None:
+    result = _run_python(args)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        print(f"  child {' '.join(args)} failed ({result.returncode}): {result.stderr[-500:]}")
+        return None
+    report: Doc = json.loads(lines[-1])
+    return report
+
+
+def measure_rss(kind: str, size: str) -> Doc | None:
+    return _child_json(["-m", "bench.transform_bench", "--child", kind, size])
+
+
+_IMPORT_SNIPPET: Final = (
+    "import time; t = time.perf_counter(); import transform.handler; print(time.perf_counter() - t)"
+)
+
+
+def measure_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
+    """Import time of the handler module, each in a fresh interpreter (nothing preloaded)."""
+    times = []
+    for _ in range(runs):
+        result = _run_python(["-c", _IMPORT_SNIPPET])
+        if result.returncode == 0:
+            times.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
+        else:
+            print(f"  import child failed: {result.stderr[-500:]}")
+    return times
+
+
+def _tiny_event() -> Doc:
+    """One record of each kind: the first call compiles each kind's schema once."""
+    rng = random.Random(SEED)
+    payloads = [_encode(_MAKERS[kind](rng)) for kind in KINDS]
+    return _event([_record_entry(i, payload) for i, payload in enumerate(payloads)])
+
+
+def first_call_main() -> None:
+    """First versus second call on a tiny batch, then the schema compiles alone."""
+    event = _tiny_event()
+    first, _, _ = _timed(run_ours, event)
+    second, _, _ = _timed(run_ours, event)
+    validation.checker.cache_clear()
+    start = time.perf_counter()
+    for name in ("metrics_export", "device_report", "sns", "audit_notification"):
+        validation.checker(name)
+    compile_seconds = time.perf_counter() - start
+    print(json.dumps({"first": first, "second": second, "compile": compile_seconds}))
+
+
+def profile_main(kind: str, size: str) -> None:
+    """cProfile one warm call; our code and powertools by cumulative time, then all by own time."""
+    batch = build_batch(kind, size)
+    _timed(run_ours, batch.event)
+    profiler = cProfile.Profile()
+    with _quiet():
+        profiler.runcall(run_ours, batch.event)
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    print(f"cProfile, one warm call, {kind} {size} ({batch.records} records)")
+    stats.sort_stats("cumulative").print_stats(r"transform/|aws_lambda_powertools", 15)
+    stats.sort_stats("tottime").print_stats(15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+# ---------------------------------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "MET" if met else "MISSED"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def print_header() -> None:
+    implementation = platform.python_implementation()
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    print("iot-defender-splunk transform benchmark")
+    print(f"python {platform.python_version()} ({implementation}), {platform.system()} ", end="")
+    print(f"{platform.machine()}; CPUs: {cpus} (usable {usable})")
+    packages = ("aws-lambda-powertools", "orjson", "fastjsonschema")
+    print("; ".join(f"{name} {_version(name)}" for name in packages))
+    print(f"seed {SEED}; best of {REPEATS} wall-clock (perf_counter); MB = 10^6 bytes;")
+    print("MB/s = decoded record bytes per second; stdout sent to /dev/null while timing")
+    print()
+
+
+def print_inputs(batches: list[Batch], build_seconds: dict[str, float]) -> None:
+    print("Inputs (Firehose request = json.dumps of the Lambda event)")
+    print(f"{'case':<24}{'records':>8}{'request bytes':>15}{'headroom':>10}", end="")
+    print(f"{'decoded MB':>12}{'build s':>9}")
+    for batch in batches:
+        name = f"{batch.kind} {batch.size}"
+        headroom = SIZES[batch.size] - batch.request_bytes
+        print(f"{name:<24}{batch.records:>8,}{batch.request_bytes:>15,}{headroom:>10,}", end="")
+        print(f"{batch.input_bytes / MB:>12.2f}{build_seconds[name]:>9.2f}")
+    print()
+
+
+def _outcome_row(label: str, case: CaseResult, outcome: Outcome, ratio: str) -> str:
+    rate = case.rate(outcome)
+    mbps = case.batch.input_bytes / MB / outcome.seconds
+    return (
+        f"{label:<24}{outcome.seconds * 1000:>9.1f}{rate:>11,.0f}{mbps:>8.1f}"
+        f"{outcome.events:>9,}{outcome.ok:>7,}{outcome.dropped:>8,}{outcome.reingested:>7,}"
+        f"{outcome.failed:>6,}{outcome.response_bytes:>12,}{ratio:>8}"
+    )
+
+
+def print_throughput(cases: list[CaseResult]) -> None:
+    print(f"Throughput (best of {REPEATS}); ratio = ours/naive records/s; ratio* counts only")
+    print("records completed now (re-ingested ones are transformed again in a later call)")
+    print(
+        f"{'case / impl':<24}{'best ms':>9}{'records/s':>11}{'MB/s':>8}{'events':>9}{'Ok':>7}"
+        f"{'Dropped':>8}{'Reing':>7}{'Fail':>6}{'resp bytes':>12}{'ratio':>8}{'ratio*':>8}"
+    )
+    for case in cases:
+        print(f"{case.batch.kind} {case.batch.size}")
+        ratios = f"{case.ratio():.2f}x"
+        print(
+            _outcome_row("  ours", case, case.ours, ratios) + f"{case.ratio(completed=True):>7.2f}x"
+        )
+        over = "  > 6 MB limit" if case.naive.response_bytes > LAMBDA_LIMIT else ""
+        print(_outcome_row("  naive", case, case.naive, "") + over)
+    print("naive emits nothing for device reports (no 'metrics' list, no SNS envelope), so")
+    print("those rows time decoding only; a naive response over 6 MB would fail the invocation")
+    print()
+
+
+def print_rss(rss: dict[str, Doc | None]) -> None:
+    print("Memory: our handler, one call in a fresh interpreter per case (MiB = Lambda's 'MB')")
+    print("The child holds the request body and its parsed event, as the Lambda runtime does.")
+    print(
+        f"{'case':<24}{'after import':>13}{'input ready':>12}{'peak RSS':>10}"
+        f"{'ru_maxrss':>11}{'call ms':>9}"
+    )
+    methods = set()
+    for name, report in rss.items():
+        if report is None:
+            print(f"{name:<24}{'n/a':>13}")
+            continue
+        methods.add(report["peak_method"])
+        print(
+            f"{name:<24}{report['after_import_mib']:>13.1f}{report['after_input_mib']:>12.1f}"
+            f"{report['peak_mib']:>10.1f}{report['ru_maxrss_mib']:>11.1f}"
+            f"{report['seconds'] * 1000:>9.1f}"
+        )
+    print(f"peak RSS = {', '.join(sorted(methods))}; ru_maxrss also counts input building")
+    print()
+
+
+def print_cold_start(import_ms: list[float], first: Doc | None) -> None:
+    print(f"Cold start (fresh interpreter, {len(import_ms)} runs)")
+    runs = ", ".join(f"{ms:.1f}" for ms in import_ms)
+    median = f"{statistics.median(import_ms):.1f} ms" if import_ms else "n/a"
+    print(f"  import transform.handler: median {median}  (runs: {runs})")
+    if first is not None:
+        extra = (first["first"] - first["second"]) * 1000
+        print(
+            f"  first call, 3 records (one per kind): {first['first'] * 1000:.1f} ms, "
+            f"second {first['second'] * 1000:.1f} ms, first-call extra {extra:.1f} ms"
+        )
+        compile_ms = first["compile"] * 1000
+        print(f"  of which schema compiles (4 checkers, timed alone): {compile_ms:.1f} ms")
+    print()
+
+
+def print_targets(
+    cases: list[CaseResult], import_ms: list[float], rss: dict[str, Doc | None]
+) -> None:
+    print("Targets")
+    for case in cases:
+        if case.batch.kind == "metrics_export":
+            ratio = case.ratio()
+            label = f"ratio ours/naive records/s >= {TARGET_RATIO:.1f}x, {case.batch.size}"
+            print(f"  {label:<58}{ratio:>9.2f}x  {_verdict(ratio >= TARGET_RATIO)}")
+    median = statistics.median(import_ms) if import_ms else float("inf")
+    label = f"import transform.handler <= {TARGET_IMPORT_MS:.0f} ms (median)"
+    print(f"  {label:<58}{median:>7.1f} ms  {_verdict(median <= TARGET_IMPORT_MS)}")
+    for name, report in rss.items():
+        if name.endswith("6MB"):
+            peak = report["peak_mib"] if report else float("inf")
+            label = f"peak RSS <= {TARGET_RSS_MIB:.0f} MiB, {name}"
+            print(f"  {label:<58}{peak:>6.1f} MiB  {_verdict(peak <= TARGET_RSS_MIB)}")
+    largest = max(case.ours.response_bytes for case in cases)
+    label = f"our response <= {LAMBDA_LIMIT:,} bytes, every case (largest)"
+    print(f"  {label:<58}{largest:>10,}  {_verdict(largest <= LAMBDA_LIMIT)}")
+
+
+def bench_main() -> None:
+    """Everything, in one run; prints MET/MISSED and returns normally either way.
+
+    The fresh-interpreter measurements run first, while this process is still small.
+    """
+    print_header()
+    rss = {f"{kind} {size}": measure_rss(kind, size) for kind in KINDS for size in SIZES}
+    import_ms = measure_import_ms()
+    first_call = _child_json(["-m", "bench.transform_bench", "--first-call"])
+    batches: list[Batch] = []
+    build_seconds: dict[str, float] = {}
+    for kind in KINDS:
+        for size in SIZES:
+            start = time.perf_counter()
+            batches.append(build_batch(kind, size))
+            build_seconds[f"{kind} {size}"] = time.perf_counter() - start
+    print_inputs(batches, build_seconds)
+    cases = [measure_case(batch) for batch in batches]
+    print_throughput(cases)
+    print_rss(rss)
+    print_cold_start(import_ms, first_call)
+    print_targets(cases, import_ms, rss)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--child", nargs=2, metavar=("KIND", "SIZE"))
+    modes.add_argument("--profile", nargs=2, metavar=("KIND", "SIZE"))
+    modes.add_argument("--first-call", action="store_true")
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(*args.child)
+    elif args.profile:
+        profile_main(*args.profile)
+    elif args.first_call:
+        first_call_main()
+    else:
+        bench_main()
+
+
+if __name__ == "__main__":
+    main()
