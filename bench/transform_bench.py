@@ -16,6 +16,7 @@ import argparse
 import base64
 import contextlib
 import cProfile
+import dataclasses
 import gc
 import json
 import os
@@ -478,6 +479,20 @@ def run_ours(event: Doc) -> tuple[Doc, int]:
     return response, fake.records
 
 
+def run_ours_uncapped(event: Doc) -> tuple[Doc, int]:
+    """Our handler with the response limit lifted: every record fully transformed in one call.
+
+    This is the amortised cost per record: under the real limit, re-ingested records are
+    transformed in a later invocation instead, so the work is the same, only deferred.
+    """
+    capped = handler.SETTINGS
+    handler.SETTINGS = dataclasses.replace(capped, response_limit_bytes=10**12)
+    try:
+        return run_ours(event)
+    finally:
+        handler.SETTINGS = capped
+
+
 def _naive_wrappers(doc: Any) -> list[Doc]:
     if isinstance(doc.get("metrics"), list):
         return [{"sourcetype": "aws:iot:defender:metric", "event": m} for m in doc["metrics"]]
@@ -582,24 +597,30 @@ def summarize(seconds: float, response: Doc, reput: int, count: Callable[[bytes]
 class CaseResult:
     batch: Batch
     ours: Outcome
+    full: Outcome
     naive: Outcome
 
-    def rate(self, outcome: Outcome, *, completed: bool = False) -> float:
-        """Records per second; ``completed`` leaves out records deferred by re-ingest."""
-        done = self.batch.records - (outcome.reingested if completed else 0)
-        return done / outcome.seconds
+    def rate(self, outcome: Outcome) -> float:
+        """Input records answered per second (re-put records count: they are answered)."""
+        return self.batch.records / outcome.seconds
 
-    def ratio(self, *, completed: bool = False) -> float:
-        return self.rate(self.ours, completed=completed) / self.rate(self.naive)
+    def ratio(self, *, full: bool = False) -> float:
+        """Ours over naive; ``full`` compares complete transformation of every record."""
+        return self.rate(self.full if full else self.ours) / self.rate(self.naive)
 
 
 def measure_case(batch: Batch) -> CaseResult:
-    seconds, response, reput = best_of(run_ours, batch.event)
-    ours = summarize(seconds, response, reput, _our_events)
-    del response
-    seconds, response, reput = best_of(naive_handler, batch.event)
-    naive = summarize(seconds, response, reput, _naive_events)
-    return CaseResult(batch=batch, ours=ours, naive=naive)
+    outcomes = []
+    for run, count in (
+        (run_ours, _our_events),
+        (run_ours_uncapped, _our_events),
+        (naive_handler, _naive_events),
+    ):
+        seconds, response, reput = best_of(run, batch.event)
+        outcomes.append(summarize(seconds, response, reput, count))
+        del response
+    ours, full, naive = outcomes
+    return CaseResult(batch=batch, ours=ours, full=full, naive=naive)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,7 +781,7 @@ def print_header() -> None:
     print("iot-defender-splunk transform benchmark")
     print(f"python {platform.python_version()} ({implementation}), {platform.system()} ", end="")
     print(f"{platform.machine()}; CPUs: {cpus} (usable {usable})")
-    packages = ("aws-lambda-powertools", "orjson", "fastjsonschema")
+    packages = ("aws-lambda-powertools", "orjson", "jsonschema-rs")
     print("; ".join(f"{name} {_version(name)}" for name in packages))
     print(f"seed {SEED}; best of {REPEATS} wall-clock (perf_counter); MB = 10^6 bytes;")
     print("MB/s = decoded record bytes per second; stdout sent to /dev/null while timing")
@@ -790,18 +811,18 @@ def _outcome_row(label: str, case: CaseResult, outcome: Outcome, ratio: str) -> 
 
 
 def print_throughput(cases: list[CaseResult]) -> None:
-    print(f"Throughput (best of {REPEATS}); ratio = ours/naive records/s; ratio* counts only")
-    print("records completed now (re-ingested ones are transformed again in a later call)")
+    print(f"Throughput (best of {REPEATS}); ratio = ours/naive records/s on the same batch")
+    print("  ours  = the handler as deployed: what overflows 6,000,000 bytes is re-put (Reing)")
+    print("  full  = the handler with the limit lifted: every record fully transformed now,")
+    print("          i.e. the amortised cost per record (re-put records are transformed later)")
     print(
         f"{'case / impl':<24}{'best ms':>9}{'records/s':>11}{'MB/s':>8}{'events':>9}{'Ok':>7}"
-        f"{'Dropped':>8}{'Reing':>7}{'Fail':>6}{'resp bytes':>12}{'ratio':>8}{'ratio*':>8}"
+        f"{'Dropped':>8}{'Reing':>7}{'Fail':>6}{'resp bytes':>12}{'ratio':>8}"
     )
     for case in cases:
         print(f"{case.batch.kind} {case.batch.size}")
-        ratios = f"{case.ratio():.2f}x"
-        print(
-            _outcome_row("  ours", case, case.ours, ratios) + f"{case.ratio(completed=True):>7.2f}x"
-        )
+        print(_outcome_row("  ours", case, case.ours, f"{case.ratio():.2f}x"))
+        print(_outcome_row("  full", case, case.full, f"{case.ratio(full=True):.2f}x"))
         over = "  > 6 MB limit" if case.naive.response_bytes > LAMBDA_LIMIT else ""
         print(_outcome_row("  naive", case, case.naive, "") + over)
     print("naive emits nothing for device reports (no 'metrics' list, no SNS envelope), so")
@@ -847,15 +868,39 @@ def print_cold_start(import_ms: list[float], first: Doc | None) -> None:
     print()
 
 
+def print_validation(batch: Batch) -> None:
+    """The runtime validator against the oracle library, on the same export documents."""
+    import jsonschema  # noqa: PLC0415 - a dev dependency, used here only
+
+    docs = [json.loads(base64.b64decode(r["data"])) for r in batch.event["records"][:100]]
+    items = sum(len(doc["metrics"]) for doc in docs)
+    schema = validation.schema_for("metrics_export")
+    print(f"Validation alone: {len(docs)} metrics-export documents, {items:,} metric items")
+    checks = {
+        "jsonschema-rs (runtime)": validation.checker("metrics_export"),
+        "jsonschema (test oracle)": jsonschema.Draft7Validator(schema).is_valid,
+    }
+    for name, check in checks.items():
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for doc in docs:
+                check(doc)
+            best = min(best, time.perf_counter() - start)
+        print(f"  {name:<26}{best * 1e6 / items:>8.2f} us/item")
+    print()
+
+
 def print_targets(
     cases: list[CaseResult], import_ms: list[float], rss: dict[str, Doc | None]
 ) -> None:
     print("Targets")
     for case in cases:
         if case.batch.kind == "metrics_export":
-            ratio = case.ratio()
-            label = f"ratio ours/naive records/s >= {TARGET_RATIO:.1f}x, {case.batch.size}"
-            print(f"  {label:<58}{ratio:>9.2f}x  {_verdict(ratio >= TARGET_RATIO)}")
+            for full, how in ((False, "as deployed"), (True, "full")):
+                ratio = case.ratio(full=full)
+                label = f"ratio ours/naive >= {TARGET_RATIO:.1f}x, {case.batch.size}, {how}"
+                print(f"  {label:<58}{ratio:>9.2f}x  {_verdict(ratio >= TARGET_RATIO)}")
     median = statistics.median(import_ms) if import_ms else float("inf")
     label = f"import transform.handler <= {TARGET_IMPORT_MS:.0f} ms (median)"
     print(f"  {label:<58}{median:>7.1f} ms  {_verdict(median <= TARGET_IMPORT_MS)}")
@@ -890,6 +935,7 @@ def bench_main() -> None:
     print_throughput(cases)
     print_rss(rss)
     print_cold_start(import_ms, first_call)
+    print_validation(batches[0])
     print_targets(cases, import_ms, rss)
 
 

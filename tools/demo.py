@@ -71,8 +71,9 @@ def _summarise(kind: str, response: dict[str, Any], sink: list[bytes]) -> KindSu
     summary = KindSummary(kind, records=len(response["records"]))
     for record in response["records"]:
         summary.results[record["result"]] += 1
-        lines = base64.b64decode(record["data"]).splitlines() if record["data"] else []
-        sink.extend(line for line in lines if line)
+        data = base64.b64decode(record["data"]) if record["data"] else b""
+        lines = [line for line in data.split(b"\n") if line]
+        sink.extend(lines)
         summary.events += len(lines)
     return summary
 

@@ -138,6 +138,10 @@ def _transform(record: _Record, invocation: Invocation) -> tuple[list[Event], by
     try:
         decode_record(record.raw, ctx)
         return ctx.events, serialize(ctx.events) if ctx.events else b"", ""
+    except RecursionError:  # nesting too deep even for the stdlib encoder: keep it raw
+        ctx.events.clear()
+        ctx.unparsed("too_deeply_nested", "record nests too deeply to re-encode as an event")
+        return ctx.events, serialize(ctx.events), ""
     except Exception as error:
         ctx.events.clear()
         ctx.unparsed("internal_error", f"transform failed: {type(error).__name__}: {error}")

@@ -8,6 +8,7 @@ configuration here, so nothing a device sends can choose them.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -149,7 +150,7 @@ def _payload_fields(payload: object) -> Event:
         except UnicodeEncodeError:  # lone surrogates: keep the exact code units, as base64
             return _payload_fields(payload.encode("utf-8", "surrogatepass"))
         return {"payload": payload, "payload_encoding": "utf-8"}
-    return {"payload": orjson.dumps(payload).decode("utf-8"), "payload_encoding": "utf-8"}
+    return {"payload": _dumps_deep(payload).decode("utf-8"), "payload_encoding": "utf-8"}
 
 
 def _fallback_reason(when: object, time: float | None) -> str:
@@ -164,4 +165,15 @@ def _fallback_reason(when: object, time: float | None) -> str:
 
 def serialize(events: list[Event]) -> bytes:
     """HEC events as newline-terminated JSON objects, the form Firehose concatenates."""
-    return b"\n".join(map(orjson.dumps, events)) + b"\n"
+    try:
+        return b"\n".join(map(orjson.dumps, events)) + b"\n"
+    except orjson.JSONEncodeError:
+        return b"".join(_dumps_deep(event) + b"\n" for event in events)
+
+
+def _dumps_deep(value: object) -> bytes:
+    """orjson reads 1024 levels of nesting but writes only 254; the stdlib writes deeper."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
