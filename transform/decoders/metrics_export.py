@@ -22,22 +22,30 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
     if not items:
         return
     emit = ctx.emitter(METRIC, source)
-    for item, seconds in _deduplicated(items, ctx):
+    sent = ctx.invocation.metric_versions
+    emitted = 0
+    for key, (item, seconds) in _highest_versions(items).items():
+        version = item.get("version", 0)
+        previous = sent.get(key)
+        if previous is not None and version <= previous:
+            continue  # an earlier record of this invocation already sent this datapoint
+        sent[key] = version
         thing = item["thing"]
         item["origin"] = ORIGIN
         fields = {"thing": thing, "metric": item["name"]}
         emit(item, when=item["timestamp"], seconds=seconds, host=thing, fields=fields)
+        emitted += 1
+    ctx.invocation.duplicates_removed += len(items) - emitted
 
 
-def _deduplicated(
-    items: list[dict[str, Any]], ctx: RecordContext
-) -> list[tuple[dict[str, Any], float | None]]:
-    """Keep the highest ``version`` of each datapoint, across all records of the invocation.
+def _highest_versions(
+    items: list[dict[str, Any]],
+) -> dict[MetricKey, tuple[dict[str, Any], float | None]]:
+    """Each datapoint once, at its highest ``version``, with its time in epoch seconds.
 
-    AWS may export a datapoint (thing, metric, timestamp, dimension) more than once. Within a
-    record the highest version wins outright; a later record's copy is sent only when its
-    version is higher than what was already sent (the app's dedupe macro settles the rest).
-    Returns each kept item with its timestamp in epoch seconds.
+    AWS may export a datapoint (thing, metric, timestamp, dimension) more than once; the
+    highest version is the one to keep. Across records of one invocation, ``decode`` sends a
+    later copy only when its version is higher (the app's dedupe macro settles the rest).
     """
     seconds_of: dict[object, float | None] = {}
     best: dict[MetricKey, tuple[dict[str, Any], float | None]] = {}
@@ -57,13 +65,4 @@ def _deduplicated(
         kept = best.get(key)
         if kept is None or item.get("version", 0) > kept[0].get("version", 0):
             best[key] = (item, seconds)
-    sent = ctx.invocation.metric_versions
-    fresh = []
-    for key, (item, seconds) in best.items():
-        version = item.get("version", 0)
-        previous = sent.get(key)
-        if previous is None or version > previous:
-            sent[key] = version
-            fresh.append((item, seconds))
-    ctx.invocation.duplicates_removed += len(items) - len(fresh)
-    return fresh
+    return best
