@@ -38,6 +38,7 @@ from typing import Any, Final, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tools.samples import LocalLambdaContext
 from transform import handler, validation
 
 Doc = dict[str, Any]
@@ -441,18 +442,6 @@ def build_batch(kind: str, size: str) -> Batch:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeLambdaContext:
-    """The fields powertools reads; defined here so the bench does not import test code."""
-
-    function_name: str = "iot-defender-splunk-transform"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:eu-west-1:123456789012:function:iot-defender-splunk-transform"
-    )
-    aws_request_id: str = "52fdfc07-2182-454f-963f-5f0f9a621d72"
-
-
 class FakeFirehose:
     """A healthy stream: accepts every re-put record and only counts them (no memory kept)."""
 
@@ -474,7 +463,7 @@ def run_ours(event: Doc) -> tuple[Doc, int]:
     """Our handler as Lambda calls it; re-ingest goes to the fake stream. Returns re-put count."""
     fake = FakeFirehose()
     handler._firehose_client = fake
-    context = cast(LambdaContext, FakeLambdaContext())
+    context = cast(LambdaContext, LocalLambdaContext())
     response: Doc = handler.lambda_handler(event, context)
     return response, fake.records
 

@@ -162,10 +162,10 @@ def _reingest(
             outcome.reason = f"response full after {record.attempts} re-ingest attempts"
         else:
             retry.append(record)
-    if not retry:
+    if not retry or reput is None:
         return
     payloads = [reingest.tag(record.raw or b"", record.attempts + 1) for record in retry]
-    failed = set(reput(payloads)) if reput else set(range(len(retry)))
+    failed = set(reput(payloads))
     for index, record in enumerate(retry):
         outcome = report.outcomes[record.position]
         if index in failed:
