@@ -45,7 +45,7 @@ Doc = dict[str, Any]
 Maker = Callable[[random.Random], Doc]
 
 SEED: Final = 20261121
-REPEATS: Final = 5
+REPEATS: Final = 9
 IMPORT_RUNS: Final = 5
 KINDS: Final = ("metrics_export", "device_report", "audit_notification")
 SIZES: Final = {"3MB": 3_000_000, "6MB": 6_000_000}

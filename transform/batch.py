@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import operator
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ FAILED = "ProcessingFailed"
 # Putting payloads back into the stream; returns the indices that could not be put.
 Reput = Callable[[list[bytes]], list[int]]
 
+_sourcetype_of = operator.itemgetter("sourcetype")
 _RESPONSE_SHELL = len(json.dumps({"records": []}))
 _ENTRY_SHELL = len(json.dumps({"recordId": "", "result": FAILED, "data": ""})) + len(", ")
 
@@ -104,7 +106,7 @@ def transform_batch(
         if len(data) <= budget:
             budget -= len(data)
             outcome.data = data
-            report.events_by_sourcetype.update(event["sourcetype"] for event in events)
+            report.events_by_sourcetype.update(map(_sourcetype_of, events))
         elif len(data) > _alone_budget(settings, record.record_id):
             outcome.result = FAILED
             outcome.reason = f"output of {len(data)} bytes can never fit in a Lambda response"
