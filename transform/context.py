@@ -33,6 +33,21 @@ class Emit(Protocol):
     ) -> None: ...
 
 
+class Build(Protocol):
+    """Makes one envelope: body, its own timestamp (any spelling), that timestamp already in
+    epoch seconds when the caller has it, host, and index-time fields."""
+
+    def __call__(
+        self,
+        event: Event,
+        when: object,
+        seconds: float | None,
+        host: str | None,
+        fields: dict[str, str] | None,
+        /,
+    ) -> Event: ...
+
+
 MetricKey = tuple[str, str, float, str]
 
 
@@ -69,8 +84,8 @@ class RecordContext:
         self.raw = raw
         self.events: list[Event] = []
 
-    def emitter(self, sourcetype: str, source: str | None = None) -> Emit:
-        """A function appending events of one sourcetype and source to this record.
+    def builder(self, sourcetype: str, source: str | None = None) -> Build:
+        """A function making HEC envelopes of one sourcetype and source for this record.
 
         The constant envelope parts are built once, so per-event work stays small for the
         inputs that fan out into thousands of events.
@@ -81,6 +96,30 @@ class RecordContext:
         if index:
             template["index"] = index
         latest = invocation.latest_plausible
+
+        def build(
+            event: Event,
+            when: object,
+            seconds: float | None,
+            host: str | None,
+            fields: dict[str, str] | None,
+            /,
+        ) -> Event:
+            time = seconds if seconds is not None else epoch_seconds(when)
+            if time is None or not EARLIEST_PLAUSIBLE <= time <= latest:
+                time = self._fallback_time(event, when, time)
+            envelope = {"time": time, **template, "event": event}
+            if host:
+                envelope["host"] = host
+            if fields:
+                envelope["fields"] = fields
+            return envelope
+
+        return build
+
+    def emitter(self, sourcetype: str, source: str | None = None) -> Emit:
+        """A function appending events of one sourcetype and source to this record."""
+        build = self.builder(sourcetype, source)
         append = self.events.append
 
         def emit(
@@ -91,15 +130,7 @@ class RecordContext:
             host: str | None = None,
             fields: dict[str, str] | None = None,
         ) -> None:
-            time = seconds if seconds is not None else epoch_seconds(when)
-            if time is None or not EARLIEST_PLAUSIBLE <= time <= latest:
-                time = self._fallback_time(event, when, time)
-            envelope = {"time": time, **template, "event": event}
-            if host:
-                envelope["host"] = host
-            if fields:
-                envelope["fields"] = fields
-            append(envelope)
+            append(build(event, when, seconds, host, fields))
 
         return emit
 

@@ -36,6 +36,7 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
         "task_status": doc["taskStatus"],
     }
     ctx.emit(AUDIT_TASK, doc, when=when, source=source, fields=task_fields)
+    emit_check = ctx.emitter(AUDIT_CHECK, source)
     for detail in details:
         event = {**detail, **task}
         check = audit_check(detail["checkName"])
@@ -47,4 +48,4 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
             "check_name": event["check_name"],
             "check_run_status": detail["checkRunStatus"],
         }
-        ctx.emit(AUDIT_CHECK, event, when=when, source=source, fields=fields)
+        emit_check(event, when=when, fields=fields)

@@ -49,7 +49,7 @@ def decode_gzip(data: bytes, ctx: RecordContext) -> None:
 def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None) -> None:
     if doc.get("messageType") == "CONTROL_MESSAGE" or not check_document(ctx, doc, KIND):
         return
-    log_group = doc["logGroup"]
+    emit = ctx.emitter(IOT_LOG, doc["logGroup"])
     check_entry = checker(ENTRY_KIND)
     for log_event in doc["logEvents"]:
         entry = _entry(log_event["message"])
@@ -69,9 +69,7 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
             fields["thing"] = thing
         if "id" in log_event:
             entry["log_event_id"] = log_event["id"]
-        ctx.emit(
-            IOT_LOG, entry, when=log_event["timestamp"], host=thing, source=log_group, fields=fields
-        )
+        emit(entry, when=log_event["timestamp"], host=thing, fields=fields)
 
 
 def _entry(message: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from transform.context import RecordContext
 from transform.sourcetypes import METRIC
+from transform.timestamps import epoch_seconds
 from transform.validation import checker
 
 KIND = "device_report"
@@ -74,18 +75,14 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
     if when is not None:
         base["timestamp"] = when
     base["report_id"] = report["header"]["report_id"]
+    emit = ctx.emitter(METRIC, source)
+    seconds = epoch_seconds(when)
     for name, value, detail in _datapoints(report.get("metrics") or {}, custom):
         event = {"name": name, "value": value, **base}
         if detail:
             event["detail"] = detail
-        ctx.emit(
-            METRIC,
-            event,
-            when=when,
-            host=thing,
-            source=source,
-            fields={"thing": thing, "metric": name},
-        )
+        fields = {"thing": thing, "metric": name}
+        emit(event, when=when, seconds=seconds, host=thing, fields=fields)
 
 
 def _long_names(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,68 +1,68 @@
 """Detect metrics export: one ``aws:iot:defender:metric`` event per exported datapoint.
 
-This is the highest-volume input, so the loop is kept tight: one pass keys every datapoint,
-converting each distinct timestamp once, and hands the converted time to ``emit``.
+The highest-volume input, so duplicate removal and envelope building share one pass over the
+datapoints, and each distinct timestamp is converted once per record.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from transform.context import MetricKey, RecordContext
+from transform.context import Event, MetricKey, RecordContext
 from transform.decoders.common import valid_items
 from transform.sourcetypes import METRIC
 from transform.timestamps import epoch_seconds
 
 KIND = "metrics_export"
 ORIGIN = "detect-export"
+_UNSEEN = object()
 
 
 def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None) -> None:
+    """Emit each datapoint once, at its highest ``version``.
+
+    AWS may export a datapoint (thing, metric, timestamp, dimension) more than once. Within a
+    record the highest version wins outright (a later, higher copy replaces the event); a
+    later record's copy is sent only when its version is higher than what this invocation
+    already sent (the app's dedupe macro settles the rest).
+    """
     items = valid_items(ctx, doc, kind=KIND, key="metrics", item="metric")
     if not items:
         return
-    emit = ctx.emitter(METRIC, source)
+    build = ctx.builder(METRIC, source)
     sent = ctx.invocation.metric_versions
-    emitted = 0
-    for key, (item, seconds) in _highest_versions(items).items():
-        version = item.get("version", 0)
-        previous = sent.get(key)
-        if previous is not None and version <= previous:
-            continue  # an earlier record of this invocation already sent this datapoint
-        sent[key] = version
-        thing = item["thing"]
-        item["origin"] = ORIGIN
-        fields = {"thing": thing, "metric": item["name"]}
-        emit(item, when=item["timestamp"], seconds=seconds, host=thing, fields=fields)
-        emitted += 1
-    ctx.invocation.duplicates_removed += len(items) - emitted
-
-
-def _highest_versions(
-    items: list[dict[str, Any]],
-) -> dict[MetricKey, tuple[dict[str, Any], float | None]]:
-    """Each datapoint once, at its highest ``version``, with its time in epoch seconds.
-
-    AWS may export a datapoint (thing, metric, timestamp, dimension) more than once; the
-    highest version is the one to keep. Across records of one invocation, ``decode`` sends a
-    later copy only when its version is higher (the app's dedupe macro settles the rest).
-    """
-    seconds_of: dict[object, float | None] = {}
-    best: dict[MetricKey, tuple[dict[str, Any], float | None]] = {}
+    envelopes: list[Event] = []
+    position: dict[MetricKey, int] = {}
+    seconds_of: dict[object, Any] = {}
     for item in items:
         raw = item["timestamp"]
-        if raw in seconds_of:
-            seconds = seconds_of[raw]
-        else:
+        seconds = seconds_of.get(raw, _UNSEEN)
+        if seconds is _UNSEEN:
             seconds = seconds_of[raw] = epoch_seconds(raw)
+        thing = item["thing"]
+        name = item["name"]
         dimension = item.get("dimension")
         key = (
-            item["thing"],
-            item["name"],
+            thing,
+            name,
             seconds or 0.0,  # seconds and ms spellings of one time are one datapoint
             f"{dimension['name']}|{dimension.get('operator', '')}" if dimension else "",
         )
-        kept = best.get(key)
-        if kept is None or item.get("version", 0) > kept[0].get("version", 0):
-            best[key] = (item, seconds)
-    return best
+        version = item.get("version", 0)
+        at = position.get(key)
+        if at is None:
+            previous = sent.get(key)
+            if previous is not None and version <= previous:
+                continue
+        elif version <= envelopes[at]["event"].get("version", 0):
+            continue
+        sent[key] = version
+        item["origin"] = ORIGIN
+        envelope = build(item, raw, seconds, thing, {"thing": thing, "metric": name})
+        if at is None:
+            position[key] = len(envelopes)
+            envelopes.append(envelope)
+        else:
+            envelopes[at] = envelope
+    ctx.invocation.duplicates_removed += len(items) - len(envelopes)
+    ctx.events.extend(envelopes)
