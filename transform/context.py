@@ -145,7 +145,7 @@ class RecordContext:
         fields: dict[str, str] | None = None,
     ) -> None:
         """Append one HEC event; ``when`` is the message's own timestamp in any AWS spelling."""
-        self.emitter(sourcetype, source)(event, when=when, host=host, fields=fields)
+        self.events.append(self.builder(sourcetype, source)(event, when, None, host, fields))
 
     def _fallback_time(self, event: Event, when: object, time: float | None) -> float:
         """Arrival time for a missing or implausible timestamp, noted in the event."""

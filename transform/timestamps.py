@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from datetime import UTC, datetime
 
@@ -23,17 +22,11 @@ def epoch_seconds(value: object) -> float | None:
     """
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float | str):
-        return _convert(value)
-    return None
-
-
-# A Detect export or log batch repeats a handful of timestamps thousands of times.
-@functools.lru_cache(maxsize=4096, typed=True)
-def _convert(value: float | str) -> float | None:
+    if isinstance(value, int | float):
+        return _from_number(float(value))
     if isinstance(value, str):
         return _from_string(value.strip())
-    return _from_number(float(value))
+    return None
 
 
 def _from_number(number: float) -> float | None:
