@@ -1,0 +1,67 @@
+"""Putting collector records into the pipeline's Firehose stream, or failing loudly.
+
+The retrying PutRecordBatch lives once, in ``transform.firehose``; each collector's package
+ships that module beside its own code (see the README's "Packaging" note).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+import boto3
+import orjson
+from botocore.config import Config
+
+from transform.firehose import FirehoseClient, put_records
+
+# Throttling on the IoT control plane is normal at fleet scale: let botocore's adaptive mode
+# pace the calls instead of failing the invocation on the first ThrottlingException.
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
+
+
+class DeliveryError(RuntimeError):
+    """Some records could not be put after every retry; the invocation must fail and be retried."""
+
+
+def stream_name() -> str:
+    """The delivery stream named by the stack (environment variable ``DELIVERY_STREAM_NAME``)."""
+    name = os.environ.get("DELIVERY_STREAM_NAME", "").strip()
+    if not name:
+        raise DeliveryError("DELIVERY_STREAM_NAME is not set; the stack sets it on every collector")
+    return name
+
+
+@cache
+def firehose_client() -> FirehoseClient:
+    """One client per container, created on first use so imports stay cheap."""
+    client: FirehoseClient = boto3.client("firehose", config=RETRY_CONFIG)
+    return client
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as compact JSON; datetimes (boto3 gives them) become epoch seconds."""
+    return orjson.dumps(record, default=_epoch_seconds, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def deliver(records: Iterable[dict[str, Any]], client: FirehoseClient | None = None) -> int:
+    """Put every record; return how many were put, or raise DeliveryError naming what failed."""
+    payloads = [encode(record) for record in records]
+    if not payloads:
+        return 0
+    failed = put_records(client or firehose_client(), stream_name(), payloads)
+    if failed:
+        raise DeliveryError(
+            f"{len(failed)} of {len(payloads)} records were not accepted by Firehose "
+            f"(first index {failed[0]})"
+        )
+    return len(payloads)
+
+
+def _epoch_seconds(value: Any) -> float:
+    timestamp = getattr(value, "timestamp", None)
+    if callable(timestamp):
+        return float(timestamp())
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -1,0 +1,120 @@
+"""What `sam build` produced: each function's artefact holds exactly what its code imports.
+
+Runs from `make sam-build` (which builds first and sets SAM_BUILD_DIR); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cfn_template import TEMPLATE_PATH, Stack, load_template
+
+BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", "")) if os.environ.get("SAM_BUILD_DIR") else None
+pytestmark = pytest.mark.skipif(BUILD_DIR is None, reason="needs `make sam-build` (SAM_BUILD_DIR)")
+
+REPO = TEMPLATE_PATH.parent.parent
+FIRST_PARTY = ("transform", "collect", "provision")
+# The Lambda Python runtime provides these; pinning our own copy would only add size.
+RUNTIME_PROVIDED = {"boto3", "botocore"}
+FUNCTIONS = {
+    name: function["Properties"]["Handler"]
+    for name, function in Stack(load_template()).of_type("AWS::Serverless::Function").items()
+}
+
+
+def artefact(function: str) -> Path:
+    assert BUILD_DIR is not None
+    path = BUILD_DIR / function
+    assert path.is_dir(), f"{function} was not built"
+    return path
+
+
+def first_party_files(root: Path) -> set[str]:
+    return {
+        str(path.relative_to(root))
+        for package in FIRST_PARTY
+        for path in (root / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def imported_modules(source: Path) -> set[str]:
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def resolvable(root: Path, module: str) -> bool:
+    top = module.split(".", 1)[0]
+    if top in sys.stdlib_module_names or top in RUNTIME_PROVIDED or top == "__future__":
+        return True
+    if top in FIRST_PARTY:
+        as_path = root / module.replace(".", "/")
+        return as_path.with_suffix(".py").is_file() or (as_path / "__init__.py").is_file()
+    return (root / top).is_dir() or (root / f"{top}.py").is_file()
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_first_party_import_resolves_inside_the_artefact(function: str) -> None:
+    root = artefact(function)
+    handler_module = FUNCTIONS[function].rpartition(".")[0]
+    assert resolvable(root, handler_module)
+    unresolved = {
+        f"{path}: {module}"
+        for path in first_party_files(root)
+        if path.endswith(".py")
+        for module in imported_modules(root / path)
+        if not resolvable(root, module)
+    }
+    assert unresolved == set()
+
+
+def test_transform_artefact_is_the_whole_transform_package_and_nothing_else() -> None:
+    root = artefact("TransformFunction")
+    repo_files = {
+        str(path.relative_to(REPO))
+        for path in (REPO / "transform").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    assert first_party_files(root) == repo_files
+    assert not (root / "tests").exists() and not (root / "collect").exists()
+
+
+@pytest.mark.parametrize("function", ["AuditFindingsFunction", "InventoryFunction"])
+def test_collectors_carry_only_the_shared_firehose_module_of_the_transform(function: str) -> None:
+    root = artefact(function)
+    transform_files = {p for p in first_party_files(root) if p.startswith("transform/")}
+    assert transform_files == {"transform/__init__.py", "transform/firehose.py"}
+    assert (root / "collect" / "delivery.py").is_file()
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_compiled_dependencies_are_for_the_lambda_runtime(function: str) -> None:
+    """CPython 3.13 on arm64: a wheel for this build machine would not even import there."""
+    root = artefact(function)
+    for wheel in root.glob("*.dist-info/WHEEL"):
+        tags = [
+            line.split(":", 1)[1].strip()
+            for line in wheel.read_text(encoding="utf-8").splitlines()
+            if line.startswith("Tag:")
+        ]
+        assert tags, wheel
+        for tag in tags:
+            python, abi, platform = tag.split("-")
+            if platform == "any":
+                continue
+            assert "aarch64" in platform, (wheel.parent.name, tag)
+            assert python == "cp313" or abi == "abi3", (wheel.parent.name, tag)
+    shared_objects = list(root.rglob("*.so"))
+    assert all("x86_64" not in so.name for so in shared_objects)
+    assert not list(root.rglob("*.cpython-311*"))  # nothing compiled for the build machine
