@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cfn_template import TEMPLATE_PATH, Stack, load_template
+from tools.cfn_template import TEMPLATE_PATH, Stack, load_template
 
 BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", "")) if os.environ.get("SAM_BUILD_DIR") else None
 pytestmark = pytest.mark.skipif(BUILD_DIR is None, reason="needs `make sam-build` (SAM_BUILD_DIR)")
@@ -45,7 +45,7 @@ def first_party_files(root: Path) -> set[str]:
 
 def imported_modules(source: Path) -> set[str]:
     tree = ast.parse(source.read_text(encoding="utf-8"))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -87,7 +87,8 @@ def test_transform_artefact_is_the_whole_transform_package_and_nothing_else() ->
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
     assert first_party_files(root) == repo_files
-    assert not (root / "tests").exists() and not (root / "collect").exists()
+    assert not (root / "tests").exists()
+    assert not (root / "collect").exists()
 
 
 @pytest.mark.parametrize("function", ["AuditFindingsFunction", "InventoryFunction"])

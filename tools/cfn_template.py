@@ -7,8 +7,8 @@ values, and does everything they reference exist too?" without deploying.
 from __future__ import annotations
 
 import itertools
-from functools import cached_property
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +144,12 @@ class Stack:
     def dangling_references(self) -> list[str]:
         """References from created resources/outputs to things that do not exist."""
         known = set(self.resources) | set(self.parameters) | PSEUDO_PARAMETERS
-        problems = []
-        for owner, node in [*self.resources.items(), *self.outputs.items()]:
-            for target in _references(node):
-                if target not in known:
-                    problems.append(f"{owner} -> {target}")
-        return problems
+        return [
+            f"{owner} -> {target}"
+            for owner, node in [*self.resources.items(), *self.outputs.items()]
+            for target in _references(node)
+            if target not in known
+        ]
 
 
 def _references(node: Any) -> Iterator[str]:
