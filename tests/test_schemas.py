@@ -15,8 +15,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.support import fixture_id, fixture_paths
+from tests.support import EVENTS_DIR, fixture_id, fixture_paths
 from tests.test_properties import Choices, mutate
+from tools.samples import TRANSFORM_KINDS
 from transform.decoders.device_report import _long_names
 from transform.validation import SCHEMA_DIR, checker, load_schema, schema_for
 
@@ -196,6 +197,17 @@ def test_patterns_end_in_their_only_dollar(name: str) -> None:
         assert pattern.startswith("^")
         assert pattern.count("$") == 1
         assert pattern.endswith("$")
+
+
+def test_every_fixture_folder_is_a_transform_input_or_another_lambdas_event() -> None:
+    """A new transform input folder must join TRANSFORM_KINDS, or the demo and tests miss it."""
+    folders = {path.name for path in EVENTS_DIR.iterdir() if path.is_dir()}
+    assert set(TRANSFORM_KINDS) == set(KINDS)
+    assert folders - set(TRANSFORM_KINDS) == {
+        "audit_collector",
+        "inventory_collector",
+        "custom_resource",
+    }
 
 
 def test_every_fixture_and_every_schema_is_covered() -> None:

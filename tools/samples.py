@@ -16,12 +16,28 @@ STREAM_ARN = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defende
 ARRIVAL_MS = 1_795_400_000_000  # 2026-11-22T23:33Z, after every sample's own timestamp
 # Sample kinds whose record bytes are gzip, as CloudWatch Logs subscriptions deliver them.
 GZIPPED_KINDS = frozenset({"iot_logs"})
+# Folders of tests/events/ holding messages as producers put them into Firehose. The others
+# (audit_collector, inventory_collector, custom_resource) hold what other Lambdas receive.
+TRANSFORM_KINDS = (
+    "audit_finding",
+    "audit_notification",
+    "cloudwatch_metric_stream",
+    "device_report",
+    "iot_logs",
+    "lifecycle",
+    "metrics_export",
+    "response",
+    "thing",
+    "violation",
+)
 
 
 def sample_paths(kind: str | None = None) -> list[Path]:
-    """Every sample file, or those of one input kind (a folder under tests/events)."""
-    pattern = f"{kind}/*" if kind else "*/*"
-    return sorted(path for path in EVENTS_DIR.glob(pattern) if path.is_file())
+    """Every transform input sample, or those of one input kind (a folder under tests/events)."""
+    kinds = (kind,) if kind else TRANSFORM_KINDS
+    return sorted(
+        path for name in kinds for path in (EVENTS_DIR / name).iterdir() if path.is_file()
+    )
 
 
 def record_bytes(path: Path) -> bytes:

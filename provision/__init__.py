@@ -1,0 +1,1 @@
+"""Deploy-time helpers for the SAM stack."""
