@@ -13,8 +13,13 @@ SAM_STAMP := $(SAM_VENV)/.installed
 SAM := SAM_CLI_TELEMETRY=0 $(abspath $(SAM_VENV))/bin/sam
 TEMPLATE := sam/template.yaml
 SAM_BUILD_DIR := sam/.aws-sam/build
+# splunk-appinspect and slim pin lxml and friends: their own venv too.
+SPLUNK_VENV := .venv-splunk
+SPLUNK_STAMP := $(SPLUNK_VENV)/.installed
+APP_ID := iot_defender_security
+APP_BUILD := build/app
 
-.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build clean
+.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check clean
 
 $(STAMP): requirements-dev.txt transform/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +38,12 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
 	touch $(SAM_STAMP)
+
+$(SPLUNK_STAMP): requirements-splunk.txt
+	$(PYTHON) -m venv $(SPLUNK_VENV)
+	$(SPLUNK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SPLUNK_VENV)/bin/python -m pip install --quiet -r requirements-splunk.txt
+	touch $(SPLUNK_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m tools.demo
@@ -63,7 +74,24 @@ sam-build: $(SAM_STAMP) $(STAMP)
 	cd sam && $(SAM) build --template template.yaml
 	SAM_BUILD_DIR=$(abspath $(SAM_BUILD_DIR)) $(PY) -m pytest -q -p no:cacheprovider tests/test_lambda_artifacts.py
 
-test: lint typecheck unit test-py313 template-lint sam-build
+# The Splunk app: generated parts built from detections/, reports/ and dashboards/, a manifest
+# from slim, then dist/<app id>-<version>.tgz with the app id as its only top-level folder.
+package: $(STAMP) $(SPLUNK_STAMP)
+	rm -rf $(APP_BUILD) dist/$(APP_ID)-*.tgz
+	$(PY) -m tools.build_app $(APP_BUILD)
+	$(SPLUNK_VENV)/bin/slim generate-manifest $(APP_BUILD)/$(APP_ID) --output $(APP_BUILD)/$(APP_ID)/app.manifest
+	$(SPLUNK_VENV)/bin/slim validate $(APP_BUILD)/$(APP_ID)
+	mkdir -p dist
+	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from tools.build_app import app_version; print(app_version())').tgz $(APP_ID)
+	@ls dist/$(APP_ID)-*.tgz
+
+# AppInspect (Splunk Cloud checks) on the package: it always exits 0, so its JSON is read.
+package-check: package
+	$(SPLUNK_VENV)/bin/splunk-appinspect inspect dist/$(APP_ID)-*.tgz --mode precert \
+		--included-tags cloud --data-format json --output-file build/appinspect.json > build/appinspect.log
+	$(PY) -m tools.appinspect_report build/appinspect.json
+
+test: lint typecheck unit test-py313 template-lint sam-build package-check
 
 bench: $(STAMP)
 	$(PY) -m bench.transform_bench
@@ -92,4 +120,4 @@ build-QuarantinePolicyFunction:
 	$(LAMBDA_PIP) -r provision/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
