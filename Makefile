@@ -18,8 +18,11 @@ SPLUNK_VENV := .venv-splunk
 SPLUNK_STAMP := $(SPLUNK_VENV)/.installed
 APP_ID := iot_defender_security
 APP_BUILD := build/app
+# Splunk's Dashboard Studio schema and validator (npm), pinned by package-lock.json.
+DASH_VALIDATION := tools/dashboard_validation
+DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
-.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check clean
+.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
 
 $(STAMP): requirements-dev.txt transform/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -91,7 +94,15 @@ package-check: package
 		--included-tags cloud --data-format json --output-file build/appinspect.json > build/appinspect.log
 	$(PY) -m tools.appinspect_report build/appinspect.json
 
-test: lint typecheck unit test-py313 template-lint sam-build package-check
+$(DASH_STAMP): $(DASH_VALIDATION)/package.json $(DASH_VALIDATION)/package-lock.json
+	cd $(DASH_VALIDATION) && npm ci --no-audit --no-fund --silent
+	touch $(DASH_STAMP)
+
+# Every dashboards/*.json against Splunk's own Dashboard Studio schema and chart option schemas.
+dashboards-check: $(DASH_STAMP)
+	node $(DASH_VALIDATION)/validate.cjs dashboards/*.json
+
+test: lint typecheck unit test-py313 template-lint sam-build package-check dashboards-check
 
 bench: $(STAMP)
 	$(PY) -m bench.transform_bench
@@ -120,4 +131,4 @@ build-QuarantinePolicyFunction:
 	$(LAMBDA_PIP) -r provision/requirements.txt
 
 clean:
-	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) $(DASH_VALIDATION)/node_modules sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
