@@ -1,0 +1,999 @@
+"""Detections and reports as code: format, references, datasets, and what can be checked offline.
+
+Every `detections/*.yml` and `reports/*.yml` is checked against the schema and the app it ships
+in (macros, lookups, sourcetypes). Datasets must be exactly what `tools.detection_data` builds
+with the real transform. A small static reading of each search checks that the fields it filters
+and groups on exist in its dataset; plain-Python oracles re-derive the expected result counts of
+the statistical detections from the datasets. Running the searches needs a real Splunk.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import json
+import math
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tools import detection_data
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "splunk_app" / "iot_defender_security"
+SCHEMA = json.loads((REPO / "detections" / "detection.schema.json").read_text(encoding="utf-8"))
+PATHS = sorted((REPO / "detections").glob("*.yml")) + sorted((REPO / "reports").glob("*.yml"))
+ALERT_TYPES = {"TTP", "Anomaly", "Hunting"}
+DETECT_ONLY_SOURCETYPES = {"aws:iot:defender:violation"}
+ENVELOPE_KEYS = {"time", "source", "sourcetype", "index", "event", "host", "fields"}
+# Fields every Splunk event has, whatever its body.
+DEFAULT_FIELDS = {"_time", "_raw", "host", "source", "sourcetype", "index", "splunk_server"}
+
+
+@dataclass(frozen=True)
+class Definition:
+    path: Path
+    spec: dict[str, Any]
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def filter_macro(self) -> str:
+        return f"{self.stem}_filter"
+
+    def searches(self) -> list[str]:
+        """The search and every variant's search."""
+        return [self.spec["search"], *(v["search"] for v in self.spec.get("variants", []))]
+
+    def datasets(self) -> list[str]:
+        return [test["dataset"] for test in self.spec.get("tests", [])]
+
+
+def _load(path: Path) -> Definition:
+    return Definition(path, yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+DEFINITIONS = [_load(path) for path in PATHS]
+DETECTIONS = [d for d in DEFINITIONS if d.spec["type"] in ALERT_TYPES]
+TESTED = [d for d in DEFINITIONS if d.spec.get("tests")]
+
+
+def _ids(definitions: list[Definition]) -> list[str]:
+    return [d.stem for d in definitions]
+
+
+def snake_case(name: str) -> str:
+    """The file stem a detection name maps to: 'IoT - New Port (X)' -> 'new_port_x'."""
+    return re.sub(r"[^a-z0-9]+", "_", name.removeprefix("IoT - ").lower()).strip("_")
+
+
+# --- the app's knowledge objects ------------------------------------------------------------------
+
+
+def _conf(path: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(path, encoding="utf-8")
+    return parser
+
+
+@dataclass(frozen=True)
+class Macro:
+    args: tuple[str, ...]
+    definition: str
+    validation: str = ""
+
+
+@cache
+def macros() -> dict[str, Macro]:
+    parser = _conf(APP / "default" / "macros.conf")
+    found = {}
+    for stanza in parser.sections():
+        name = re.sub(r"\(\d+\)$", "", stanza)
+        args = tuple(a.strip() for a in parser.get(stanza, "args", fallback="").split(",") if a)
+        validation = parser.get(stanza, "validation", fallback="")
+        found[name] = Macro(args, parser.get(stanza, "definition"), validation)
+    return found
+
+
+@cache
+def lookup_tables() -> dict[str, list[str]]:
+    """Lookup definition -> its fields (fields_list of KV lookups, the CSV header otherwise)."""
+    parser = _conf(APP / "default" / "transforms.conf")
+    tables = {}
+    for stanza in parser.sections():
+        if parser.has_option(stanza, "fields_list"):
+            columns = [c.strip() for c in parser.get(stanza, "fields_list").split(",")]
+        else:
+            csv = APP / "lookups" / parser.get(stanza, "filename")
+            columns = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
+        tables[stanza] = columns
+    return tables
+
+
+@cache
+def app_sourcetypes() -> set[str]:
+    return set(_conf(APP / "default" / "props.conf").sections())
+
+
+@cache
+def props_fields() -> set[str]:
+    """Fields props.conf adds at search time: EVAL-<name> and the outputs of automatic lookups."""
+    parser = _conf(APP / "default" / "props.conf")
+    names: set[str] = set()
+    for stanza in parser.sections():
+        for key, value in parser.items(stanza):
+            if key.startswith("EVAL-"):
+                names.add(key.removeprefix("EVAL-"))
+            elif key.startswith("LOOKUP-"):
+                outputs = re.split(r"\bOUTPUT(?:NEW)?\b", value, maxsplit=1)[1]
+                names.update(_renamed_fields(outputs))
+    return names
+
+
+def _renamed_fields(text: str) -> list[str]:
+    """Field names of 'a AS b, c' lists: b and c."""
+    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
+    names = []
+    i = 0
+    while i < len(words):
+        if i + 2 < len(words) and words[i + 1].upper() == "AS":
+            names.append(words[i + 2])
+            i += 3
+        else:
+            names.append(words[i])
+            i += 1
+    return names
+
+
+def index_of_app() -> str:
+    match = re.fullmatch(r"index=(\S+)", macros()["iot_defender_index"].definition.strip())
+    assert match, "iot_defender_index must be a single index=<name>"
+    return match.group(1)
+
+
+# --- SPL text helpers -----------------------------------------------------------------------------
+
+_MACRO_CALL = re.compile(r"`([^`(]+?)(?:\((.*?)\))?`")
+
+
+def _split_top(text: str, separator: str) -> list[str]:
+    """Split on a character outside quotes, brackets and parentheses."""
+    parts, depth, quoted, start, i = [], 0, False, 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "[(":
+            depth += 1
+        elif not quoted and char in "])":
+            depth -= 1
+        elif not quoted and depth == 0 and char == separator:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def expand(spl: str) -> str:
+    """The search with the app's macros expanded (recursively); `_filter` macros become no-ops."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, raw_args = match.group(1).strip(), match.group(2)
+        if name.endswith("_filter"):
+            return "search *"  # what tools/build_app.py defines them as
+        macro = macros()[name]
+        body = macro.definition
+        values = [a.strip().strip('"') for a in _split_top(raw_args, ",")] if raw_args else []
+        for arg, value in zip(macro.args, values, strict=True):
+            body = body.replace(f"${arg}$", value)
+        return expand(body)
+
+    return _MACRO_CALL.sub(substitute, spl)
+
+
+def macro_calls(spl: str) -> list[tuple[str, list[str]]]:
+    """(name, arguments as written) of every macro call."""
+    return [
+        (m.group(1).strip(), [a.strip() for a in _split_top(m.group(2), ",")] if m.group(2) else [])
+        for m in _MACRO_CALL.finditer(spl)
+    ]
+
+
+def validation_passes(macro: Macro, values: list[str]) -> bool:
+    """A macro's `validation = match(<arg>, "<regex>")` applied to the arguments as written."""
+    check = re.fullmatch(r'match\((\w+),\s*"(.*)"\)', macro.validation.strip())
+    assert check, f"only match() validations are understood, not {macro.validation!r}"
+    value = dict(zip(macro.args, values, strict=True))[check.group(1)]
+    return re.search(check.group(2), value) is not None
+
+
+def pipeline(spl: str) -> list[str]:
+    return [stage.strip() for stage in _split_top(" ".join(spl.split()), "|") if stage.strip()]
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_QUOTED_FIELD = re.compile(r"'([^']+)'")
+_WORD = re.compile(r"[A-Za-z_][\w.{}]*")
+_KEYWORDS = {"and", "or", "not", "xor", "like", "in", "true", "false", "null", "as", "by"}
+
+
+def expression_fields(expression: str) -> set[str]:
+    """Field names an eval expression reads: 'quoted' names and bare words that are not calls."""
+    text = _STRING.sub('""', expression)
+    names = set(_QUOTED_FIELD.findall(text))
+    text = _QUOTED_FIELD.sub(" ", text)
+    for match in _WORD.finditer(text):
+        word = match.group()
+        following = text[match.end() :].lstrip()
+        if following.startswith("(") or word.lower() in _KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def _items(text: str) -> list[str]:
+    """Whitespace-separated items, keeping parenthesised arguments with their function name."""
+    items, depth, current, quoted = [], 0, "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        if char.isspace() and depth == 0 and not quoted:
+            if current:
+                items.append(current)
+            current = ""
+        else:
+            current += char
+    if current:
+        items.append(current)
+    return items
+
+
+@dataclass
+class Aggregation:
+    """A stats-like command: outputs, the fields it reads, its by-fields and where clause."""
+
+    outputs: list[str] = field(default_factory=list)
+    reads: set[str] = field(default_factory=set)
+    by: list[str] = field(default_factory=list)
+    where: str = ""
+
+
+def parse_aggregation(args: str) -> Aggregation:
+    """`<func>(<arg>) [AS name] ... [where ...] [by f1 f2 | BY f1, f2] [option=value]`."""
+    result = Aggregation()
+    items = _items(args)
+    in_by = in_where = False
+    i = 0
+    while i < len(items):
+        item = items[i]
+        lowered = item.lower()
+        if lowered == "by":
+            in_by, in_where = True, False
+        elif lowered == "where" and not in_by:
+            in_where = True
+        elif in_where:
+            result.where += f" {item}"
+        elif "=" in item and "(" not in item.split("=", 1)[0]:
+            pass  # an option such as span=5m or limit=50
+        elif in_by:
+            result.by.extend(f.strip('"') for f in item.split(",") if f)
+        else:
+            call = re.fullmatch(r"(\w+)(?:\((.*)\))?", item, re.DOTALL)
+            assert call, f"cannot read aggregation {item!r}"
+            function, argument = call.group(1), call.group(2)
+            name = item
+            if i + 2 < len(items) and items[i + 1].lower() == "as":
+                name = items[i + 2]
+                i += 2
+            elif argument is None:
+                name = function
+            result.outputs.append(name.strip('"'))
+            if argument:
+                inner = re.fullmatch(r"eval\((.*)\)", argument, re.DOTALL)
+                if inner:
+                    result.reads |= expression_fields(inner.group(1))
+                else:
+                    result.reads.add(argument.strip().strip('"'))
+        i += 1
+    return result
+
+
+# --- which fields a search reads ------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """Fields available at a point of the pipeline; `fields is None` while results are events."""
+
+    fields: set[str] | None = None
+    defined: set[str] = field(default_factory=set)
+    open: bool = False  # after a command whose outputs this reading cannot know
+
+    def has(self, name: str, event_fields: set[str]) -> bool:
+        if self.open or name in self.defined:
+            return True
+        if self.fields is not None:
+            return name in self.fields
+        return name in event_fields
+
+    def add(self, names: Iterable[str]) -> None:
+        names = set(names)
+        self.defined |= names
+        if self.fields is not None:
+            self.fields |= names
+
+    def replace(self, names: Iterable[str]) -> None:
+        self.fields = set(names)
+        self.defined = set()
+
+
+# Commands that neither read checked fields nor change which fields exist.
+_QUIET = frozenset({"search", "sort", "head", "tail", "outputlookup", "convert", "reverse"})
+# Fields Splunk indexes for every event, usable in tstats.
+_INDEXED_DEFAULTS = frozenset({"_time", "sourcetype", "source", "host", "index"})
+
+
+def missing_fields(spl: str, event_fields: set[str], index_fields: set[str]) -> list[str]:
+    """Fields read by where, by and stats-like functions that nothing provides, as messages."""
+    reader = _Reader(event_fields, index_fields)
+    reader.walk(pipeline(spl), Scope())
+    return reader.problems
+
+
+class _Reader:
+    """Walks a pipeline, tracking which fields exist, and notes reads of fields that do not.
+
+    After a command it does not model (timechart, xyseries...) the rest is not checked, so an
+    unusual search can make this reading lenient, never wrong about a field.
+    """
+
+    def __init__(self, event_fields: set[str], index_fields: set[str]) -> None:
+        self.event_fields = event_fields
+        self.index_fields = index_fields | _INDEXED_DEFAULTS
+        self.problems: list[str] = []
+        self.handlers: dict[str, Callable[[Scope, str, str], None]] = {
+            "stats": self.stats,
+            "eventstats": self.stats,
+            "streamstats": self.stats,
+            "tstats": self.tstats,
+            "where": self.where,
+            "eval": self.eval,
+            "fieldformat": self.eval,
+            "lookup": self.lookup,
+            "rename": self.rename,
+            "table": self.table,
+            "fields": self.table,
+            "fillnull": self.fillnull,
+            "addinfo": self.addinfo,
+            "dedup": self.read_words,
+            "mvexpand": self.read_words,
+            "bin": self.read_words,
+            "bucket": self.read_words,
+            "fit": self.fit,
+            "append": self.append,
+            "makeresults": self.makeresults,
+        }
+
+    def walk(self, stages: list[str], scope: Scope) -> Scope:
+        """The base search (a first stage that is no known command) is not read."""
+        for position, stage in enumerate(stages):
+            command, _, args = stage.partition(" ")
+            handler = self.handlers.get(command)
+            if handler is not None:
+                handler(scope, command, args)
+            elif position > 0 and command not in _QUIET:
+                scope.open = True
+        return scope
+
+    def need(
+        self, scope: Scope, names: Iterable[str], command: str, pool: set[str] | None = None
+    ) -> None:
+        for name in names:
+            known = name in pool if pool is not None else scope.has(name, self.event_fields)
+            if not known:
+                self.problems.append(f"{command}: {name!r} is not in the data or made earlier")
+
+    def stats(self, scope: Scope, command: str, args: str) -> None:
+        aggregation = parse_aggregation(args)
+        self.need(scope, aggregation.reads, command)
+        self.need(scope, aggregation.by, f"{command} by")
+        if command == "stats":
+            scope.replace([*aggregation.outputs, *aggregation.by])
+        else:
+            scope.add(aggregation.outputs)
+
+    def tstats(self, scope: Scope, command: str, args: str) -> None:
+        """tstats reads index-time fields only."""
+        aggregation = parse_aggregation(args)
+        self.need(scope, aggregation.reads, command, self.index_fields)
+        self.need(scope, aggregation.by, f"{command} by", self.index_fields)
+        keys = re.findall(r"(\w+)\s*(?:=|::)", aggregation.where)
+        self.need(scope, keys, f"{command} where", self.index_fields)
+        scope.replace([*aggregation.outputs, *aggregation.by])
+
+    def where(self, scope: Scope, command: str, args: str) -> None:
+        self.need(scope, expression_fields(args), command)
+
+    def eval(self, scope: Scope, command: str, args: str) -> None:
+        """Assignments only: eval reads optional fields on purpose (coalesce, isnull)."""
+        scope.add(part.split("=", 1)[0].strip().strip("'") for part in _split_top(args, ","))
+
+    def lookup(self, scope: Scope, command: str, args: str) -> None:
+        """`lookup <table> <column> [AS <field>] ... [OUTPUT|OUTPUTNEW <column> [AS <field>]]`."""
+        words = args.split()
+        while words and "=" in words[0]:
+            words.pop(0)
+        table, rest = words[0], " ".join(words[1:])
+        columns = set(lookup_tables()[table])
+        parts = re.split(r"\bOUTPUT(?:NEW)?\b", rest, maxsplit=1)
+        inputs = _pairs(parts[0])
+        self.need(scope, [column for column, _ in inputs], f"lookup {table} (column)", columns)
+        self.need(scope, [name for _, name in inputs], f"lookup {table}")
+        if len(parts) == 2:
+            outputs = _pairs(parts[1])
+            self.need(scope, [c for c, _ in outputs], f"lookup {table} OUTPUT (column)", columns)
+            scope.add(name for _, name in outputs)
+        else:
+            scope.add(columns - {column for column, _ in inputs})
+
+    def rename(self, scope: Scope, command: str, args: str) -> None:
+        for old, new in re.findall(r'("[^"]+"|\S+)\s+AS\s+("[^"]+"|\S+)', args, re.I):
+            self.need(scope, [old.strip('"')], command)
+            if scope.fields is not None:
+                scope.fields.discard(old.strip('"'))
+            scope.add([new.strip('"')])
+
+    def table(self, scope: Scope, command: str, args: str) -> None:
+        if not args.startswith("-"):
+            scope.replace(n for n in re.split(r"[\s,]+", args) if n and n != "+")
+
+    def fillnull(self, scope: Scope, command: str, args: str) -> None:
+        scope.add(word for word in args.split() if "=" not in word)
+
+    def addinfo(self, scope: Scope, command: str, args: str) -> None:
+        scope.add(["info_min_time", "info_max_time", "info_search_time", "info_sid"])
+
+    def read_words(self, scope: Scope, command: str, args: str) -> None:
+        words = [w for w in args.split() if "=" not in w and not w.isdigit()]
+        self.need(scope, [w.lstrip("+-") for w in words if w not in {"-", "+", "sortby"}], command)
+
+    def fit(self, scope: Scope, command: str, args: str) -> None:
+        """MLTK: `fit <algorithm> <field> ...` adds IsOutlier(<field>) and friends."""
+        target = args.split()[1]
+        self.need(scope, [target], command)
+        scope.add([f"IsOutlier({target})", f"ProbabilityDensity({target})", "BoundaryRanges"])
+
+    def append(self, scope: Scope, command: str, args: str) -> None:
+        inner = re.fullmatch(r"\[(.*)\]", args.strip(), re.DOTALL)
+        assert inner, f"append without a subsearch: {args!r}"
+        sub = self.walk(pipeline(inner.group(1)), Scope())
+        if scope.fields is not None and sub.fields is not None:
+            scope.fields |= sub.fields | sub.defined
+
+    def makeresults(self, scope: Scope, command: str, args: str) -> None:
+        scope.replace(["_time"])
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """(column, field) of 'a AS b, c' lists: (a, b) and (c, c)."""
+    names = _renamed_fields(text)
+    columns = [w for w in re.split(r"[\s,]+", re.sub(r"\s+AS\s+\S+", " ", text, flags=re.I)) if w]
+    return list(zip(columns, names, strict=True))
+
+
+# --- datasets -------------------------------------------------------------------------------------
+
+
+@cache
+def dataset_events(relative: str) -> tuple[dict[str, Any], ...]:
+    lines = (REPO / relative).read_text(encoding="utf-8").splitlines()
+    return tuple(json.loads(line) for line in lines)
+
+
+def flatten(value: Any, prefix: str = "") -> Iterator[str]:
+    """Splunk's names for a JSON body's fields: a.b for objects, a{} for arrays."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from flatten(inner, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from flatten(item, f"{prefix}{{}}")
+    elif prefix:
+        yield prefix
+
+
+def event_fields(relatives: Iterable[str]) -> tuple[set[str], set[str]]:
+    """(every field an event of the datasets has at search time, the index-time fields)."""
+    names: set[str] = set(DEFAULT_FIELDS)
+    indexed: set[str] = set()
+    for relative in relatives:
+        for event in dataset_events(relative):
+            names.update(flatten(event["event"]))
+            indexed.update(event["fields"])
+    return names | indexed | props_fields(), indexed
+
+
+# --- tests: format and references -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_matches_the_schema(definition: Definition) -> None:
+    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(definition.spec), key=str)
+    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def test_there_are_detections_and_reports() -> None:
+    assert len(DETECTIONS) >= 12
+    assert {d.spec["type"] for d in DEFINITIONS} >= {"TTP", "Anomaly", "Report", "Baseline"}
+    assert all(
+        d.path.parent.name == "reports"
+        for d in DEFINITIONS
+        if d.spec["type"] in {"Report", "Baseline"}
+    )
+
+
+def test_names_and_ids_are_unique_and_ids_are_uuids() -> None:
+    names = [d.spec["name"] for d in DEFINITIONS]
+    names += [v["name"] for d in DEFINITIONS for v in d.spec.get("variants", [])]
+    ids = [d.spec["id"] for d in DEFINITIONS]
+    assert len(set(names)) == len(names)
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        assert str(uuid.UUID(value)) == value
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_file_is_named_after_the_detection(definition: Definition) -> None:
+    assert definition.stem == snake_case(definition.spec["name"])
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_every_search_ends_with_its_filter_macro(definition: Definition) -> None:
+    for search in definition.searches():
+        assert re.search(rf"\|\s*`{definition.filter_macro}`\s*\Z", search), search[-80:]
+        calls = [name for name, _ in macro_calls(search) if name.endswith("_filter")]
+        assert calls == [definition.filter_macro]
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_searches_name_no_index(definition: Definition) -> None:
+    for search in definition.searches():
+        assert not re.search(r"\bindex\s*(=|::|\s+in\b)", search, re.IGNORECASE), search
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_macros_are_defined_with_valid_arguments(definition: Definition) -> None:
+    for search in definition.searches():
+        for name, values in macro_calls(search):
+            if name == definition.filter_macro:
+                continue
+            assert name in macros(), f"macro `{name}` is not in macros.conf"
+            macro = macros()[name]
+            assert len(macro.args) == len(values), f"`{name}` called with {len(values)} args"
+            if macro.validation:
+                # Splunk passes arguments as written, quotes included.
+                assert validation_passes(macro, values), f"`{name}({', '.join(values)})`"
+        expand(search)  # every nested macro resolves too
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_lookups_are_defined(definition: Definition) -> None:
+    for search in definition.searches():
+        text = expand(search)
+        used = re.findall(r"\b(?:input|output)?lookup\s+(?:\w+=\S+\s+)*([\w.]+)", text)
+        assert used or "lookup" not in text
+        for name in used:
+            assert name in lookup_tables(), f"lookup {name} is not in transforms.conf"
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_data_source_covers_what_the_search_reads(definition: Definition) -> None:
+    read = set(re.findall(r'sourcetype="([^"]+)"', expand(definition.spec["search"])))
+    assert read, "the search selects no sourcetype"
+    if read != {"aws:iot:*"}:
+        assert read <= set(definition.spec["data_source"]) <= app_sourcetypes()
+
+
+@pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
+def test_test_datasets_exist_and_are_built_by_the_generator(definition: Definition) -> None:
+    for relative in definition.datasets():
+        path = REPO / relative
+        assert path.is_file(), relative
+        assert path.stem in detection_data.DATASETS, f"{relative} has no builder"
+
+
+# --- tests: schedules -----------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def relative_seconds(text: str) -> int:
+    """Seconds before now of a relative time such as -65m@m or now (snapping ignored)."""
+    if text == "now":
+        return 0
+    match = re.fullmatch(r"-(\d+)([smhdw])(?:@[smhdw])?", text)
+    assert match, f"unsupported relative time {text!r}"
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def cron_interval(cron: str) -> int:
+    """Seconds between runs of the cron forms used here: */N minutes, hourly, every N hours."""
+    minute, hour, day, _, weekday = cron.split()
+    if minute.startswith("*/"):
+        return int(minute[2:]) * 60
+    if hour == "*":
+        return 3600
+    if hour.startswith("*/"):
+        return int(hour[2:]) * 3600
+    if weekday != "*":
+        return 7 * 86_400
+    assert day == "*", cron
+    return 86_400
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_schedule_windows_leave_no_gaps(definition: Definition) -> None:
+    schedule = definition.spec["schedule"]
+    window = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
+    assert window >= cron_interval(schedule["cron_schedule"]), "runs would skip data"
+    if not schedule["enabled"]:
+        assert schedule.get("why"), "a search shipped disabled says why"
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
+def test_time_bounds_live_in_the_schedule_or_inside_baselines(definition: Definition) -> None:
+    search, schedule = definition.spec["search"], definition.spec["schedule"]
+    bounds = dict(re.findall(r"\b(earliest|latest)=(\S+)", search))
+    if definition.spec["type"] == "Baseline":
+        assert bounds == {
+            "earliest": schedule["earliest_time"],
+            "latest": schedule["latest_time"],
+        }
+    else:
+        assert not bounds, "time bounds belong in the schedule (dispatch times)"
+
+
+@pytest.mark.parametrize("definition", DETECTIONS, ids=_ids(DETECTIONS))
+def test_throttling_fields_are_result_fields(definition: Definition) -> None:
+    table = [s for s in pipeline(definition.spec["search"]) if s.startswith("table ")]
+    assert table, "alerts end with a table of their result fields"
+    columns = table[-1].split()[1:]
+    for name in definition.spec["throttling"]["fields"]:
+        assert name in columns, f"throttling field {name} is not a result field"
+    for test in definition.spec["tests"]:
+        for name in test["expected"].get("fields", {}):
+            assert name in columns, f"expected field {name} is not a result field"
+
+
+# --- tests: datasets ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(detection_data.DATASETS))
+def test_dataset_is_what_the_transform_produces(name: str) -> None:
+    path = detection_data.dataset_path(name)
+    assert path.read_bytes() == detection_data.build(name), (
+        f"{path.name} is stale or edited: run python -m tools.detection_data"
+    )
+
+
+def test_every_dataset_file_has_a_builder_and_a_user() -> None:
+    files = {p.stem for p in detection_data.DATA_DIR.glob("*.ndjson")}
+    assert files == set(detection_data.DATASETS)
+    used = {Path(relative).stem for d in DEFINITIONS for relative in d.datasets()}
+    assert used == files
+
+
+@pytest.mark.parametrize("name", sorted(detection_data.DATASETS))
+def test_dataset_lines_are_hec_events_for_the_app(name: str) -> None:
+    events = dataset_events(f"detections/data/{name}.ndjson")
+    assert events
+    for event in events:
+        assert set(event) <= ENVELOPE_KEYS
+        assert {"time", "source", "sourcetype", "event", "fields"} <= set(event)
+        assert isinstance(event["time"], int | float)
+        assert event["time"] <= detection_data.REFERENCE_TIME
+        assert event["sourcetype"] in app_sourcetypes()
+        assert event["index"] == index_of_app()
+        assert isinstance(event["event"], dict)
+        assert event["fields"]
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in event["fields"].items())
+        assert "time_fallback" not in event["event"], "every message carries its own time"
+
+
+def _has_detect_data(relative: str) -> bool:
+    return any(
+        e["sourcetype"] in DETECT_ONLY_SOURCETYPES or e["event"].get("origin") == "detect-export"
+        for e in dataset_events(relative)
+    )
+
+
+@pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
+def test_works_without_detect_is_proven_by_a_dataset(definition: Definition) -> None:
+    tests = definition.spec["tests"]
+    if definition.spec["works_without_detect"]:
+        proofs = [
+            t
+            for t in tests
+            if not _has_detect_data(t["dataset"]) and t["expected"]["result_count"] > 0
+        ]
+        assert proofs, "no test shows results from a dataset without Detect data"
+    else:
+        assert set(definition.spec["data_source"]) & DETECT_ONLY_SOURCETYPES
+        assert all(_has_detect_data(t["dataset"]) for t in tests)
+
+
+@pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
+def test_fields_the_search_reads_exist_in_its_data(definition: Definition) -> None:
+    names, indexed = event_fields(definition.datasets())
+    for search in definition.searches():
+        assert missing_fields(expand(search), names, indexed) == []
+
+
+def test_field_reading_catches_mistakes() -> None:
+    """The static reading must fail on the mistakes it exists for."""
+    names, indexed = event_fields(["detections/data/detect_violations.ndjson"])
+    base = "`iot_defender_violations` | "
+    assert missing_fields(expand(base + "where violationEventTyp=1"), names, indexed)
+    assert missing_fields(expand(base + "stats count by thing | where origin=1"), names, indexed)
+    assert missing_fields(expand(base + "stats max(metricValue.cnt) AS x by thing"), names, indexed)
+    assert missing_fields(
+        expand("| tstats count where `iot_defender_violations` by behavior_type"), names, indexed
+    )
+    assert not missing_fields(
+        expand(base + "lookup iot_defender_inventory thing AS host"), names, indexed
+    )
+    assert missing_fields(expand(base + "lookup iot_defender_inventory thingName"), names, indexed)
+    assert missing_fields(
+        expand(base + "lookup iot_defender_inventory thing AS nope"), names, indexed
+    )
+    assert not missing_fields(
+        expand(base + "stats count by thing behavior.name | where count>1"), names, indexed
+    )
+
+
+def test_spl_structure_passes_the_app_checker() -> None:
+    spl_check = pytest.importorskip("tools.spl_check")
+    knowledge = spl_check.Knowledge.from_app(APP)
+    filters = {d.filter_macro: 0 for d in DEFINITIONS}
+    knowledge = dataclasses.replace(knowledge, macros={**knowledge.macros, **filters})
+    problems = {
+        f"{d.stem}[{n}]": [p.message for p in found]
+        for d in DEFINITIONS
+        for n, search in enumerate(d.searches())
+        if (
+            found := spl_check.check_search(
+                search, knowledge, require_time_bound=d.spec["type"] == "Baseline"
+            )
+        )
+    }
+    assert problems == {}
+
+
+# --- tests: expected results of the statistical detections, re-derived in Python ------------------
+
+# A replay moves the data by any amount (so 5-minute buckets fall anywhere: the phase) and the
+# search runs a few minutes after the reference time (indexing, baseline reports: the delay).
+REPLAYS = [(phase, delay) for phase in range(0, 300, 59) for delay in (0, 60, 300, 540)]
+
+
+def _spec(stem: str) -> dict[str, Any]:
+    return next(d.spec for d in DEFINITIONS if d.stem == stem)
+
+
+def _expected(stem: str, dataset: str) -> int:
+    tests = _spec(stem)["tests"]
+    return next(
+        int(t["expected"]["result_count"])
+        for t in tests
+        if t["dataset"].endswith(f"/{dataset}.ndjson")
+    )
+
+
+def _window(stem: str, now: float) -> tuple[float, float]:
+    """The scheduled time range at `now`, with @m snapping."""
+    schedule = _spec(stem)["schedule"]
+
+    def at(text: str) -> float:
+        t = now - relative_seconds(text)
+        return t - t % 60 if text.endswith("@m") else t
+
+    return at(schedule["earliest_time"]), at(schedule["latest_time"])
+
+
+def bucket_spikes(
+    points: list[tuple[float, str, float]],
+    stem: str,
+    *,
+    current: int,
+    floor: float,
+    replay: tuple[int, int],
+) -> set[str]:
+    """The zero-filled 5-minute baseline of the auth-failure, surge and flapping detections."""
+    shift, delay = replay
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    current_start = latest - current
+    buckets: dict[tuple[str, float], float] = defaultdict(float)
+    for t, key, value in points:
+        shifted = t + shift
+        if earliest <= shifted < latest:
+            buckets[key, shifted - shifted % 300] += value
+    n = math.floor((current_start - earliest) / 300)
+    flagged = set()
+    for key in {key for key, _ in buckets}:
+        base = [v for (k, b), v in buckets.items() if k == key and b < current_start]
+        now = [v for (k, b), v in buckets.items() if k == key and b >= current_start]
+        if not now:
+            continue
+        avg = sum(base) / n
+        stdev = math.sqrt(max((sum(v * v for v in base) - n * avg * avg) / (n - 1), 0))
+        if max(now) > max(avg + 3 * stdev, floor):
+            flagged.add(key)
+    return flagged
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_authorization_failure_spike(replay: tuple[int, int]) -> None:
+    stem = "authorization_failure_spike_on_device"
+    logs = [
+        (e["time"], e["fields"]["thing"], 1.0)
+        for e in dataset_events("detections/data/auth_failures.ndjson")
+        if e["sourcetype"] == "aws:iot:log"
+        and e["fields"].get("status") == "Failure"
+        and e["event"].get("reason") == "AUTHORIZATION_FAILURE"
+        and "thing" in e["fields"]
+    ]
+    flagged = bucket_spikes(logs, stem, current=3600, floor=10, replay=replay)
+    assert flagged == {"pump-0022"}
+    assert len(flagged) == _expected(stem, "auth_failures")
+    metrics = [
+        (e["time"], e["fields"]["thing"], float(e["event"]["value"]["count"]))
+        for e in dataset_events("detections/data/auth_failures_detect.ndjson")
+    ]
+    flagged = bucket_spikes(metrics, stem, current=3600, floor=10, replay=replay)
+    assert flagged == {"gw-berlin-03"}
+    assert len(flagged) == _expected(stem, "auth_failures_detect")
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_fleet_authentication_error_surge(replay: tuple[int, int]) -> None:
+    stem = "fleet_wide_authentication_error_surge"
+    names = set(re.findall(r'metric_name::"([^"]+)"', _spec(stem)["search"]))
+    points = [
+        (e["time"], "account", float(e["event"]["value"]["sum"]))
+        for e in dataset_events("detections/data/auth_failures.ndjson")
+        if e["sourcetype"] == "aws:iot:cloudwatch:metric" and e["fields"]["metric_name"] in names
+    ]
+    flagged = bucket_spikes(points, stem, current=900, floor=50, replay=replay)
+    assert len(flagged) == _expected(stem, "auth_failures") == 1
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_connection_flapping(replay: tuple[int, int]) -> None:
+    stem = "connection_flapping"
+    points = [
+        (e["time"], e["fields"]["thing"], 1.0)
+        for e in dataset_events("detections/data/connections.ndjson")
+        if e["sourcetype"] == "aws:iot:lifecycle" and "thing" in e["fields"]
+    ]
+    flagged = bucket_spikes(points, stem, current=3600, floor=10, replay=replay)
+    assert flagged == {"pump-0018"}
+    assert len(flagged) == _expected(stem, "connections")
+
+
+def _outbound() -> list[tuple[float, str, str, float]]:
+    return [
+        (
+            e["time"],
+            e["fields"]["thing"],
+            e["fields"]["metric"],
+            float(e["event"]["value"]["count"]),
+        )
+        for e in dataset_events("detections/data/outbound_volume.ndjson")
+        if e["fields"].get("metric") in {"aws:all-bytes-out", "aws:all-packets-out"}
+    ]
+
+
+def _floor(metric: str) -> float:
+    return 5_000_000 if metric == "aws:all-bytes-out" else 5_000
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> None:
+    stem = "outbound_volume_spike_vs_device_baseline"
+    shift, delay = replay
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for t, thing, metric, value in _outbound():
+        if earliest <= t + shift < latest:
+            series[thing, metric][t + shift >= latest - 3600].append(value)
+    flagged = set()
+    for (thing, metric), (base, now) in series.items():
+        if len(base) < 12 or not now:
+            continue
+        avg = sum(base) / len(base)
+        stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
+        if max(now) > max(avg + 3 * stdev, _floor(metric)):
+            flagged.add(thing)
+    assert flagged == {"pump-0021"}
+    assert len(flagged) == _expected(stem, "outbound_volume")
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_outbound_volume_vs_peer_segment(replay: tuple[int, int]) -> None:
+    stem = "outbound_volume_spike_vs_peer_segment"
+    shift, delay = replay
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    firmware = {
+        e["fields"]["thing"]: e["event"]["attributes"]["firmware_version"]
+        for e in dataset_events("detections/data/outbound_volume.ndjson")
+        if e["sourcetype"] == "aws:iot:thing"
+    }
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for t, thing, metric, value in _outbound():
+        if earliest <= t + shift < latest:
+            totals[thing, metric] += value
+    flagged = set()
+    for (thing, metric), volume in totals.items():
+        others = [
+            v
+            for (t, m), v in totals.items()
+            if m == metric and t != thing and firmware[t] == firmware[thing]
+        ]
+        if len(others) < 4:
+            continue
+        avg = sum(others) / len(others)
+        stdev = math.sqrt(sum((v - avg) ** 2 for v in others) / (len(others) - 1))
+        if volume > max(avg + 3 * stdev, _floor(metric)):
+            flagged.add(thing)
+    assert flagged == {"pump-0021"}
+    assert len(flagged) == _expected(stem, "outbound_volume")
+
+
+@pytest.mark.parametrize("dataset", ["listening_ports", "listening_ports_detect"])
+def test_oracle_new_listening_ports(dataset: str) -> None:
+    stem = "new_listening_port_on_device_inline_baseline"
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME)
+    first: dict[tuple[str, str, int], float] = {}
+    device_first: dict[str, float] = {}
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        metric = e["fields"]["metric"]
+        if not earliest <= e["time"] < latest or not metric.startswith("aws:listening-"):
+            continue
+        thing = e["fields"]["thing"]
+        device_first[thing] = min(device_first.get(thing, math.inf), e["time"])
+        for port in e["event"]["value"]["ports"]:
+            key = (thing, metric.split("-")[1], port)
+            first[key] = min(first.get(key, math.inf), e["time"])
+    new = {
+        key
+        for key, t in first.items()
+        if t >= latest - 3600 and device_first[key[0]] < latest - 86_400
+    }
+    assert new == {
+        ("gw-berlin-03", "tcp", 4444),
+        ("cam-lobby-2", "tcp", 23),
+        ("cam-lobby-2", "tcp", 2323),
+    }
+    assert (
+        len(new) == _expected(stem, dataset) == _expected("new_listening_port_on_device", dataset)
+    )

@@ -1,0 +1,144 @@
+"""Opt-in: every detection's true-positive dataset replayed into a real Splunk, then its search.
+
+Needs a Splunk with the app installed (`make package`, then install the .tgz) and the same
+variables as tests/test_live_splunk.py; the GitHub Actions workflow `live-splunk.yml` does all
+of it against the splunk/splunk container. Each dataset goes into its own index (the app's
+`iot_defender_index` macro is pointed at it), shifted in time so that the dataset's reference
+time is now; the Baseline reports run first, then the detection's saved search, and its result
+is compared with the `expected` block of the detection's YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tools.build_app import APP_ID, DETECTIONS_DIR, REPO, REPORTS_DIR, load_definitions
+from tools.detection_data import REFERENCE_TIME
+from tools.hec_client import HecClient
+
+REQUIRED = (
+    "SPLUNK_URL",
+    "SPLUNK_USERNAME",
+    "SPLUNK_PASSWORD",
+    "SPLUNK_HEC_URL",
+    "SPLUNK_HEC_TOKEN",
+)
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not all(os.environ.get(name) for name in REQUIRED),
+        reason="live Splunk not configured: set " + ", ".join(REQUIRED),
+    ),
+]
+
+DEFINITIONS = load_definitions(DETECTIONS_DIR, REPORTS_DIR)
+BASELINES = [d for d in DEFINITIONS if d.spec["type"] == "Baseline"]
+CASES = [
+    (definition, number, test)
+    for definition in DEFINITIONS
+    for number, test in enumerate(definition.spec.get("tests", []))
+]  # fmt: skip
+
+
+def _verify_tls() -> bool:
+    return os.environ.get("SPLUNK_VERIFY_TLS", "false").lower() == "true"
+
+
+@pytest.fixture(scope="module")
+def service() -> Any:
+    client = pytest.importorskip("splunklib.client")
+    url = os.environ["SPLUNK_URL"].removeprefix("https://").removeprefix("http://")
+    host, _, port = url.partition(":")
+    connected = client.connect(
+        host=host,
+        port=int(port or 8089),
+        username=os.environ["SPLUNK_USERNAME"],
+        password=os.environ["SPLUNK_PASSWORD"],
+        owner="nobody",
+        app=APP_ID,
+        verify=_verify_tls(),
+    )
+    if APP_ID not in [app.name for app in connected.apps]:
+        pytest.fail(f"the {APP_ID} app is not installed on {os.environ['SPLUNK_URL']}")
+    return connected
+
+
+def shifted_events(dataset: str, index: str, now: float) -> Iterator[bytes]:
+    """The dataset's HEC events, moved so its reference time is `now`, into `index`."""
+    shift = now - REFERENCE_TIME
+    with (REPO / dataset).open(encoding="utf-8") as handle:
+        for line in handle:
+            event = json.loads(line)
+            event["time"] = float(event["time"]) + shift
+            event["index"] = index
+            yield json.dumps(event).encode()
+
+
+def results(job: Any) -> list[dict[str, Any]]:
+    reader = pytest.importorskip("splunklib.results")
+    while not job.is_done():
+        time.sleep(1)
+    stream = job.results(output_mode="json", count=0)
+    return [row for row in reader.JSONResultsReader(stream) if isinstance(row, dict)]
+
+
+def run_saved_search(service: Any, name: str) -> list[dict[str, Any]]:
+    saved = service.saved_searches[name]
+    return results(saved.dispatch(force_dispatch=True, trigger_actions=False))
+
+
+def wait_indexed(service: Any, index: str, expected: int) -> None:
+    deadline = time.monotonic() + 180
+    count = -1
+    while time.monotonic() < deadline:
+        job = service.jobs.create(
+            f"| tstats count where index={index}", earliest_time="0", latest_time="+1d"
+        )
+        rows = results(job)
+        count = int(rows[0]["count"]) if rows else 0
+        if count >= expected:
+            return
+        time.sleep(3)
+    pytest.fail(f"only {count} of {expected} events indexed in {index}")
+
+
+def values(cell: Any) -> list[str]:
+    """A result cell as strings: multivalue cells come back as lists."""
+    return [str(v) for v in cell] if isinstance(cell, list) else [str(cell)]
+
+
+@pytest.mark.parametrize(
+    ("definition", "number", "test"),
+    CASES,
+    ids=[f"{d.path.stem}:{t['name']}" for d, _, t in CASES],
+)
+def test_detection_finds_its_true_positive(
+    service: Any, definition: Any, number: int, test: dict[str, Any]
+) -> None:
+    # One fresh index per dataset: a detection's datasets must not see each other.
+    index = f"iot_t{number}_" + re.sub(r"[^a-z0-9]", "_", definition.path.stem)[:50]
+    if index not in service.indexes:
+        service.indexes.create(index)
+    service.confs["macros"]["iot_defender_index"].update(definition=f"index={index}")
+    events = list(shifted_events(test["dataset"], index, time.time() - 60))
+    hec = HecClient(
+        os.environ["SPLUNK_HEC_URL"], os.environ["SPLUNK_HEC_TOKEN"], verify_tls=_verify_tls()
+    )
+    hec.send(events)
+    wait_indexed(service, index, len(events))
+    for baseline in BASELINES:
+        run_saved_search(service, baseline.name)
+
+    rows = run_saved_search(service, definition.name)
+
+    expected = test["expected"]
+    assert len(rows) == expected["result_count"], rows
+    for field, value in expected.get("fields", {}).items():
+        assert any(str(value) in values(row.get(field)) for row in rows), (field, value, rows)

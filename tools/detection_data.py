@@ -1,0 +1,1237 @@
+"""True-positive datasets for the detections, produced by the real transform Lambda.
+
+Every dataset in `detections/data/` is a small story told as the AWS messages that would reach
+Firehose: device-side metrics reports, Detect metrics exports, Detect alarms via SNS, audit
+notifications and findings pages, IoT Core log batches (gzipped CloudWatch Logs payloads),
+lifecycle events, CloudWatch metric-stream lines, inventory and response records. Those
+messages go through `transform.handler.lambda_handler`, and the HEC events it returns are the
+dataset. Nothing is written by hand, so a change to the transform that would break a detection
+shows up as a dataset diff (the tests regenerate every dataset and compare).
+
+Timestamps are laid out relative to `REFERENCE_TIME`: days of baseline behaviour, then the
+incident in the last hour. A Splunk replay shifts each dataset so that `REFERENCE_TIME` is
+"now" and then runs the detection with its scheduled time range; `tests:` in each YAML gives
+the result expected then (`expected.fields`: values that every result row has). Detections
+that read a lookup built by a Baseline report expect that report to have run over the dataset
+first, as their test names say.
+
+`python -m tools.detection_data` rewrites every `detections/data/*.ndjson`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.samples import STREAM_ARN, LocalLambdaContext, firehose_event
+from transform.config import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO / "detections" / "data"
+
+# 2026-11-23T02:00:00Z. The handler distrusts only timestamps more than a day ahead of its wall
+# clock, so on any machine whose clock is past 2026-11-22 the datasets come out the same.
+REFERENCE_TIME = 1_795_399_200
+INDEX = "iot_security"
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+ALERTS_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:iot-defender-alerts"
+AUDIT_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:iot-defender-audit"
+METRIC_STREAM = "iot-defender-splunk-iot-metrics"
+LOG_GROUP = "AWSIotLogsV2"
+RECORDS_PER_INVOCATION = 100
+
+MINUTE = 60
+HOUR = 3600
+
+# The IP an IoT endpoint would have (documentation range, as in every sample of the project).
+IOT_ENDPOINT = "198.51.100.40"
+
+
+def ago(seconds: float) -> float:
+    """A moment `seconds` before the reference time."""
+    return REFERENCE_TIME - seconds
+
+
+def epoch_ms(t: float) -> int:
+    return round(t * 1000)
+
+
+def stable_id(*parts: object) -> str:
+    """A deterministic identifier (32 hex digits), so datasets are byte-for-byte reproducible."""
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def stable_uuid(*parts: object) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "|".join(map(str, parts))))
+
+
+def jitter(*parts: object, spread: float) -> float:
+    """A deterministic value in [-spread, +spread], the same on every Python version."""
+    fraction = int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+    return (fraction / 0xFFFFFFFF * 2 - 1) * spread
+
+
+def to_bytes(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+# --- AWS-shaped input messages ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    remote_addr: str
+    local_port: int
+    local_interface: str = "eth0"
+
+
+def device_report(
+    thing: str,
+    t: float,
+    *,
+    tcp: list[int] | None = None,
+    udp: list[int] | None = None,
+    connections: list[Connection] | None = None,
+    network: dict[str, int] | None = None,
+    custom: dict[str, float] | None = None,
+) -> bytes:
+    """A device-side metrics report as the IoT rule forwards it (thing_name, received_at added)."""
+    metrics: dict[str, Any] = {}
+    if tcp is not None:
+        metrics["listening_tcp_ports"] = {
+            "ports": [{"port": port, "interface": "eth0"} for port in tcp],
+            "total": len(tcp),
+        }
+    if udp is not None:
+        metrics["listening_udp_ports"] = {
+            "ports": [{"port": port, "interface": "eth0"} for port in udp],
+            "total": len(udp),
+        }
+    if connections is not None:
+        metrics["tcp_connections"] = {
+            "established_connections": {
+                "connections": [
+                    {
+                        "remote_addr": c.remote_addr,
+                        "local_port": c.local_port,
+                        "local_interface": c.local_interface,
+                    }
+                    for c in connections
+                ],
+                "total": len(connections),
+            }
+        }
+    if network is not None:
+        metrics["network_stats"] = network
+    report: dict[str, Any] = {"header": {"report_id": int(t), "version": "1.0"}}
+    if metrics:
+        report["metrics"] = metrics
+    if custom:
+        report["custom_metrics"] = {name: [{"number": value}] for name, value in custom.items()}
+    report["thing_name"] = thing
+    report["received_at"] = epoch_ms(t)
+    return to_bytes(report)
+
+
+def export_item(thing: str, name: str, t: float, value: dict[str, Any]) -> dict[str, Any]:
+    """One datapoint of a Detect metrics export (Detect stamps datapoints in epoch ms)."""
+    return {"name": name, "thing": thing, "value": value, "version": 1, "timestamp": epoch_ms(t)}
+
+
+def detect_export(items: list[dict[str, Any]]) -> bytes:
+    return to_bytes({"version": "1.0", "metrics": items})
+
+
+def sns_envelope(topic: str, message: dict[str, Any], t: float) -> bytes:
+    """The SNS notification Firehose receives from a subscribed topic."""
+    stamp = f"{_iso(t)[:-1]}.000Z"
+    return to_bytes(
+        {
+            "Type": "Notification",
+            "MessageId": stable_uuid(topic, stamp, message),
+            "TopicArn": topic,
+            "Message": json.dumps(message, separators=(",", ":")),
+            "Timestamp": stamp,
+            "SignatureVersion": "1",
+            "Signature": base64.b64encode(hashlib.sha256(stamp.encode()).digest()).decode(),
+            "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService.pem",
+            "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe",
+        }
+    )
+
+
+def violation(
+    thing: str,
+    t: float,
+    *,
+    event_type: str,
+    behavior: str,
+    metric: str,
+    criteria: dict[str, Any],
+    value: dict[str, Any] | None = None,
+    profile: str = "fleet-baseline",
+    confidence: str | None = None,
+    violation_id: str | None = None,
+) -> dict[str, Any]:
+    """A Device Defender Detect `ViolationEvent` message."""
+    message: dict[str, Any] = {
+        "violationId": violation_id or stable_id(thing, behavior, t),
+        "thingName": thing,
+        "securityProfileName": profile,
+        "behavior": {
+            "name": behavior,
+            "metric": metric,
+            "criteria": criteria,
+            "suppressAlerts": False,
+        },
+    }
+    if value is not None:
+        message["metricValue"] = value
+    message["violationEventType"] = event_type
+    message["violationEventTime"] = epoch_ms(t)
+    if confidence:
+        message["violationEventAdditionalInfo"] = {"confidenceLevel": confidence}
+    return message
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's result in an audit notification (an `auditDetails` item)."""
+
+    name: str
+    status: str = "COMPLETED_COMPLIANT"
+    noncompliant: int = 0
+    total: int = 1
+    error_code: str | None = None
+
+    def detail(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "checkName": self.name,
+            "checkRunStatus": self.status,
+            "nonCompliantResourcesCount": self.noncompliant,
+            "totalResourcesCount": self.total,
+        }
+        if self.error_code:
+            item["errorCode"] = self.error_code
+            item["message"] = "The audit role is not authorized to read the resources."
+        return item
+
+
+def audit_notification(
+    task_id: str,
+    t: float,
+    checks: list[Check],
+    *,
+    status: str = "COMPLETED",
+    task_type: str = "SCHEDULED_AUDIT_TASK",
+    audit_name: str | None = "daily-fleet-audit",
+) -> dict[str, Any]:
+    """An audit completion notification, as Device Defender publishes it to SNS."""
+    statuses = [check.status for check in checks]
+    message: dict[str, Any] = {
+        "accountId": ACCOUNT,
+        "taskId": task_id,
+        "taskStatus": status,
+        "taskType": task_type,
+    }
+    if audit_name:
+        message["scheduledAuditName"] = audit_name
+    message |= {
+        "failedChecksCount": statuses.count("FAILED"),
+        "canceledChecksCount": statuses.count("CANCELED"),
+        "nonCompliantChecksCount": statuses.count("COMPLETED_NON_COMPLIANT"),
+        "compliantChecksCount": statuses.count("COMPLETED_COMPLIANT"),
+        "totalChecksCount": len(checks),
+        "taskStartTime": epoch_ms(t),
+        "auditDetails": [check.detail() for check in checks],
+    }
+    return message
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A non-compliant resource of an audit finding."""
+
+    resource_type: str
+    identifier: dict[str, Any]
+    related_clients: tuple[str, ...] = ()
+
+
+# AWS's severity of each finding's check (the transform keeps the finding's own value).
+FINDING_SEVERITY = {
+    "DEVICE_CERTIFICATE_SHARED_CHECK": "CRITICAL",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": "CRITICAL",
+    "CONFLICTING_CLIENT_IDS_CHECK": "HIGH",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK": "MEDIUM",
+    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK": "MEDIUM",
+    "LOGGING_DISABLED_CHECK": "LOW",
+}
+# Reason code and text for each check's findings, as AWS words them.
+FINDING_REASON = {
+    "DEVICE_CERTIFICATE_SHARED_CHECK": (
+        "CERTIFICATE_SHARED_BY_MULTIPLE_DEVICES",
+        "Certificate shared by one or more devices.",
+    ),
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": (
+        "ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
+        "Policy allows broad access to IoT data plane actions: [iot:Connect, iot:Publish].",
+    ),
+    "CONFLICTING_CLIENT_IDS_CHECK": (
+        "DUPLICATE_CLIENT_ID_ACROSS_CONNECTIONS",
+        "Multiple devices are connecting with the same client ID.",
+    ),
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK": (
+        "CERTIFICATE_APPROACHING_EXPIRATION",
+        "Certificate is expiring within 30 days.",
+    ),
+    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK": (
+        "POLICY_CONTAINS_MQTT_WILDCARDS_IN_DENY_STATEMENT",
+        "Policy contains MQTT wildcards in a Deny statement that may not block the intended "
+        "topics.",
+    ),
+    "LOGGING_DISABLED_CHECK": ("LOGGING_DISABLED", "Logging is disabled for the account."),
+}
+
+
+def finding(
+    task_id: str, task_start: float, check: str, resource: Resource, *, suppressed: bool = False
+) -> dict[str, Any]:
+    """One ListAuditFindings item (times in epoch seconds, as the API returns them)."""
+    code, reason = FINDING_REASON[check]
+    item: dict[str, Any] = {
+        "findingId": stable_uuid(task_id, check, resource.identifier),
+        "taskId": task_id,
+        "checkName": check,
+        "taskStartTime": round(task_start, 3),
+        "findingTime": round(task_start + 2.5, 3),
+        "severity": FINDING_SEVERITY[check],
+        "nonCompliantResource": {
+            "resourceType": resource.resource_type,
+            "resourceIdentifier": resource.identifier,
+        },
+    }
+    if resource.related_clients:
+        item["relatedResources"] = [
+            {"resourceType": "CLIENT_ID", "resourceIdentifier": {"clientId": client}}
+            for client in resource.related_clients
+        ]
+    item |= {
+        "reasonForNonCompliance": reason,
+        "reasonForNonComplianceCode": code,
+        "isSuppressed": suppressed,
+    }
+    return item
+
+
+def findings_page(findings: list[dict[str, Any]]) -> bytes:
+    """What the audit-findings collector puts into Firehose: one ListAuditFindings page."""
+    return to_bytes({"findings": findings})
+
+
+LogEntry = tuple[float, dict[str, Any]]
+
+
+def iot_log(
+    t: float,
+    event_type: str,
+    status: str,
+    *,
+    client_id: str | None = None,
+    source_ip: str | None = None,
+    reason: str | None = None,
+    details: str | None = None,
+    topic: str | None = None,
+) -> LogEntry:
+    """One AWS IoT logs v2 entry and the CloudWatch timestamp it is logged at."""
+    entry: dict[str, Any] = {
+        "timestamp": _iso(t, sep=" ", millis=True),
+        "logLevel": "ERROR" if status == "Failure" else "INFO",
+        "traceId": stable_uuid("trace", t, event_type, client_id, topic),
+        "accountId": ACCOUNT,
+        "status": status,
+        "eventType": event_type,
+        "protocol": "MQTT",
+    }
+    if client_id:
+        entry["clientId"] = client_id
+        entry["principalId"] = hashlib.sha256(f"cert:{client_id}".encode()).hexdigest()
+    if topic:
+        entry["topicName"] = topic
+    if source_ip:
+        entry["sourceIp"] = source_ip
+        entry["sourcePort"] = 30000 + int(jitter("port", t, spread=20000) + 20000)
+    if reason:
+        entry["reason"] = reason
+        entry["details"] = details or reason.replace("_", " ").title()
+    return t, entry
+
+
+def cloudwatch_logs(entries: list[LogEntry], *, raw: tuple[str, ...] = ()) -> bytes:
+    """A gzipped CloudWatch Logs subscription payload of IoT log entries (and raw lines)."""
+    first = min([t for t, _ in entries] or [REFERENCE_TIME])
+    events = [
+        {
+            "id": str(int(stable_id("log", t, entry)[:18], 16)),
+            "timestamp": epoch_ms(t),
+            "message": json.dumps(entry),
+        }
+        for t, entry in entries
+    ]
+    events += [
+        {
+            "id": str(int(stable_id("raw", line)[:18], 16)),
+            "timestamp": epoch_ms(first),
+            "message": line,
+        }
+        for line in raw
+    ]
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": ACCOUNT,
+        "logGroup": LOG_GROUP,
+        "logStream": stable_uuid("stream", first),
+        "subscriptionFilters": ["iot-defender-splunk-logs"],
+        "logEvents": events,
+    }
+    return gzip.compress(json.dumps(payload).encode(), mtime=0)
+
+
+def lifecycle(
+    client_id: str,
+    t: float,
+    event_type: str,
+    ip: str,
+    *,
+    reason: str | None = None,
+    session: int = 0,
+) -> bytes:
+    """A presence event from `$aws/events/presence/...`, forwarded by an IoT rule."""
+    message: dict[str, Any] = {
+        "clientId": client_id,
+        "timestamp": epoch_ms(t),
+        "eventType": event_type,
+    }
+    if event_type == "disconnected":
+        message["clientInitiatedDisconnect"] = reason is None
+    message |= {
+        "sessionIdentifier": stable_uuid("session", client_id, session),
+        "principalIdentifier": hashlib.sha256(f"cert:{client_id}".encode()).hexdigest(),
+        "ipAddress": ip,
+    }
+    if reason:
+        message["disconnectReason"] = reason
+    message["versionNumber"] = session
+    return to_bytes(message)
+
+
+def metric_datapoint(
+    metric_name: str, t: float, total: float, *, dimensions: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One CloudWatch metric-stream datapoint (JSON output format), AWS/IoT namespace."""
+    return {
+        "metric_stream_name": METRIC_STREAM,
+        "account_id": ACCOUNT,
+        "region": REGION,
+        "namespace": "AWS/IoT",
+        "metric_name": metric_name,
+        "dimensions": dimensions or {"Protocol": "MQTT"},
+        "timestamp": epoch_ms(t),
+        "value": {"max": 1.0, "min": 1.0, "sum": float(total), "count": float(total)},
+        "unit": "None",
+    }
+
+
+def metric_stream(datapoints: list[dict[str, Any]]) -> bytes:
+    """A metric-stream Firehose record: newline-separated JSON datapoints."""
+    return b"".join(to_bytes(point) + b"\n" for point in datapoints)
+
+
+@dataclass(frozen=True)
+class Device:
+    """A thing as the inventory knows it."""
+
+    name: str
+    thing_type: str
+    firmware: str
+    segment: str
+    groups: tuple[str, ...]
+    ip: str
+
+
+def inventory_record(device: Device, t: float, *, connected: bool = True) -> bytes:
+    """What the inventory collector puts into Firehose for one thing (fleet-index collector)."""
+    return to_bytes(
+        {
+            "recordType": "aws:iot:thing",
+            "schemaVersion": 1,
+            "collectedAt": epoch_ms(t),
+            "collector": "fleet-index",
+            "thing": {
+                "thingName": device.name,
+                "thingId": stable_uuid("thing", device.name),
+                "thingTypeName": device.thing_type,
+                "attributes": {"firmware_version": device.firmware, "segment": device.segment},
+                "thingGroupNames": list(device.groups),
+                "connectivity": {"connected": connected, "timestamp": epoch_ms(t - 6 * HOUR)},
+            },
+        }
+    )
+
+
+def response_record(action: str, thing: str, t: float, reason: str) -> bytes:
+    """A response-action record written by the project's responder."""
+    return to_bytes(
+        {
+            "recordType": "aws:iot:response",
+            "schemaVersion": 1,
+            "actionId": stable_uuid("action", action, thing, t),
+            "action": action,
+            "status": "SUCCEEDED",
+            "requestedAt": epoch_ms(t - 1.3),
+            "completedAt": epoch_ms(t),
+            "requestedBy": "soar:playbook/iot_open_port_response",
+            "reason": reason,
+            "target": {"thingName": thing},
+        }
+    )
+
+
+def _iso(t: float, *, sep: str = "T", millis: bool = False) -> str:
+    stamp = dt.datetime.fromtimestamp(t, dt.UTC)
+    text = stamp.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+    return f"{text}.{stamp.microsecond // 1000:03d}" if millis else f"{text}Z"
+
+
+# --- the fleet ----------------------------------------------------------------------------------
+
+GATEWAY = Device("gw-berlin-03", "edge-gateway", "2.4.1", "plant-a", ("gateways",), "198.51.100.23")
+LOBBY_CAMERA = Device("cam-lobby-2", "ip-camera", "1.9.3", "office", ("cameras",), "198.51.100.71")
+DOCK_CAMERA = Device("cam-dock-4", "ip-camera", "1.9.3", "office", ("cameras",), "198.51.100.72")
+YARD_CAMERA = Device("cam-yard-1", "ip-camera", "1.9.3", "office", ("cameras",), "198.51.100.73")
+PUMPS = tuple(
+    Device(f"pump-00{n}", "water-pump", "3.2.0", "plant-a", ("pumps",), f"198.51.100.{n + 40}")
+    for n in range(17, 23)
+)
+PUMP_17, PUMP_18, PUMP_19, PUMP_20, PUMP_21, PUMP_22 = PUMPS
+NEW_PUMP = Device("pump-0099", "water-pump", "3.2.0", "plant-a", ("pumps",), "198.51.100.99")
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Firehose record: its bytes and when Firehose received it."""
+
+    arrival: float
+    data: bytes
+    alone: bool = False  # its own invocation, so an unparsed event gets exactly this arrival
+
+
+@dataclass
+class Story:
+    records: list[Record] = field(default_factory=list)
+
+    def add(self, t: float, data: bytes, *, alone: bool = False) -> None:
+        self.records.append(Record(t, data, alone))
+
+
+DATASETS: dict[str, Callable[[], Story]] = {}
+
+
+def dataset(function: Callable[[], Story]) -> Callable[[], Story]:
+    """Register a dataset builder under its function name."""
+    DATASETS[function.__name__] = function
+    return function
+
+
+def _port_story() -> Iterator[tuple[float, Device, list[int], list[int]]]:
+    """Listening ports every 2 h for 3 days; in the last report two devices open new ports.
+
+    gw-berlin-03 starts listening on tcp/4444 (a classic reverse-shell port); cam-lobby-2 starts
+    Telnet on tcp/23 and tcp/2323 (Mirai). pump-0018's mDNS responder comes and goes, which is
+    normal for it; pump-0099 is a new device whose first report arrives in the last hour.
+    """
+    for slot in range(35, -1, -1):
+        t = ago(8 * MINUTE + slot * 2 * HOUR)
+        latest = slot == 0
+        yield t, GATEWAY, [22, 8443] + ([4444] if latest else []), [123]
+        yield t + 7, LOBBY_CAMERA, [443, 554] + ([23, 2323] if latest else []), [3702]
+        yield t + 13, PUMP_17, [8443], []
+        yield t + 21, PUMP_18, [8443], [5353] if slot % 2 == 0 else []
+        if latest:
+            yield t + 29, NEW_PUMP, [22, 8443], []
+
+
+@dataset
+def listening_ports() -> Story:
+    """Listening ports from device-side reports (no Detect)."""
+    story = Story()
+    for t, device, tcp, udp in _port_story():
+        story.add(t, device_report(device.name, t, tcp=tcp, udp=udp))
+    return story
+
+
+@dataset
+def listening_ports_detect() -> Story:
+    """The same ports as `listening_ports`, from Detect's metrics export instead."""
+    story = Story()
+    slots: dict[float, list[dict[str, Any]]] = {}
+    for t, device, tcp, udp in _port_story():
+        at = t - t % (5 * MINUTE)  # Detect datapoints fall on 5-minute boundaries
+        slots.setdefault(at, []).extend(
+            [
+                export_item(device.name, "aws:listening-tcp-ports", at, {"ports": sorted(tcp)}),
+                export_item(device.name, "aws:listening-udp-ports", at, {"ports": sorted(udp)}),
+                export_item(device.name, "aws:num-listening-tcp-ports", at, {"count": len(tcp)}),
+                export_item(device.name, "aws:num-listening-udp-ports", at, {"count": len(udp)}),
+            ]
+        )
+    for at, items in slots.items():
+        story.add(at + 2 * MINUTE, detect_export(items))
+    return story
+
+
+@dataset
+def outbound_volume() -> Story:
+    """Hourly network stats for a day: six pumps and three cameras, plus the inventory.
+
+    Cameras upload ~60 MB an hour, pumps ~200 KB. In the last hour pump-0021 sends 48 MB in
+    36,000 packets: far above its own baseline and above every other pump (same firmware).
+    """
+    story = Story()
+    devices = (*PUMPS, LOBBY_CAMERA, DOCK_CAMERA, YARD_CAMERA)
+    for hour in range(23, -1, -1):
+        t = ago(15 * MINUTE + hour * HOUR)
+        for position, device in enumerate(devices):
+            at = t + 3 * position
+            camera = device.thing_type == "ip-camera"
+            bytes_out = (60_000_000 if camera else 200_000) * (
+                1 + jitter(device.name, hour, "bytes", spread=0.1)
+            )
+            packets_out = (45_000 if camera else 1_500) * (
+                1 + jitter(device.name, hour, "packets", spread=0.1)
+            )
+            if device is PUMP_21 and hour == 0:
+                bytes_out, packets_out = 48_000_000, 36_000
+            network = {"bytes_out": int(bytes_out), "packets_out": int(packets_out)}
+            story.add(at, device_report(device.name, at, network=network))
+    for collected in (ago(90 * MINUTE), ago(30 * MINUTE)):
+        for device in devices:
+            story.add(collected, inventory_record(device, collected))
+    return story
+
+
+@dataset
+def destinations() -> Story:
+    """Established connections every 2 h for 2 days; cam-lobby-2 then reaches an IRC server.
+
+    Every device talks to the IoT endpoint (public, so outside the shipped allow list) and
+    gw-berlin-03 also to PLCs on the plant network. In the last report cam-lobby-2 connects to
+    203.0.113.77:6667 and gw-berlin-03 to a new PLC (private, so allowed); pump-0099 is new.
+    """
+    story = Story()
+    endpoint = Connection(f"{IOT_ENDPOINT}:8883", 50412)
+    for slot in range(23, -1, -1):
+        t = ago(8 * MINUTE + slot * 2 * HOUR)
+        latest = slot == 0
+        pump = [Connection("10.20.0.1:443", 48110), endpoint]
+        camera = [endpoint] + ([Connection("203.0.113.77:6667", 49201)] if latest else [])
+        gateway = [endpoint, Connection("10.20.4.17:502", 40122, "eth1")]
+        if latest:
+            gateway.append(Connection("10.20.4.99:502", 40131, "eth1"))
+        story.add(t, device_report(PUMP_17.name, t, connections=pump))
+        story.add(t + 5, device_report(LOBBY_CAMERA.name, t + 5, connections=camera))
+        story.add(t + 9, device_report(GATEWAY.name, t + 9, connections=gateway))
+        if latest:
+            story.add(t + 14, device_report(NEW_PUMP.name, t + 14, connections=[endpoint]))
+    return story
+
+
+def _log_records(story: Story, entries: list[LogEntry]) -> None:
+    """Deliver IoT log entries as CloudWatch does: a payload per burst of up to a minute."""
+    batch: list[LogEntry] = []
+    for entry in sorted(entries, key=lambda item: item[0]):
+        if batch and entry[0] - batch[0][0] > MINUTE:
+            story.add(batch[-1][0] + 5, cloudwatch_logs(batch))
+            batch = []
+        batch.append(entry)
+    if batch:
+        story.add(batch[-1][0] + 5, cloudwatch_logs(batch))
+
+
+@dataset
+def auth_failures() -> Story:
+    """IoT Core logs and CloudWatch metrics (no Detect) for a day of authorization failures.
+
+    pump-0017 is misconfigured and is refused twice every two hours, as usual. In the last hour
+    pump-0022 publishes to other pumps' command topics and subscribes to `#`: 46 refusals in
+    eight minutes. Soon after, the fleet-wide AuthError metrics surge (certificate stuffing
+    against the endpoint), while before that they held a handful of errors every few hours.
+    """
+
+    def refused(device: Device, t: float, event_type: str, topic: str) -> LogEntry:
+        return iot_log(
+            t,
+            event_type,
+            "Failure",
+            client_id=device.name,
+            source_ip=device.ip,
+            reason="AUTHORIZATION_FAILURE",
+            topic=topic,
+        )
+
+    own_config = "plant-a/pumps/pump-0017/config/set"
+    entries = [
+        refused(PUMP_17, ago(20 * MINUTE + slot * 2 * HOUR) + 4 * n, "Publish-In", own_config)
+        for slot in range(11, -1, -1)
+        for n in range(2)
+    ]
+    entries += [
+        iot_log(t, "Connect", "Success", client_id=GATEWAY.name, source_ip=GATEWAY.ip)
+        for t in (ago(50 * MINUTE + slot * 3 * HOUR) for slot in range(7, -1, -1))
+    ]
+    entries += [
+        refused(PUMP_22, ago(35 * MINUTE - 12 * n), "Publish-In", f"plant-a/pumps/{target}/cmd")
+        for n, target in enumerate(device.name for _ in range(8) for device in PUMPS[:5])
+    ]
+    entries += [refused(PUMP_22, ago(33 * MINUTE - 40 * n), "Subscribe", "#") for n in range(6)]
+    entries += [
+        iot_log(
+            ago(10 * MINUTE - 10 * n),
+            "Connection.AuthNError",
+            "Failure",
+            source_ip=f"192.0.2.{200 + n % 8}",
+            reason="AUTHENTICATION_FAILURE",
+            details="Certificate is not registered with AWS IoT",
+        )
+        for n in range(24)
+    ]
+    story = Story()
+    _log_records(story, entries)
+    for slot in range(7, -1, -1):
+        t = ago(40 * MINUTE + slot * 3 * HOUR)
+        t -= t % MINUTE
+        story.add(t + MINUTE, metric_stream([metric_datapoint("Connect.AuthError", t, 2)]))
+    for minute in range(10, 5, -1):
+        t = ago(minute * MINUTE)
+        points = [
+            metric_datapoint("Connection.AuthNError", t, 45 + 3 * (minute % 4)),
+            metric_datapoint("Connect.AuthError", t, 12),
+        ]
+        story.add(t + MINUTE, metric_stream(points))
+    return story
+
+
+@dataset
+def auth_failures_detect() -> Story:
+    """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes."""
+    story = Story()
+    for slot in range(47, -1, -1):
+        t = ago(15 * MINUTE + slot * 30 * MINUTE)
+        gateway = 54 if slot == 0 else round(1 + jitter(GATEWAY.name, slot, spread=1))
+        items = [
+            export_item(GATEWAY.name, "aws:num-authorization-failures", t, {"count": gateway}),
+            export_item(
+                PUMP_18.name, "aws:num-authorization-failures", t, {"count": 2 if slot == 0 else 1}
+            ),
+        ]
+        story.add(t + 2 * MINUTE, detect_export(items))
+    return story
+
+
+@dataset
+def connections() -> Story:
+    """Lifecycle events and Connect logs; pump-0018's certificate is cloned and used elsewhere.
+
+    Devices normally reconnect every four hours. In the last hour pump-0018's client id is
+    connected from three addresses in turn, each connection knocking the previous one off
+    (DUPLICATE_CLIENT_ID) every 30 seconds; one more address is refused by the broker.
+    """
+    story = Story()
+    devices = (PUMP_17, GATEWAY, LOBBY_CAMERA, PUMP_18)
+    for position, device in enumerate(devices):
+        for slot in range(5, -1, -1):
+            t = ago(2 * HOUR + position * 11 * MINUTE + slot * 4 * HOUR)
+            story.add(
+                t,
+                lifecycle(
+                    device.name,
+                    t,
+                    "disconnected",
+                    device.ip,
+                    reason="CONNECTION_LOST",
+                    session=slot + 1,
+                ),
+            )
+            story.add(t + 20, lifecycle(device.name, t + 20, "connected", device.ip, session=slot))
+    addresses = (PUMP_18.ip, "203.0.113.45", "192.0.2.66")
+    entries = []
+    for n in range(60):
+        t = ago(45 * MINUTE - 30 * n)
+        ip = addresses[n % 3]
+        previous = addresses[(n - 1) % 3]
+        story.add(
+            t - 0.2,
+            lifecycle(
+                PUMP_18.name,
+                t - 0.2,
+                "disconnected",
+                previous,
+                reason="DUPLICATE_CLIENT_ID",
+                session=100 + n,
+            ),
+        )
+        story.add(t, lifecycle(PUMP_18.name, t, "connected", ip, session=101 + n))
+        if n % 10 == 0:
+            entries.append(iot_log(t, "Connect", "Success", client_id=PUMP_18.name, source_ip=ip))
+    entries.append(
+        iot_log(
+            ago(20 * MINUTE),
+            "Connect",
+            "Failure",
+            client_id=PUMP_18.name,
+            source_ip="192.0.2.99",
+            reason="AUTHORIZATION_FAILURE",
+        )
+    )
+    _log_records(story, entries)
+    return story
+
+
+def _rule(
+    operator: str, value: dict[str, Any], *, duration: int | None = 300, datapoints: int = 1
+) -> dict[str, Any]:
+    """A rule behavior's criteria (set comparisons take no duration)."""
+    criteria: dict[str, Any] = {"comparisonOperator": operator, "value": value}
+    if duration:
+        criteria["durationSeconds"] = duration
+    return criteria | {
+        "consecutiveDatapointsToAlarm": datapoints,
+        "consecutiveDatapointsToClear": datapoints,
+    }
+
+
+def _ml(confidence: str) -> dict[str, Any]:
+    return {
+        "consecutiveDatapointsToAlarm": 1,
+        "consecutiveDatapointsToClear": 1,
+        "mlDetectionConfig": {"confidenceLevel": confidence},
+    }
+
+
+# Behaviors of the security profiles: name -> (metric, criteria, profile, ML confidence).
+BEHAVIORS: dict[str, tuple[str, dict[str, Any], str, str | None]] = {
+    "listening-tcp-allowlist": (
+        "aws:listening-tcp-ports",
+        _rule("not-in-port-set", {"ports": [443, 8883]}, duration=None),
+        "fleet-baseline",
+        None,
+    ),
+    "auth-failures-high": (
+        "aws:num-authorization-failures",
+        _rule("greater-than", {"count": 5}),
+        "fleet-baseline",
+        None,
+    ),
+    "bytes-out-p90": (
+        "aws:all-bytes-out",
+        {
+            "comparisonOperator": "greater-than",
+            "statisticalThreshold": {"statistic": "p90"},
+            "durationSeconds": 300,
+            "consecutiveDatapointsToAlarm": 1,
+            "consecutiveDatapointsToClear": 2,
+        },
+        "fleet-baseline",
+        None,
+    ),
+    "cpu-usage-high": (
+        "cpu_usage_pct",
+        _rule("greater-than", {"number": 90}, datapoints=3),
+        "fleet-baseline",
+        None,
+    ),
+    "Authorization_failures_ML_Behavior": (
+        "aws:num-authorization-failures",
+        _ml("HIGH"),
+        "fleet-ml-baseline",
+        "HIGH",
+    ),
+    "Bytes_out_ML_Behavior": ("aws:all-bytes-out", _ml("LOW"), "fleet-ml-baseline", "LOW"),
+}
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One Detect alarm message; `episode` ties an alarm-cleared to its in-alarm."""
+
+    seconds_ago: float
+    thing: str
+    event_type: str
+    behavior: str
+    value: dict[str, Any]
+    episode: str = ""
+    via_sns: bool = True
+
+    def message(self) -> dict[str, Any]:
+        metric, criteria, profile, confidence = BEHAVIORS[self.behavior]
+        t = ago(self.seconds_ago)
+        return violation(
+            self.thing,
+            t,
+            event_type=self.event_type,
+            behavior=self.behavior,
+            metric=metric,
+            criteria=criteria,
+            value=self.value,
+            profile=profile,
+            confidence=confidence,
+            violation_id=stable_id(self.episode) if self.episode else None,
+        )
+
+
+@dataset
+def detect_violations() -> Story:
+    """Detect alarms (SNS and raw): three raised in the last 15 minutes, one open for 30 hours.
+
+    In the last quarter hour: an ML alarm (HIGH confidence) on pump-0018's authorization
+    failures, a rule alarm on gw-berlin-03's, and an ML alarm with LOW confidence on pump-0017;
+    cam-lobby-2's bytes-out alarm clears. Older: cam-dock-4 has been in alarm for a listening
+    port outside its allow list for 30 hours; gw-berlin-03's earlier alarm cleared after five
+    hours; pump-0022's CPU alarm is three hours old.
+    """
+    in_alarm, cleared = "in-alarm", "alarm-cleared"
+    alarms = [
+        Alarm(
+            30 * HOUR,
+            DOCK_CAMERA.name,
+            in_alarm,
+            "listening-tcp-allowlist",
+            {"ports": [22, 443, 8883]},
+        ),
+        Alarm(40 * HOUR, GATEWAY.name, in_alarm, "auth-failures-high", {"count": 31}, "gw-1"),
+        Alarm(35 * HOUR, GATEWAY.name, cleared, "auth-failures-high", {"count": 0}, "gw-1"),
+        Alarm(3 * HOUR, PUMP_22.name, in_alarm, "cpu-usage-high", {"number": 97.8}, via_sns=False),
+        Alarm(
+            2 * HOUR, LOBBY_CAMERA.name, in_alarm, "bytes-out-p90", {"count": 734_003_200}, "cam-1"
+        ),
+        Alarm(
+            9 * MINUTE, PUMP_18.name, in_alarm, "Authorization_failures_ML_Behavior", {"count": 37}
+        ),
+        Alarm(8 * MINUTE, GATEWAY.name, in_alarm, "auth-failures-high", {"count": 54}),
+        Alarm(
+            7 * MINUTE,
+            PUMP_17.name,
+            in_alarm,
+            "Bytes_out_ML_Behavior",
+            {"count": 412_993},
+            via_sns=False,
+        ),
+        Alarm(
+            6 * MINUTE, LOBBY_CAMERA.name, cleared, "bytes-out-p90", {"count": 18_220_114}, "cam-1"
+        ),
+    ]
+    story = Story()
+    for alarm in alarms:
+        t, message = ago(alarm.seconds_ago), alarm.message()
+        data = sns_envelope(ALERTS_TOPIC, message, t + 1) if alarm.via_sns else to_bytes(message)
+        story.add(t + 30, data)
+    return story
+
+
+AUDIT_CHECKS = (
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+)
+
+
+def _audit_checks(findings: Sequence[tuple[str, Resource]] = ()) -> list[Check]:
+    """Each audited check's result, non-compliant with as many resources as it has findings."""
+    counts = {name: sum(1 for check, _ in findings if check == name) for name in AUDIT_CHECKS}
+    return [
+        Check(name, "COMPLETED_NON_COMPLIANT", counts[name], 14)
+        if counts[name]
+        else Check(name, total=14)
+        for name in AUDIT_CHECKS
+    ]
+
+
+def _certificate(name: str, *clients: str) -> Resource:
+    certificate_id = hashlib.sha256(name.encode()).hexdigest()
+    return Resource("DEVICE_CERTIFICATE", {"deviceCertificateId": certificate_id}, clients)
+
+
+def _policy(name: str, version: str) -> Resource:
+    identifier = {"policyVersionIdentifier": {"policyName": name, "policyVersionId": version}}
+    return Resource("IOT_POLICY", identifier)
+
+
+@dataset
+def audit() -> Story:
+    """Two daily audits with their findings pages; the latest finds new problems.
+
+    Yesterday's audit (26 h ago) found a certificate shared by pump-0018 and a bench copy, an
+    overly permissive legacy policy and an expiring certificate. Today's (2 h ago) finds those
+    again plus a second shared certificate, gw-berlin-03's client id used by several devices
+    and account logging switched off; a suppressed policy finding is left out of every count.
+    """
+    recurring = [
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-a", PUMP_18.name, "pump-0018-bench"),
+        ),
+        ("IOT_POLICY_OVERLY_PERMISSIVE_CHECK", _policy("legacy-device-policy", "4")),
+        ("DEVICE_CERTIFICATE_EXPIRING_CHECK", _certificate("cert-c")),
+    ]
+    new = [
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-b", LOBBY_CAMERA.name, DOCK_CAMERA.name, "cam-test"),
+        ),
+        ("CONFLICTING_CLIENT_IDS_CHECK", Resource("CLIENT_ID", {"clientId": GATEWAY.name})),
+        ("LOGGING_DISABLED_CHECK", Resource("ACCOUNT_SETTINGS", {"account": ACCOUNT})),
+    ]
+    suppressed = (
+        "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
+        _policy("camera-telemetry-policy", "2"),
+    )
+    story = Story()
+    for start, findings in ((ago(26 * HOUR), recurring), (ago(2 * HOUR), recurring + new)):
+        task = stable_id("audit", start)
+        checks = _audit_checks([*findings, suppressed] if findings is not recurring else findings)
+        notification = audit_notification(task, start, checks)
+        story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
+        items = [finding(task, start, check, resource) for check, resource in findings]
+        if findings is not recurring:
+            items.append(finding(task, start, *suppressed, suppressed=True))
+        story.add(start + 30 * MINUTE, findings_page(items))
+    return story
+
+
+@dataset
+def audit_heartbeat() -> Story:
+    """The last completed audit is 30 h old; one since failed and an older one was canceled."""
+    story = Story()
+    completed, failed, canceled = ago(30 * HOUR), ago(5 * HOUR), ago(50 * HOUR)
+    checks = _audit_checks()
+    story.add(
+        completed + 15 * MINUTE,
+        sns_envelope(
+            AUDIT_TOPIC,
+            audit_notification(stable_id("audit", completed), completed, checks),
+            completed + 15 * MINUTE,
+        ),
+    )
+    failing = [
+        Check(check.name, "FAILED", total=0, error_code="INSUFFICIENT_PERMISSIONS")
+        if check.name.startswith("DEVICE_CERTIFICATE")
+        else check
+        for check in checks
+    ]
+    story.add(
+        failed + 15 * MINUTE,
+        sns_envelope(
+            AUDIT_TOPIC,
+            audit_notification(stable_id("audit", failed), failed, failing, status="FAILED"),
+            failed + 15 * MINUTE,
+        ),
+    )
+    partial = [Check(check.name, "CANCELED", total=0) for check in checks[:3]] + checks[3:]
+    story.add(
+        canceled + 10 * MINUTE,
+        to_bytes(
+            audit_notification(
+                stable_id("audit", canceled),
+                canceled,
+                partial,
+                status="CANCELED",
+                task_type="ON_DEMAND_AUDIT_TASK",
+                audit_name=None,
+            )
+        ),
+    )
+    return story
+
+
+@dataset
+def pipeline_health() -> Story:
+    """A day of steady flows; device metrics stop 50 minutes ago and three records fail to parse.
+
+    Device reports (every 20 min), CloudWatch metrics (every 10 min, still flowing) and the
+    hourly inventory arrive as usual, with a response action in between. Then the metrics stop,
+    and in the last quarter hour a report forwarded by a rule without `thing_name`, a CBOR report
+    and a log batch holding plain text arrive: they become unparsed events.
+    """
+    story = Story()
+    pumps = (PUMP_17, PUMP_18, PUMP_19)
+    for slot in range(69, -1, -1):
+        t = ago(50 * MINUTE + slot * 20 * MINUTE)
+        for position, device in enumerate(pumps):
+            at = t + 4 * position
+            load = 30 + jitter(device.name, slot, spread=8)
+            story.add(at, device_report(device.name, at, custom={"cpu_usage_pct": round(load, 1)}))
+    for slot in range(143, -1, -1):
+        t = ago(2 * MINUTE + slot * 10 * MINUTE)
+        connects = 40 + jitter("connects", slot, spread=6)
+        story.add(
+            t + MINUTE, metric_stream([metric_datapoint("Connect.Success", t, round(connects))])
+        )
+    for slot in range(23, -1, -1):
+        t = ago(50 * MINUTE + slot * HOUR)
+        for device in pumps:
+            story.add(t, inventory_record(device, t))
+    story.add(
+        ago(3 * HOUR),
+        response_record(
+            "quarantine_thing", PUMP_19.name, ago(3 * HOUR), "Investigating a CPU alarm"
+        ),
+    )
+    no_thing_name = json.loads(
+        device_report(PUMP_17.name, ago(9 * MINUTE), custom={"cpu_usage_pct": 31.0})
+    )
+    del no_thing_name["thing_name"]
+    story.add(ago(9 * MINUTE), to_bytes(no_thing_name), alone=True)
+    cbor = b"\xa3cheda\x01cmet\xa1ccpu\xf9\x4e\x00\xffthing_name\xff"
+    story.add(ago(8 * MINUTE), cbor, alone=True)
+    text_line = (
+        "2026-11-23 01:50:00.000 TRACEID:0 [INFO] EVENT:MQTT Client Connect ClientId: pump-0017"
+    )
+    story.add(ago(7 * MINUTE), cloudwatch_logs([], raw=(text_line,)), alone=True)
+    return story
+
+
+@dataset
+def device_silent() -> Story:
+    """Four devices report every 20 minutes for a day; pump-0022 goes quiet 3 hours ago."""
+    story = Story()
+    devices = (PUMP_17, PUMP_18, PUMP_22, GATEWAY)
+    for slot in range(71, -1, -1):
+        t = ago(10 * MINUTE + slot * 20 * MINUTE)
+        for position, device in enumerate(devices):
+            at = t + 5 * position
+            if device is PUMP_22 and at > ago(3 * HOUR):
+                continue
+            load = 25 + jitter(device.name, slot, spread=5)
+            story.add(at, device_report(device.name, at, custom={"cpu_usage_pct": round(load, 1)}))
+    for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+# --- running the real handler -------------------------------------------------------------------
+
+
+class DatasetError(RuntimeError):
+    """The transform did not deliver every record of a dataset."""
+
+
+def invocations(records: list[Record]) -> list[list[Record]]:
+    """Firehose batches in arrival order; a record marked `alone` gets an invocation to itself."""
+    batches: list[list[Record]] = []
+    current: list[Record] = []
+    for record in sorted(records, key=lambda r: r.arrival):
+        if record.alone:
+            if current:
+                batches.append(current)
+                current = []
+            batches.append([record])
+            continue
+        current.append(record)
+        if len(current) == RECORDS_PER_INVOCATION:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches
+
+
+@contextlib.contextmanager
+def _lambda_environment() -> Iterator[Any]:
+    """The handler with this project's index, its logs and EMF output kept off stdout.
+
+    The handler reads SPLUNK_INDEX once at import, so the setting is pinned here: datasets must
+    not depend on the environment of whoever builds them.
+    """
+    from transform import handler  # noqa: PLC0415 - the Lambda module, loaded on use
+
+    previous = handler.SETTINGS
+    handler.SETTINGS = load_settings({"SPLUNK_INDEX": INDEX})
+    sink = io.StringIO()
+    stream = handler.logger.registered_handler
+    old_stream = stream.setStream(sink) if isinstance(stream, logging.StreamHandler) else None
+    try:
+        with contextlib.redirect_stdout(sink):
+            yield handler
+    finally:
+        handler.SETTINGS = previous
+        if isinstance(stream, logging.StreamHandler):
+            stream.setStream(old_stream or sys.stdout)
+
+
+def hec_lines(records: list[Record]) -> list[bytes]:
+    """The HEC events (one JSON object per line, as emitted) the handler makes of the records."""
+    lines: list[bytes] = []
+    with _lambda_environment() as handler:
+        for batch in invocations(records):
+            arrival = max(record.arrival for record in batch)
+            event = firehose_event(
+                [record.data for record in batch],
+                stream_arn=STREAM_ARN,
+                arrival_ms=epoch_ms(arrival),
+            )
+            response = handler.lambda_handler(event, LocalLambdaContext())
+            for result in response["records"]:
+                if result["result"] != "Ok":
+                    raise DatasetError(f"record {result['recordId']} was {result['result']}")
+                data = base64.b64decode(result["data"])
+                lines.extend(line for line in data.split(b"\n") if line)
+    return lines
+
+
+def build(name: str) -> bytes:
+    """One dataset's NDJSON: the handler's events in time order."""
+    lines = hec_lines(DATASETS[name]().records)
+    lines.sort(key=lambda line: float(json.loads(line)["time"]))
+    return b"".join(line + b"\n" for line in lines)
+
+
+def dataset_path(name: str) -> Path:
+    return DATA_DIR / f"{name}.ndjson"
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = argv if argv else sorted(DATASETS)
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        print(f"unknown dataset(s): {', '.join(unknown)}; known: {', '.join(sorted(DATASETS))}")
+        return 2
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        data = build(name)
+        dataset_path(name).write_bytes(data)
+        events = data.count(b"\n")
+        print(f"{dataset_path(name).relative_to(REPO)}: {events} events, {len(data):,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
