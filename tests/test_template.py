@@ -23,7 +23,7 @@ from tools.cfn_template import (
     statements,
     switch_combinations,
 )
-from tools.readme_parameters import README, parameter_table, rendered_readme
+from tools.readme_tables import README, rendered_readme
 from transform.catalog import audit_check
 
 REPO = TEMPLATE_PATH.parent.parent
@@ -573,10 +573,10 @@ def test_samconfig_builds_in_source_and_deploys_safely() -> None:
     assert "parameter_overrides" not in deploy  # endpoint and secret ARN come from --guided
 
 
-def test_readme_parameter_table_matches_the_template() -> None:
-    """Regenerate with `python -m tools.readme_parameters` after changing a parameter."""
+def test_readme_tables_match_the_template_and_the_detections() -> None:
+    """Regenerate with `python -m tools.readme_tables` after changing a parameter or detection."""
     readme = README.read_text(encoding="utf-8")
-    assert rendered_readme(readme, parameter_table(TEMPLATE)) == readme
+    assert rendered_readme(readme) == readme
 
 
 def test_every_parameter_is_in_a_console_group() -> None:

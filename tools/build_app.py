@@ -141,7 +141,8 @@ def filter_macros(definitions: list[SearchDefinition]) -> str:
         for d in definitions
     ]
     return (
-        "\n" + GENERATED.format(source="detections/ and reports/").replace("# ", "# --- ")
+        "\n"
+        + GENERATED.format(source="detections/ and reports/").replace("# ", "# --- ")
         + "\n".join(stanzas)
     )
 
