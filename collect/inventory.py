@@ -230,7 +230,7 @@ def thing_record(
             thing["thingGroupNames"] = groups
     if "version" in raw:
         version = raw["version"]
-        if isinstance(version, int) and not isinstance(version, bool):
+        if _is_int64(version):
             thing["version"] = version
         else:
             dropped.append("version")
@@ -495,6 +495,11 @@ def _text_list(value: Any, key: str, dropped: list[str]) -> list[str] | None:
     return list(dict.fromkeys(texts))
 
 
+def _is_int64(value: Any) -> bool:
+    """An integer JSON can carry to the transform: orjson (both ends) refuses wider ones."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**64
+
+
 def _connectivity(value: Any, dropped: list[str]) -> dict[str, Any]:
     """connected, timestamp (epoch ms, as the API gives it) and disconnectReason, if valid."""
     if not isinstance(value, Mapping):
@@ -508,7 +513,7 @@ def _connectivity(value: Any, dropped: list[str]) -> dict[str, Any]:
             dropped.append("connectivity.connected")
     if "timestamp" in value:
         timestamp = value["timestamp"]
-        if isinstance(timestamp, int) and not isinstance(timestamp, bool) and timestamp >= 0:
+        if _is_int64(timestamp) and timestamp >= 0:
             state["timestamp"] = timestamp
         else:
             dropped.append("connectivity.timestamp")

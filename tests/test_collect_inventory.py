@@ -766,6 +766,20 @@ def test_values_that_do_not_fit_the_schema_are_converted_or_left_out() -> None:
     assert json.loads(delivery.encode(record)) == record
 
 
+def test_integers_json_cannot_carry_are_left_out() -> None:
+    """Found by the property test: orjson refuses integers outside 64 bits."""
+    raw = {
+        "thingName": "pump-0017",
+        "version": -(2**63) - 1,
+        "connectivity": {"connected": True, "timestamp": 2**64},
+    }
+    record, dropped = record_of(raw, connectivity=True)
+    assert record is not None
+    assert record["thing"] == {"thingName": "pump-0017", "connectivity": {"connected": True}}
+    assert sorted(dropped) == ["connectivity.timestamp", "version"]
+    assert json.loads(delivery.encode(record)) == record
+
+
 def test_a_non_mapping_attributes_value_is_left_out() -> None:
     record, dropped = record_of({"thingName": "pump-0017", "attributes": ["segment=a"]})
     assert record is not None
