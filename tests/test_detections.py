@@ -24,14 +24,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
 from tools import detection_data
+from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "splunk_app" / "iot_defender_security"
 SCHEMA = json.loads((REPO / "detections" / "detection.schema.json").read_text(encoding="utf-8"))
-PATHS = sorted((REPO / "detections").glob("*.yml")) + sorted((REPO / "reports").glob("*.yml"))
 ALERT_TYPES = {"TTP", "Anomaly", "Hunting"}
 DETECT_ONLY_SOURCETYPES = {"aws:iot:defender:violation"}
 ENVELOPE_KEYS = {"time", "source", "sourcetype", "index", "event", "host", "fields"}
@@ -39,37 +38,12 @@ ENVELOPE_KEYS = {"time", "source", "sourcetype", "index", "event", "host", "fiel
 DEFAULT_FIELDS = {"_time", "_raw", "host", "source", "sourcetype", "index", "splunk_server"}
 
 
-@dataclass(frozen=True)
-class Definition:
-    path: Path
-    spec: dict[str, Any]
-
-    @property
-    def stem(self) -> str:
-        return self.path.stem
-
-    @property
-    def filter_macro(self) -> str:
-        return f"{self.stem}_filter"
-
-    def searches(self) -> list[str]:
-        """The search and every variant's search."""
-        return [self.spec["search"], *(v["search"] for v in self.spec.get("variants", []))]
-
-    def datasets(self) -> list[str]:
-        return [test["dataset"] for test in self.spec.get("tests", [])]
-
-
-def _load(path: Path) -> Definition:
-    return Definition(path, yaml.safe_load(path.read_text(encoding="utf-8")))
-
-
-DEFINITIONS = [_load(path) for path in PATHS]
+DEFINITIONS = load_definitions(DETECTIONS_DIR, REPORTS_DIR)
 DETECTIONS = [d for d in DEFINITIONS if d.spec["type"] in ALERT_TYPES]
 TESTED = [d for d in DEFINITIONS if d.spec.get("tests")]
 
 
-def _ids(definitions: list[Definition]) -> list[str]:
+def _ids(definitions: list[SearchDefinition]) -> list[str]:
     return [d.stem for d in definitions]
 
 
@@ -537,7 +511,7 @@ def event_fields(relatives: Iterable[str]) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_matches_the_schema(definition: Definition) -> None:
+def test_matches_the_schema(definition: SearchDefinition) -> None:
     errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(definition.spec), key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
 
@@ -563,12 +537,12 @@ def test_names_and_ids_are_unique_and_ids_are_uuids() -> None:
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_file_is_named_after_the_detection(definition: Definition) -> None:
+def test_file_is_named_after_the_detection(definition: SearchDefinition) -> None:
     assert definition.stem == snake_case(definition.spec["name"])
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_every_search_ends_with_its_filter_macro(definition: Definition) -> None:
+def test_every_search_ends_with_its_filter_macro(definition: SearchDefinition) -> None:
     for search in definition.searches():
         assert re.search(rf"\|\s*`{definition.filter_macro}`\s*\Z", search), search[-80:]
         calls = [name for name, _ in macro_calls(search) if name.endswith("_filter")]
@@ -576,13 +550,13 @@ def test_every_search_ends_with_its_filter_macro(definition: Definition) -> None
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_searches_name_no_index(definition: Definition) -> None:
+def test_searches_name_no_index(definition: SearchDefinition) -> None:
     for search in definition.searches():
         assert not re.search(r"\bindex\s*(=|::|\s+in\b)", search, re.IGNORECASE), search
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_macros_are_defined_with_valid_arguments(definition: Definition) -> None:
+def test_macros_are_defined_with_valid_arguments(definition: SearchDefinition) -> None:
     for search in definition.searches():
         for name, values in macro_calls(search):
             if name == definition.filter_macro:
@@ -597,7 +571,7 @@ def test_macros_are_defined_with_valid_arguments(definition: Definition) -> None
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_lookups_are_defined(definition: Definition) -> None:
+def test_lookups_are_defined(definition: SearchDefinition) -> None:
     for search in definition.searches():
         text = expand(search)
         used = re.findall(r"\b(?:input|output)?lookup\s+(?:\w+=\S+\s+)*([\w.]+)", text)
@@ -607,7 +581,7 @@ def test_lookups_are_defined(definition: Definition) -> None:
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_data_source_covers_what_the_search_reads(definition: Definition) -> None:
+def test_data_source_covers_what_the_search_reads(definition: SearchDefinition) -> None:
     read = set(re.findall(r'sourcetype="([^"]+)"', expand(definition.spec["search"])))
     assert read, "the search selects no sourcetype"
     if read != {"aws:iot:*"}:
@@ -615,7 +589,7 @@ def test_data_source_covers_what_the_search_reads(definition: Definition) -> Non
 
 
 @pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
-def test_test_datasets_exist_and_are_built_by_the_generator(definition: Definition) -> None:
+def test_test_datasets_exist_and_are_built_by_the_generator(definition: SearchDefinition) -> None:
     for relative in definition.datasets():
         path = REPO / relative
         assert path.is_file(), relative
@@ -652,7 +626,7 @@ def cron_interval(cron: str) -> int:
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_schedule_windows_leave_no_gaps(definition: Definition) -> None:
+def test_schedule_windows_leave_no_gaps(definition: SearchDefinition) -> None:
     schedule = definition.spec["schedule"]
     window = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
     assert window >= cron_interval(schedule["cron_schedule"]), "runs would skip data"
@@ -661,7 +635,7 @@ def test_schedule_windows_leave_no_gaps(definition: Definition) -> None:
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_time_bounds_live_in_the_schedule_or_inside_baselines(definition: Definition) -> None:
+def test_time_bounds_live_in_the_schedule_or_inside_baselines(definition: SearchDefinition) -> None:
     search, schedule = definition.spec["search"], definition.spec["schedule"]
     bounds = dict(re.findall(r"\b(earliest|latest)=(\S+)", search))
     if definition.spec["type"] == "Baseline":
@@ -674,7 +648,7 @@ def test_time_bounds_live_in_the_schedule_or_inside_baselines(definition: Defini
 
 
 @pytest.mark.parametrize("definition", DETECTIONS, ids=_ids(DETECTIONS))
-def test_throttling_fields_are_result_fields(definition: Definition) -> None:
+def test_throttling_fields_are_result_fields(definition: SearchDefinition) -> None:
     table = [s for s in pipeline(definition.spec["search"]) if s.startswith("table ")]
     assert table, "alerts end with a table of their result fields"
     columns = table[-1].split()[1:]
@@ -728,7 +702,7 @@ def _has_detect_data(relative: str) -> bool:
 
 
 @pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
-def test_works_without_detect_is_proven_by_a_dataset(definition: Definition) -> None:
+def test_works_without_detect_is_proven_by_a_dataset(definition: SearchDefinition) -> None:
     tests = definition.spec["tests"]
     if definition.spec["works_without_detect"]:
         proofs = [
@@ -743,7 +717,7 @@ def test_works_without_detect_is_proven_by_a_dataset(definition: Definition) -> 
 
 
 @pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
-def test_fields_the_search_reads_exist_in_its_data(definition: Definition) -> None:
+def test_fields_the_search_reads_exist_in_its_data(definition: SearchDefinition) -> None:
     names, indexed = event_fields(definition.datasets())
     for search in definition.searches():
         assert missing_fields(expand(search), names, indexed) == []

@@ -19,24 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.live import LIVE, connect, verify_tls
 from tools.build_app import APP_ID, DETECTIONS_DIR, REPO, REPORTS_DIR, load_definitions
 from tools.detection_data import REFERENCE_TIME
 from tools.hec_client import HecClient
 
-REQUIRED = (
-    "SPLUNK_URL",
-    "SPLUNK_USERNAME",
-    "SPLUNK_PASSWORD",
-    "SPLUNK_HEC_URL",
-    "SPLUNK_HEC_TOKEN",
-)
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(
-        not all(os.environ.get(name) for name in REQUIRED),
-        reason="live Splunk not configured: set " + ", ".join(REQUIRED),
-    ),
-]
+pytestmark = LIVE
 
 DEFINITIONS = load_definitions(DETECTIONS_DIR, REPORTS_DIR)
 BASELINES = [d for d in DEFINITIONS if d.spec["type"] == "Baseline"]
@@ -47,24 +35,9 @@ CASES = [
 ]  # fmt: skip
 
 
-def _verify_tls() -> bool:
-    return os.environ.get("SPLUNK_VERIFY_TLS", "false").lower() == "true"
-
-
 @pytest.fixture(scope="module")
 def service() -> Any:
-    client = pytest.importorskip("splunklib.client")
-    url = os.environ["SPLUNK_URL"].removeprefix("https://").removeprefix("http://")
-    host, _, port = url.partition(":")
-    connected = client.connect(
-        host=host,
-        port=int(port or 8089),
-        username=os.environ["SPLUNK_USERNAME"],
-        password=os.environ["SPLUNK_PASSWORD"],
-        owner="nobody",
-        app=APP_ID,
-        verify=_verify_tls(),
-    )
+    connected = connect(owner="nobody", app=APP_ID)
     if APP_ID not in [app.name for app in connected.apps]:
         pytest.fail(f"the {APP_ID} app is not installed on {os.environ['SPLUNK_URL']}")
     return connected
@@ -129,7 +102,7 @@ def test_detection_finds_its_true_positive(
     service.confs["macros"]["iot_defender_index"].update(definition=f"index={index}")
     events = list(shifted_events(test["dataset"], index, time.time() - 60))
     hec = HecClient(
-        os.environ["SPLUNK_HEC_URL"], os.environ["SPLUNK_HEC_TOKEN"], verify_tls=_verify_tls()
+        os.environ["SPLUNK_HEC_URL"], os.environ["SPLUNK_HEC_TOKEN"], verify_tls=verify_tls()
     )
     hec.send(events)
     wait_indexed(service, index, len(events))

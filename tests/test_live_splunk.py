@@ -14,36 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.live import LIVE, connect
 from tools import demo
 
-REQUIRED = (
-    "SPLUNK_URL",
-    "SPLUNK_USERNAME",
-    "SPLUNK_PASSWORD",
-    "SPLUNK_HEC_URL",
-    "SPLUNK_HEC_TOKEN",
-)
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.skipif(
-        not all(os.environ.get(name) for name in REQUIRED),
-        reason="live Splunk not configured: set " + ", ".join(REQUIRED),
-    ),
-]
+pytestmark = LIVE
 
 
 def _search_count(query: str) -> int:
-    splunklib_client = pytest.importorskip("splunklib.client")
     splunklib_results = pytest.importorskip("splunklib.results")
-    url = os.environ["SPLUNK_URL"].removeprefix("https://").removeprefix("http://")
-    host, _, port = url.partition(":")
-    service = splunklib_client.connect(
-        host=host,
-        port=int(port or 8089),
-        username=os.environ["SPLUNK_USERNAME"],
-        password=os.environ["SPLUNK_PASSWORD"],
-        verify=os.environ.get("SPLUNK_VERIFY_TLS", "false").lower() == "true",
-    )
+    service = connect()
     stream = service.jobs.oneshot(
         query, output_mode="json", earliest_time="-30d", latest_time="+1d"
     )

@@ -48,8 +48,20 @@ class SearchDefinition:
         return str(self.spec["name"])
 
     @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
     def filter_macro(self) -> str:
-        return f"{self.path.stem}_filter"
+        return f"{self.stem}_filter"
+
+    def searches(self) -> list[str]:
+        """The search and every variant's search."""
+        return [self.spec["search"], *(v["search"] for v in self.spec.get("variants", []))]
+
+    def datasets(self) -> list[str]:
+        """Repository-relative paths of the true-positive datasets its tests name."""
+        return [test["dataset"] for test in self.spec.get("tests", [])]
 
     @property
     def is_alert(self) -> bool:
