@@ -136,6 +136,18 @@ def stubbed_iot() -> tuple[Any, Stubber]:
     return client, Stubber(client)
 
 
+def collect_stubbed(
+    iot: Any, stubber: Stubber, sink: Any, *, max_group_lookups: int
+) -> inventory.Summary:
+    """One run against the stubbed client; every queued response must have been used."""
+    with stubber:
+        summary = inventory.collect_inventory(
+            iot, sink, max_group_lookups=max_group_lookups, collected_at=COLLECTED_AT
+        )
+        stubber.assert_no_pending_responses()
+    return summary
+
+
 def indexing(mode: str, connectivity: str = "OFF") -> dict[str, Any]:
     return {
         "thingIndexingConfiguration": {
@@ -367,11 +379,7 @@ def test_fleet_index_pages_on_next_token_and_maps_connectivity(run_handler: Run)
         "search_index", load("iot/search_index_last_page.json"), {**SEARCH, "nextToken": NEXT_TOKEN}
     )
     sink = FakeFirehose()
-    with stubber:
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=1000, collected_at=COLLECTED_AT
-        )
-        stubber.assert_no_pending_responses()
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=1000)
 
     assert summary.source == "fleet-index"
     assert summary.pages == 2
@@ -447,11 +455,7 @@ def test_no_permission_for_the_indexing_configuration_falls_back_to_the_registry
         {"thingName": "legacy_plc:01", "maxResults": 250},
     )
     sink = FakeFirehose()
-    with stubber:
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=1000, collected_at=COLLECTED_AT
-        )
-        stubber.assert_no_pending_responses()
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=1000)
 
     assert summary.source == "registry"
     by_name = things(sink.records)
@@ -477,11 +481,7 @@ def test_an_index_not_ready_on_the_first_page_falls_back_to_the_registry() -> No
         "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
     )
     sink = FakeFirehose()
-    with stubber:
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT
-        )
-        stubber.assert_no_pending_responses()
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=0)
 
     assert summary.source == "registry"
     assert summary.group_lookups_skipped == 2
@@ -524,10 +524,8 @@ def test_a_zero_cap_makes_no_group_lookup_calls() -> None:
         "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
     )
     sink = FakeFirehose()
-    with stubber:  # an unexpected ListThingGroupsForThing call would raise here
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT
-        )
+    # an unexpected ListThingGroupsForThing call would raise here
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=0)
     assert summary.group_lookups == 0
     assert summary.group_lookups_skipped == 2
     assert summary.things_exported == 2
@@ -551,10 +549,7 @@ def test_a_thing_deleted_during_the_run_is_not_exported() -> None:
         {"thingName": "legacy_plc:01", "maxResults": 250},
     )
     sink = FakeFirehose()
-    with stubber:
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=10, collected_at=COLLECTED_AT
-        )
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
     assert list(things(sink.records)) == ["legacy_plc:01"]
     assert summary.things_gone == 1
     assert summary.things_exported == 1
@@ -574,11 +569,7 @@ def test_things_with_names_the_transform_rejects_are_counted_and_never_looked_up
         {"thingName": "pump-0017", "maxResults": 250},
     )
     sink = FakeFirehose()
-    with stubber:
-        summary = inventory.collect_inventory(
-            iot, sink, max_group_lookups=10, collected_at=COLLECTED_AT
-        )
-        stubber.assert_no_pending_responses()
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
     assert sink.calls == [["pump-0017"]]
     assert summary.things_invalid == 1
     assert summary.group_lookups == 1
