@@ -356,38 +356,19 @@ def test_handler_collects_a_completed_non_compliant_audit(
     assert metrics["AuditCollectionErrors"] == 0.0
 
 
-def test_handler_collects_when_only_the_details_say_non_compliant(
-    monkeypatch: pytest.MonkeyPatch, stubbed: tuple[Any, Stubber]
-) -> None:
-    client, stubber = stubbed
-    task = "2b7c9d0e1f3a45b68d2e4c6a8f0b1d37"
-    page = {"findings": [dict(boto_page(3)["findings"][0], taskId=task)]}
-    stubber.add_response(
-        "list_audit_findings",
-        page,
-        {"taskId": task, "maxResults": 250},
-    )
-    firehose = FakeFirehose()
-    Clients(monkeypatch, client, firehose)
-
-    summary = run(load("sns_completed_noncompliant_details_only.json"))
-
-    stubber.assert_no_pending_responses()
-    assert summary["results"][0]["outcome"] == "collected"
-    assert firehose.put_ids == [ALL_FINDINGS[-1]["findingId"]]
-
-
 @pytest.mark.parametrize(
     ("name", "task"),
     [
+        # No count field: the auditDetails item alone says a check was non-compliant.
+        ("sns_completed_noncompliant_details_only.json", "2b7c9d0e1f3a45b68d2e4c6a8f0b1d37"),
+        # Checks that completed non-compliant before the task failed have real findings.
         ("sns_failed_audit.json", "c4e8a2f6b0d94173a5c7e9b1d3f50a82"),
         ("sns_canceled_audit.json", "f1a3c5e7092b4d6f8a0c2e4b6d8f1a3c"),
     ],
 )
-def test_failed_or_canceled_audits_still_collect_their_non_compliant_checks(
+def test_handler_collects_every_finished_audit_with_a_non_compliant_check(
     monkeypatch: pytest.MonkeyPatch, stubbed: tuple[Any, Stubber], name: str, task: str
 ) -> None:
-    """Checks that completed non-compliant before the task failed have real findings."""
     client, stubber = stubbed
     page = {"findings": [dict(boto_page(3)["findings"][0], taskId=task)]}
     stubber.add_response("list_audit_findings", page, {"taskId": task, "maxResults": 250})
