@@ -34,16 +34,14 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Protocol
 
-import boto3
 import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from collect.delivery import RETRY_CONFIG, deliver, firehose_client, stream_name
+from collect.delivery import deliver, firehose_client, iot_client, stream_name
 from transform.firehose import FirehoseClient
 
 SERVICE = "audit-findings-collector"
@@ -103,13 +101,6 @@ class TaskCollection:
     task_id: str
     pages: int
     findings: int
-
-
-@cache
-def iot_client() -> IotClient:
-    """One IoT client per container, created on first need, with adaptive retries."""
-    client: IotClient = boto3.client("iot", config=RETRY_CONFIG)
-    return client
 
 
 def parse_notification(message: Any) -> AuditNotification:

@@ -1,5 +1,7 @@
 """Putting collector records into the pipeline's Firehose stream, or failing loudly.
 
+Also the collectors' AWS clients: one per container each, pacing themselves under throttling.
+
 The retrying PutRecordBatch lives once, in ``transform.firehose``; each collector's package
 ships that module beside its own code (see the README's "Packaging" note).
 """
@@ -39,6 +41,12 @@ def firehose_client() -> FirehoseClient:
     """One client per container, created on first use so imports stay cheap."""
     client: FirehoseClient = boto3.client("firehose", config=RETRY_CONFIG)
     return client
+
+
+@cache
+def iot_client() -> Any:
+    """The IoT client, typed loosely: boto3-stubs is installed with the firehose extra only."""
+    return boto3.client("iot", config=RETRY_CONFIG)
 
 
 def encode(record: dict[str, Any]) -> bytes:

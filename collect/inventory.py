@@ -40,16 +40,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from functools import cache
 from typing import Any, Final, Literal, TypeAlias
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from collect import delivery
+from collect.delivery import iot_client
 from transform.firehose import FirehoseClient
 
 SERVICE = "inventory-collector"
@@ -129,12 +128,6 @@ def max_group_lookups(environ: Mapping[str, str]) -> int:
             f"got {shown!r}; unset it for the default {DEFAULT_MAX_GROUP_LOOKUPS}"
         )
     return int(text)
-
-
-@cache
-def iot_client() -> IotClient:
-    """One client per container, created on first use, pacing itself under throttling."""
-    return boto3.client("iot", config=delivery.RETRY_CONFIG)
 
 
 def choose_source(iot: IotClient) -> Plan:

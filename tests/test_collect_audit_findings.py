@@ -607,7 +607,7 @@ def answer_with(throttles: int, sent: list[dict[str, Any]]) -> Callable[..., AWS
 
 
 def test_the_iot_client_retries_throttling_adaptively(no_retry_waits: list[str]) -> None:
-    client: Any = audit_findings.iot_client.__wrapped__()  # the container's client, uncached
+    client: Any = collect.delivery.iot_client.__wrapped__()  # the container's client, uncached
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(3, sent))
     firehose = FakeFirehose()
@@ -625,7 +625,7 @@ def test_the_iot_client_retries_throttling_adaptively(no_retry_waits: list[str])
 def test_throttling_past_every_retry_fails_the_invocation(
     monkeypatch: pytest.MonkeyPatch, no_retry_waits: list[str]
 ) -> None:
-    client: Any = audit_findings.iot_client.__wrapped__()
+    client: Any = collect.delivery.iot_client.__wrapped__()
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(100, sent))
     firehose = FakeFirehose()
@@ -640,14 +640,14 @@ def test_throttling_past_every_retry_fails_the_invocation(
 
 
 def test_the_iot_client_is_created_once_per_container() -> None:
-    audit_findings.iot_client.cache_clear()
+    collect.delivery.iot_client.cache_clear()
     try:
-        first: Any = audit_findings.iot_client()
+        first: Any = collect.delivery.iot_client()
         assert first.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
         assert first.meta.region_name == REGION
-        assert audit_findings.iot_client() is first
+        assert collect.delivery.iot_client() is first
     finally:
-        audit_findings.iot_client.cache_clear()
+        collect.delivery.iot_client.cache_clear()
 
 
 def test_partially_rejected_batches_are_retried_until_all_are_put(

@@ -50,7 +50,7 @@ SEARCH = {"indexName": "AWS_Things", "queryString": "thingName:*", "maxResults":
 
 check_thing = checker("thing")
 # The cached client factories, kept here: tests replace the module attributes.
-IOT_CLIENT = inventory.iot_client
+IOT_CLIENT = delivery.iot_client
 FIREHOSE_CLIENT = delivery.firehose_client
 
 
@@ -642,8 +642,8 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
 
 
 def test_the_iot_client_is_created_once_with_adaptive_retries() -> None:
-    client = inventory.iot_client()
-    assert inventory.iot_client() is client
+    client = delivery.iot_client()
+    assert delivery.iot_client() is client
     assert client.meta.config.retries["mode"] == "adaptive"
     assert client.meta.service_model.service_name == "iot"
 
