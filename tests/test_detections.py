@@ -9,7 +9,6 @@ the statistical detections from the datasets. Running the searches needs a real 
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import json
 import math
@@ -24,6 +23,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
 from tools import detection_data
 from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
@@ -55,10 +55,10 @@ def snake_case(name: str) -> str:
 # --- the app's knowledge objects ------------------------------------------------------------------
 
 
-def _conf(path: Path) -> configparser.RawConfigParser:
-    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read(path, encoding="utf-8")
+def _conf(path: Path) -> TABConfigParser:
+    """Splunk's own .conf parser, as the app tests and the SPL checker use."""
+    parser = TABConfigParser()
+    parser.read(str(path))
     return parser
 
 
