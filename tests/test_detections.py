@@ -23,8 +23,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
+from tests.splunk_conf import props_outputs, read_conf, renamed_fields, stanza
 from tools import detection_data
 from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
 
@@ -55,13 +55,6 @@ def snake_case(name: str) -> str:
 # --- the app's knowledge objects ------------------------------------------------------------------
 
 
-def _conf(path: Path) -> TABConfigParser:
-    """Splunk's own .conf parser, as the app tests and the SPL checker use."""
-    parser = TABConfigParser()
-    parser.read(str(path))
-    return parser
-
-
 @dataclass(frozen=True)
 class Macro:
     args: tuple[str, ...]
@@ -71,64 +64,43 @@ class Macro:
 
 @cache
 def macros() -> dict[str, Macro]:
-    parser = _conf(APP / "default" / "macros.conf")
+    parser = read_conf(APP / "default" / "macros.conf")
     found = {}
-    for stanza in parser.sections():
-        name = re.sub(r"\(\d+\)$", "", stanza)
-        args = tuple(a.strip() for a in parser.get(stanza, "args", fallback="").split(",") if a)
-        validation = parser.get(stanza, "validation", fallback="")
-        found[name] = Macro(args, parser.get(stanza, "definition"), validation)
+    for section in parser.sections():
+        name = re.sub(r"\(\d+\)$", "", section)
+        args = tuple(a.strip() for a in parser.get(section, "args", fallback="").split(",") if a)
+        validation = parser.get(section, "validation", fallback="")
+        found[name] = Macro(args, parser.get(section, "definition"), validation)
     return found
 
 
 @cache
 def lookup_tables() -> dict[str, list[str]]:
     """Lookup definition -> its fields (fields_list of KV lookups, the CSV header otherwise)."""
-    parser = _conf(APP / "default" / "transforms.conf")
+    parser = read_conf(APP / "default" / "transforms.conf")
     tables = {}
-    for stanza in parser.sections():
-        if parser.has_option(stanza, "fields_list"):
-            columns = [c.strip() for c in parser.get(stanza, "fields_list").split(",")]
+    for section in parser.sections():
+        if parser.has_option(section, "fields_list"):
+            columns = [c.strip() for c in parser.get(section, "fields_list").split(",")]
         else:
-            csv = APP / "lookups" / parser.get(stanza, "filename")
+            csv = APP / "lookups" / parser.get(section, "filename")
             columns = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
-        tables[stanza] = columns
+        tables[section] = columns
     return tables
 
 
 @cache
 def app_sourcetypes() -> set[str]:
-    return set(_conf(APP / "default" / "props.conf").sections())
+    return set(read_conf(APP / "default" / "props.conf").sections())
 
 
 @cache
 def props_fields() -> set[str]:
     """Fields props.conf adds at search time: EVAL-<name> and the outputs of automatic lookups."""
-    parser = _conf(APP / "default" / "props.conf")
-    names: set[str] = set()
-    for stanza in parser.sections():
-        for key, value in parser.items(stanza):
-            if key.startswith("EVAL-"):
-                names.add(key.removeprefix("EVAL-"))
-            elif key.startswith("LOOKUP-"):
-                outputs = re.split(r"\bOUTPUT(?:NEW)?\b", value, maxsplit=1)[1]
-                names.update(_renamed_fields(outputs))
-    return names
-
-
-def _renamed_fields(text: str) -> list[str]:
-    """Field names of 'a AS b, c' lists: b and c."""
-    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
-    names = []
-    i = 0
-    while i < len(words):
-        if i + 2 < len(words) and words[i + 1].upper() == "AS":
-            names.append(words[i + 2])
-            i += 3
-        else:
-            names.append(words[i])
-            i += 1
-    return names
+    parser = read_conf(APP / "default" / "props.conf")
+    return {
+        name for section in parser.sections() for name in props_outputs(stanza(parser, section))
+    }
 
 
 def index_of_app() -> str:
@@ -470,7 +442,7 @@ class _Reader:
 
 def _pairs(text: str) -> list[tuple[str, str]]:
     """(column, field) of 'a AS b, c' lists: (a, b) and (c, c)."""
-    names = _renamed_fields(text)
+    names = renamed_fields(text)
     columns = [w for w in re.split(r"[\s,]+", re.sub(r"\s+AS\s+\S+", " ", text, flags=re.I)) if w]
     return list(zip(columns, names, strict=True))
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
+from tests.splunk_conf import props_outputs, read_conf, stanza
 from tests.support import record_bytes, report_events, transform
 from tests.test_template import DETECT_METRICS
 from tools.build_app import (
@@ -65,13 +66,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def conf(app: Path, name: str) -> TABConfigParser:
-    parser = TABConfigParser()
-    parser.read(str(app / "default" / f"{name}.conf"))
-    return parser
-
-
-def stanza(parser: TABConfigParser, section: str) -> dict[str, str]:
-    return {k: v for k, v in parser.items(section) if k != "__name__"}
+    return read_conf(app / "default" / f"{name}.conf")
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[str]:
@@ -99,22 +94,6 @@ def body_fields(sourcetype: str) -> set[str]:
 
 def index_time_fields(sourcetype: str) -> set[str]:
     return {f for e in EVENTS_BY_SOURCETYPE[sourcetype] for f in e.get("fields", {})}
-
-
-def props_outputs(settings: dict[str, str]) -> set[str]:
-    """Fields a props stanza creates: EVAL-x, FIELDALIAS ... AS x, LOOKUP ... OUTPUT[NEW] a AS x."""
-    created = set()
-    for key, value in settings.items():
-        if key.startswith("EVAL-"):
-            created.add(key.removeprefix("EVAL-"))
-        elif key.startswith("FIELDALIAS-"):
-            created.update(re.findall(r"\bAS\s+(\S+)", value))
-        elif key.startswith("LOOKUP-"):
-            outputs = re.split(r"\bOUTPUT(?:NEW)?\b", value, maxsplit=1)[1]
-            for part in re.finditer(r"(\S+)(?:\s+AS\s+(\S+))?", outputs):
-                if part.group(1) != "AS":
-                    created.add(part.group(2) or part.group(1))
-    return created
 
 
 def eventtype_sourcetype(search: str) -> str:
