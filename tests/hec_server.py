@@ -14,9 +14,12 @@ import binascii
 import gzip
 import json
 import re
+import socket
+import sys
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +27,14 @@ from types import TracebackType
 from typing import Any, Final, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["HecRequest", "HecStub"]
+__all__ = ["LISTEN_BACKLOG", "HecRequest", "HecStub", "HecStubError", "refusing_url"]
+
+# Connections the kernel queues before the server accepts them. socketserver's default of 5
+# makes a loaded machine refuse or reset the sixth client that connects at once, so this leaves
+# room for every concurrent client the tests and the operator tools open (keep them below it).
+LISTEN_BACKLOG: Final = 128
+# How long a new stub may take to reach its serving loop before the test fails.
+_START_TIMEOUT_SECONDS: Final = 10.0
 
 EVENT_PATHS: Final = frozenset(
     {"/services/collector", "/services/collector/event", "/services/collector/event/1.0"}
@@ -129,14 +139,34 @@ def _is_epoch(value: object) -> bool:
     return False
 
 
+class HecStubError(Exception):
+    """The stub itself failed while answering; raised when it stops so no test passes over it."""
+
+
 class _HecHTTPServer(ThreadingHTTPServer):
     """Carries the stub so request handlers can reach its state."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, stub: HecStub) -> None:
+        # Binds and listens here, so connections queue from now on.
         super().__init__(("127.0.0.1", 0), _HecHandler)
         self.stub = stub
+        self.serving = threading.Event()
+        self.failures: list[BaseException] = []
+        self._failures_lock = threading.Lock()
+
+    def service_actions(self) -> None:
+        """Called by ``serve_forever`` on every pass of its loop: the first pass means ready."""
+        self.serving.set()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Keep the handler thread's exception for :meth:`HecStub.stop` instead of printing it."""
+        _type, error, _tb = sys.exc_info()
+        if error is not None:
+            with self._failures_lock:
+                self.failures.append(error)
 
 
 class _HecHandler(BaseHTTPRequestHandler):
@@ -217,6 +247,9 @@ class HecStub:
         self._stopped = False
         host, port = self._server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
+        if not self._server.serving.wait(_START_TIMEOUT_SECONDS):
+            self.stop()
+            raise HecStubError(f"the HEC stub did not start serving in {_START_TIMEOUT_SECONDS} s")
 
     def __enter__(self) -> Self:
         return self
@@ -230,13 +263,22 @@ class HecStub:
         self.stop()
 
     def stop(self) -> None:
-        """Shut the server down and free its port; safe to call twice."""
+        """Shut the server down and free its port; safe to call twice.
+
+        Raises :class:`HecStubError` if answering any request raised inside the stub: a client
+        would only have seen a dropped connection, which hides the stub's own bug.
+        """
         if self._stopped:
             return
         self._stopped = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        failures = self._server.failures
+        if failures:
+            raise HecStubError(
+                f"the HEC stub failed answering {len(failures)} request(s): {failures[0]!r}"
+            ) from failures[0]
 
     @property
     def events(self) -> list[Payload]:
@@ -468,3 +510,16 @@ def _decode_body(body: bytes, content_encoding: str | None) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise _Reject(6, 0) from None
+
+
+@contextmanager
+def refusing_url() -> Iterator[str]:
+    """A loopback URL on which every connection is refused, for as long as the block runs.
+
+    The port stays bound (never listening), so no other server, in this process or another,
+    can take it meanwhile: connecting to a just-stopped server's port gives no such promise.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        host, port = held.getsockname()[:2]
+        yield f"http://{host!s}:{port}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.hec_server import HecStub
+from tests.hec_server import HecStub, refusing_url
 from tools.hec_client import HecClient, HecError, SendReport
 
 TOKEN = "9d2c6a1e-7f3b-4e8a-b5c4-1a2b3c4d5e6f"
@@ -196,15 +196,14 @@ def test_without_ack_the_report_says_not_acked():
 
 
 def test_unreachable_server_is_retried_then_reported(fake):
-    stub = HecStub(TOKEN)
-    url = stub.url
-    stub.stop()
-    client = HecClient(url, TOKEN, max_attempts=3, backoff=0.01, sleep=fake.sleep)
-    with pytest.raises(HecError, match="cannot reach HEC") as caught:
-        client.send([envelope(0)])
+    with refusing_url() as url:
+        client = HecClient(url, TOKEN, max_attempts=3, backoff=0.01, sleep=fake.sleep)
+        with pytest.raises(HecError, match="cannot reach HEC") as caught:
+            client.send([envelope(0)])
+        healthy = client.health()
     assert caught.value.http_status is None
     assert fake.sleeps == [0.01, 0.02]
-    assert client.health() is False
+    assert healthy is False
 
 
 def test_health_is_true_for_a_healthy_hec(stub):

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.client
 import json
-import threading
+import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.hec_server import HecStub
+from tests.concurrency import run_at_once
+from tests.hec_server import LISTEN_BACKLOG, HecStub, HecStubError, refusing_url
 
 TOKEN = "5b3d0e52-1c0a-4d3b-9f7e-2a6c8e4b1d90"
 CHANNEL = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
@@ -192,23 +195,35 @@ def test_gzip_body_is_accepted(stub):
     assert stub.events == [{"event": "zipped"}, {"event": "too"}]
 
 
+# More clients at once than socketserver's default listen backlog (5) lets in.
+CONCURRENT_CLIENTS = 32
+assert CONCURRENT_CLIENTS <= LISTEN_BACKLOG
+
+
 def test_concurrent_posts_lose_no_events_and_never_reuse_an_ack_id(stub):
-    replies: list[Reply] = []
-    lock = threading.Lock()
+    def post(number: int) -> Callable[[], Reply]:
+        return lambda: call(stub, EVENT, envelopes({"event": number}))
 
-    def post(number: int) -> None:
-        reply = call(stub, EVENT, envelopes({"event": number}))
-        with lock:
-            replies.append(reply)
+    replies = run_at_once([post(n) for n in range(CONCURRENT_CLIENTS)])
 
-    threads = [threading.Thread(target=post, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert {(r.status, r.body["code"]) for r in replies} == {(200, 0)}
-    assert sorted(r.body["ackId"] for r in replies) == list(range(16))
-    assert sorted(e["event"] for e in stub.events) == list(range(16))
+    assert [(r.status, r.body["code"]) for r in replies] == [(200, 0)] * CONCURRENT_CLIENTS
+    assert sorted(r.body["ackId"] for r in replies) == list(range(CONCURRENT_CLIENTS))
+    assert sorted(e["event"] for e in stub.events) == list(range(CONCURRENT_CLIENTS))
+    assert len(stub.requests) == CONCURRENT_CLIENTS
+
+
+def test_a_failure_inside_the_stub_fails_the_test_when_it_stops(monkeypatch):
+    stub = HecStub(TOKEN)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug in the stub")
+
+    monkeypatch.setattr(stub, "respond", broken)
+    # The body was read before the stub failed, so the client sees a clean close, no reply.
+    with pytest.raises(http.client.RemoteDisconnected):
+        call(stub, EVENT, envelopes({"event": "x"}))
+    with pytest.raises(HecStubError, match=r"failed answering 1 request.*bug in the stub"):
+        stub.stop()
 
 
 # --- raw -------------------------------------------------------------------------------
@@ -395,8 +410,21 @@ def test_requests_record_what_was_seen_and_answered(stub):
 
 def test_stop_closes_the_port():
     stub = HecStub(TOKEN)
-    url = stub.url
+    port = urlsplit(stub.url).port
     stub.stop()
     stub.stop()  # idempotent
-    with pytest.raises(urllib.error.URLError):
-        _OPENER.open(url + "/services/collector/health", timeout=2)
+    # The port is free again: binding it succeeds (and keeps any other server off it), and a
+    # bound port that nobody listens on refuses connections.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as rebound:
+        rebound.bind(("127.0.0.1", port))
+        with pytest.raises(urllib.error.URLError) as caught:
+            _OPENER.open(stub.url + "/services/collector/health", timeout=2)
+    assert isinstance(caught.value.reason, ConnectionRefusedError)
+
+
+def test_refusing_url_refuses_every_connection():
+    with refusing_url() as url:
+        for _ in range(3):
+            with pytest.raises(urllib.error.URLError) as caught:
+                _OPENER.open(url + "/services/collector/health", timeout=2)
+            assert isinstance(caught.value.reason, ConnectionRefusedError)
