@@ -59,7 +59,7 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 unit: $(STAMP)
-	HYPOTHESIS_EXAMPLES=$(HYPOTHESIS_EXAMPLES) $(PY) -m pytest -n 2 -q
+	HYPOTHESIS_EXAMPLES=$(HYPOTHESIS_EXAMPLES) $(PY) -m pytest -n 2 --dist loadgroup -q
 
 test-py313: $(PY313_STAMP)
 	HYPOTHESIS_EXAMPLES=500 $(PY313_VENV)/bin/python -m pytest -q -p no:cacheprovider

@@ -35,6 +35,7 @@ __all__ = ["LISTEN_BACKLOG", "HecRequest", "HecStub", "HecStubError", "refusing_
 LISTEN_BACKLOG: Final = 128
 # How long a new stub may take to reach its serving loop before the test fails.
 _START_TIMEOUT_SECONDS: Final = 10.0
+_REQUEST_TIMEOUT_SECONDS: Final = 10.0
 
 EVENT_PATHS: Final = frozenset(
     {"/services/collector", "/services/collector/event", "/services/collector/event/1.0"}
@@ -144,9 +145,15 @@ class HecStubError(Exception):
 
 
 class _HecHTTPServer(ThreadingHTTPServer):
-    """Carries the stub so request handlers can reach its state."""
+    """Carries the stub so request handlers can reach its state.
 
-    daemon_threads = True
+    Handler threads are not daemons, so ``server_close`` joins every one of them (socketserver's
+    ``block_on_close``): a request still being answered finishes, and its failure is seen,
+    before :meth:`HecStub.stop` returns.
+    """
+
+    daemon_threads = False
+    block_on_close = True
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, stub: HecStub) -> None:
@@ -154,7 +161,7 @@ class _HecHTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _HecHandler)
         self.stub = stub
         self.serving = threading.Event()
-        self.failures: list[BaseException] = []
+        self._failures: list[BaseException] = []
         self._failures_lock = threading.Lock()
 
     def service_actions(self) -> None:
@@ -166,13 +173,19 @@ class _HecHTTPServer(ThreadingHTTPServer):
         _type, error, _tb = sys.exc_info()
         if error is not None:
             with self._failures_lock:
-                self.failures.append(error)
+                self._failures.append(error)
+
+    def take_failures(self) -> list[BaseException]:
+        with self._failures_lock:
+            return list(self._failures)
 
 
 class _HecHandler(BaseHTTPRequestHandler):
     """Thin HTTP adapter; all protocol decisions live in :meth:`HecStub.respond`."""
 
     server_version = "HecStub/1.0"
+    # Socket timeout per request: a client that connects and goes quiet cannot hold stop().
+    timeout = _REQUEST_TIMEOUT_SECONDS
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -274,11 +287,16 @@ class HecStub:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-        failures = self._server.failures
+        failures = self._server.take_failures()
         if failures:
             raise HecStubError(
                 f"the HEC stub failed answering {len(failures)} request(s): {failures[0]!r}"
             ) from failures[0]
+
+    @property
+    def listening(self) -> bool:
+        """Whether the stub still serves: its loop runs and its listening socket is open."""
+        return self._thread.is_alive() and self._server.socket.fileno() != -1
 
     @property
     def events(self) -> list[Payload]:

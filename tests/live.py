@@ -14,9 +14,11 @@ REQUIRED = (
     "SPLUNK_HEC_URL",
     "SPLUNK_HEC_TOKEN",
 )
-# pytestmark of every live module: marked `live`, skipped unless a Splunk is configured.
+# pytestmark of every live module: marked `live`, skipped unless a Splunk is configured, and
+# all on one xdist worker (`make unit` runs `--dist loadgroup`): they share the app's macros.
 LIVE = [
     pytest.mark.live,
+    pytest.mark.xdist_group("live-splunk"),
     pytest.mark.skipif(
         not all(os.environ.get(name) for name in REQUIRED),
         reason="live Splunk not configured: set " + ", ".join(REQUIRED),

@@ -9,6 +9,7 @@ or a fake that rejects entries the way PutRecordBatch reports partial failures.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -575,8 +576,17 @@ class _Body:
 
 @pytest.fixture
 def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Real retries, without the real waiting; says which kind of wait was asked for."""
+    """Real retries, without the real waiting; says which kind of wait was asked for.
+
+    The adaptive rate limiter's token bucket refills by wall-clock time, so a stall of a second
+    or two on a loaded machine would refill it and skip the rate-limit wait this fixture
+    records. Its clock here moves one millisecond per reading, whatever the machine does.
+    """
     waits: list[str] = []
+    readings = itertools.count()
+
+    def current_time(self: Any) -> float:
+        return 1_000_000.0 + next(readings) / 1000
 
     def backoff(self: Any, context: Any) -> float:
         waits.append("backoff")
@@ -588,6 +598,7 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", backoff)
     monkeypatch.setattr(botocore.retries.bucket.TokenBucket, "_sleep_amount", bucket)
+    monkeypatch.setattr(botocore.retries.bucket.Clock, "current_time", current_time)
     return waits
 
 

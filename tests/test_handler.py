@@ -69,10 +69,14 @@ def test_emits_emf_metrics_per_invocation(
     assert totals["EventsOut"] == [6.0]
     assert totals["UnparsedEvents"] == [1.0]
     assert totals["DuplicatesRemoved"] == [3.0]
-    per_sourcetype = {
-        doc["Sourcetype"]: doc["EventsBySourcetype"] for doc in documents if "Sourcetype" in doc
-    }
-    assert per_sourcetype == {"aws:iot:defender:metric": [5.0], "aws:iot:defender:unparsed": [1.0]}
+    per_sourcetype = sorted(
+        (doc["Sourcetype"], doc["EventsBySourcetype"]) for doc in documents if "Sourcetype" in doc
+    )
+    # A list, not a dict: a sourcetype emitted twice would show as two entries.
+    assert per_sourcetype == [
+        ("aws:iot:defender:metric", [5.0]),
+        ("aws:iot:defender:unparsed", [1.0]),
+    ]
 
 
 def test_logs_a_batch_summary_and_each_failed_record(

@@ -2,10 +2,11 @@
 
 Needs a Splunk with the app installed (`make package`, then install the .tgz) and the same
 variables as tests/test_live_splunk.py; the GitHub Actions workflow `live-splunk.yml` does all
-of it against the splunk/splunk container. Each dataset goes into its own index (the app's
-`iot_defender_index` macro is pointed at it), shifted in time so that the dataset's reference
-time is now; the Baseline reports run first, then the detection's saved search, and its result
-is compared with the `expected` block of the detection's YAML.
+of it against the splunk/splunk container. Each dataset goes into an index of its own, new in
+every run (the app's `iot_defender_index` macro points at it and is restored at the end),
+shifted in time so that the dataset's reference time is now; the Baseline reports run first,
+then the detection's saved search, and its result is compared with the `expected` block of the
+detection's YAML.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,12 +37,22 @@ CASES = [
 ]  # fmt: skip
 
 
+# Every run writes into indexes of its own, so no earlier run's events can satisfy a count.
+RUN_ID = uuid.uuid4().hex[:8]
+
+
 @pytest.fixture(scope="module")
-def service() -> Any:
+def service() -> Iterator[Any]:
+    """The app's namespace; the `iot_defender_index` macro is put back as it was afterwards."""
     connected = connect(owner="nobody", app=APP_ID)
     if APP_ID not in [app.name for app in connected.apps]:
         pytest.fail(f"the {APP_ID} app is not installed on {os.environ['SPLUNK_URL']}")
-    return connected
+    macro = connected.confs["macros"]["iot_defender_index"]
+    original = macro.content["definition"]
+    try:
+        yield connected
+    finally:
+        macro.update(definition=original)
 
 
 def shifted_events(dataset: str, index: str, now: float) -> Iterator[bytes]:
@@ -77,9 +89,9 @@ def wait_indexed(service: Any, index: str, expected: int) -> None:
         rows = results(job)
         count = int(rows[0]["count"]) if rows else 0
         if count >= expected:
-            return
+            break
         time.sleep(3)
-    pytest.fail(f"only {count} of {expected} events indexed in {index}")
+    assert count == expected, f"{count} of {expected} events indexed in {index}"
 
 
 def values(cell: Any) -> list[str]:
@@ -96,9 +108,8 @@ def test_detection_finds_its_true_positive(
     service: Any, definition: Any, number: int, test: dict[str, Any]
 ) -> None:
     # One fresh index per dataset: a detection's datasets must not see each other.
-    index = f"iot_t{number}_" + re.sub(r"[^a-z0-9]", "_", definition.path.stem)[:50]
-    if index not in service.indexes:
-        service.indexes.create(index)
+    index = f"iot_{RUN_ID}_t{number}_" + re.sub(r"[^a-z0-9]", "_", definition.path.stem)[:50]
+    service.indexes.create(index)
     service.confs["macros"]["iot_defender_index"].update(definition=f"index={index}")
     events = list(shifted_events(test["dataset"], index, time.time() - 60))
     hec = HecClient(

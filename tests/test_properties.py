@@ -68,7 +68,7 @@ METRIC_STREAM_SOURCE = re.compile(r"cloudwatch:metric-stream:[A-Za-z0-9_-]{1,255
 THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 SNS_SOURCETYPES = {VIOLATION, AUDIT_TASK, AUDIT_CHECK, AUDIT_FINDING}
 
-BASE_SETTINGS = dataclasses.replace(handler.SETTINGS, default_index=None, index_overrides={})
+BASE_SETTINGS = Settings()
 SETTINGS_VARIANTS = [
     BASE_SETTINGS,
     dataclasses.replace(BASE_SETTINGS, default_index="iot_defender"),

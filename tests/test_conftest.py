@@ -1,0 +1,48 @@
+"""The suite must pass whatever the shell running it holds: proxies, AWS profiles and endpoints,
+the transform's own tuning variables. ``conftest._clean_environment`` promises that; this runs
+a sample of the tests that each of those variables used to break, in a hostile environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+HOSTILE = {
+    # Loopback through an unreachable proxy: every HEC stub test would fail.
+    "http_proxy": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    # The handler reads these at import: events would gain an index, gzip would be refused.
+    "SPLUNK_INDEX": "main",
+    "MAX_DECOMPRESSED_BYTES": "1024",
+    # A profile that does not exist, and an endpoint around moto.
+    "AWS_PROFILE": "no-such-profile",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+}
+SAMPLE = [
+    "tests/test_hec_client.py::test_send_delivers_events_in_order_and_waits_for_acks",
+    "tests/test_demo.py::test_demo_sends_to_hec_with_a_channel_and_waits_for_acks",
+    "tests/test_bad_inputs.py",
+    "tests/test_handler.py",
+    "tests/test_firehose_put.py::test_against_moto_every_record_is_accepted",
+    "tests/test_collect_inventory.py::test_registry_inventory_lands_in_s3_and_transforms_to_thing_events",
+]
+
+
+def test_a_hostile_shell_environment_changes_no_outcome(tmp_path: Path) -> None:
+    environment = {**os.environ, **HOSTILE, "HYPOTHESIS_EXAMPLES": "10"}
+    run = subprocess.run(  # noqa: S603 - this interpreter, running pytest on the repo's own tests
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *SAMPLE],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout
+    assert "failed" not in run.stdout
