@@ -116,18 +116,17 @@ LAMBDA_PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-c
 # Copies source files (never caches or compiled files) into the artefact.
 COPY_SOURCES = tar -cf - --exclude=__pycache__ --exclude='*.pyc'
 
+# Each function ships its own package and the package every function shares, nothing else.
 build-TransformFunction:
-	$(COPY_SOURCES) transform | tar -xf - -C $(ARTIFACTS_DIR)
+	$(COPY_SOURCES) transform shared | tar -xf - -C $(ARTIFACTS_DIR)
 	$(LAMBDA_PIP) -r transform/requirements.txt
 
-# The collectors share the retrying PutRecordBatch with the transform: that one module (and its
-# package marker) ships beside their code, nothing else of the transform.
 build-AuditFindingsFunction build-InventoryFunction:
-	$(COPY_SOURCES) collect transform/__init__.py transform/firehose.py | tar -xf - -C $(ARTIFACTS_DIR)
+	$(COPY_SOURCES) collect shared | tar -xf - -C $(ARTIFACTS_DIR)
 	$(LAMBDA_PIP) -r collect/requirements.txt
 
 build-QuarantinePolicyFunction:
-	$(COPY_SOURCES) provision | tar -xf - -C $(ARTIFACTS_DIR)
+	$(COPY_SOURCES) provision shared | tar -xf - -C $(ARTIFACTS_DIR)
 	$(LAMBDA_PIP) -r provision/requirements.txt
 
 clean:

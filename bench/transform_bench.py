@@ -38,6 +38,7 @@ from typing import Any, Final, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tests.fakes import FakeFirehose
 from tools.samples import LocalLambdaContext
 from transform import handler, validation
 
@@ -442,30 +443,13 @@ def build_batch(kind: str, size: str) -> Batch:
 # ---------------------------------------------------------------------------------------------
 
 
-class FakeFirehose:
-    """A healthy stream: accepts every re-put record and only counts them (no memory kept)."""
-
-    def __init__(self) -> None:
-        self.records = 0
-
-    def put_record_batch(
-        self,
-        *,
-        DeliveryStreamName: str,  # noqa: N803 - boto3's parameter names
-        Records: list[dict[str, bytes]],  # noqa: N803
-    ) -> Doc:
-        self.records += len(Records)
-        entries = [{"RecordId": f"reput-{self.records}-{i}"} for i in range(len(Records))]
-        return {"FailedPutCount": 0, "Encrypted": False, "RequestResponses": entries}
-
-
 def run_ours(event: Doc) -> tuple[Doc, int]:
     """Our handler as Lambda calls it; re-ingest goes to the fake stream. Returns re-put count."""
-    fake = FakeFirehose()
+    fake = FakeFirehose(keep=False)  # a healthy stream that only counts: no memory kept
     handler._firehose_client = fake
     context = cast(LambdaContext, LocalLambdaContext())
     response: Doc = handler.lambda_handler(event, context)
-    return response, fake.records
+    return response, fake.accepted_count
 
 
 def run_ours_uncapped(event: Doc) -> tuple[Doc, int]:

@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, cast
 
 import orjson
 from aws_lambda_powertools import Logger, Metrics
@@ -42,13 +42,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from collect.delivery import deliver, firehose_client, iot_client, stream_name
-from transform.firehose import FirehoseClient
+from shared.aws import IotClient
+from shared.firehose import FirehoseClient
+from shared.observability import METRICS_NAMESPACE
 
 SERVICE = "audit-findings-collector"
-NAMESPACE = "IotDefenderSplunk"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 # ListAuditFindings accepts maxResults 1..250; the largest page means the fewest calls, and one
 # page (at most 250 findings) is also what is held in memory and put per PutRecordBatch.
@@ -66,12 +67,6 @@ TASKS_COLLECTED = "AuditTasksCollected"
 NOTIFICATIONS_SKIPPED = "AuditNotificationsSkipped"
 NOTIFICATIONS_INVALID = "AuditNotificationsInvalid"
 COLLECTION_ERRORS = "AuditCollectionErrors"
-
-
-class IotClient(Protocol):
-    """The part of the boto3 IoT client used here (boto3-stubs for iot is not installed)."""
-
-    def get_paginator(self, operation_name: str) -> Any: ...
 
 
 class InvalidNotificationError(ValueError):
@@ -167,7 +162,8 @@ def _finding_pages(iot: IotClient, task_id: str) -> Iterator[list[dict[str, Any]
     """
     paginator = iot.get_paginator("list_audit_findings")
     for page in paginator.paginate(taskId=task_id, PaginationConfig={"PageSize": PAGE_SIZE}):
-        yield list(page.get("findings") or ())
+        # Handled as plain JSON objects: the record keeps every field AWS sends, typed or not.
+        yield cast("list[dict[str, Any]]", page.get("findings", []))
 
 
 @metrics.log_metrics

@@ -2,8 +2,8 @@
 
 Also the collectors' AWS clients: one per container each, pacing themselves under throttling.
 
-The retrying PutRecordBatch lives once, in ``transform.firehose``; each collector's package
-ships that module beside its own code (see the README's "Packaging" note).
+The retrying PutRecordBatch lives once, in ``shared.firehose``, which every function's build
+ships beside its own package.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import boto3
 import orjson
 from botocore.config import Config
 
-from transform.firehose import FirehoseClient, put_records
+from shared.firehose import FirehoseClient, put_records
 
 # Throttling on the IoT control plane is normal at fleet scale: let botocore's adaptive mode
 # pace the calls instead of failing the invocation on the first ThrottlingException.

@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -49,16 +48,17 @@ from botocore.exceptions import ClientError
 
 from collect import delivery
 from collect.delivery import iot_client
-from transform.firehose import FirehoseClient
+from shared.aws import IotClient, error_code
+from shared.firehose import FirehoseClient
+from shared.names import thing_name
+from shared.observability import METRICS_NAMESPACE
+from shared.settings import integer_setting
 
 SERVICE = "inventory-collector"
-NAMESPACE = "IotDefenderSplunk"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
-# boto3-stubs is installed with the firehose extra only; the IoT client is dynamically typed.
-IotClient: TypeAlias = Any
 Collector: TypeAlias = Literal["fleet-index", "registry"]
 
 FLEET_INDEX: Final = "fleet-index"
@@ -76,19 +76,13 @@ LIST_PAGE_SIZE: Final = 250
 
 MAX_GROUP_LOOKUPS_ENV: Final = "MAX_GROUP_LOOKUPS"
 DEFAULT_MAX_GROUP_LOOKUPS: Final = 1000
+MAX_GROUP_LOOKUPS_LIMIT: Final = 999_999_999
 
 _INDEXED_MODES = frozenset({"REGISTRY", "REGISTRY_AND_SHADOW"})
 _DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
 _INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
-# The transform's thingName pattern (transform/schemas/common.json), matched in full.
-_THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _MAX_THING_TYPE_NAME = 128
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 _LOGGED_VALUE_CHARS = 200
-
-
-class ConfigError(ValueError):
-    """The function's configuration is wrong; nothing was read or sent."""
 
 
 @dataclass
@@ -118,16 +112,9 @@ class Plan:
 
 def max_group_lookups(environ: Mapping[str, str]) -> int:
     """``MAX_GROUP_LOOKUPS`` as a whole number >= 0; a bad value stops the run before any call."""
-    text = environ.get(MAX_GROUP_LOOKUPS_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_GROUP_LOOKUPS
-    if not _WHOLE_NUMBER.fullmatch(text):
-        shown = text[:40]
-        raise ConfigError(
-            f"{MAX_GROUP_LOOKUPS_ENV} must be a whole number >= 0 (at most 9 digits), "
-            f"got {shown!r}; unset it for the default {DEFAULT_MAX_GROUP_LOOKUPS}"
-        )
-    return int(text)
+    return integer_setting(
+        environ, MAX_GROUP_LOOKUPS_ENV, DEFAULT_MAX_GROUP_LOOKUPS, 0, MAX_GROUP_LOOKUPS_LIMIT
+    )
 
 
 def choose_source(iot: IotClient) -> Plan:
@@ -135,15 +122,15 @@ def choose_source(iot: IotClient) -> Plan:
     try:
         response = iot.get_indexing_configuration()
     except ClientError as error:
-        if _error_code(error) not in _DENIED:
+        if error_code(error) not in _DENIED:
             raise
         logger.warning(
             "cannot read the fleet indexing configuration; listing the registry instead "
             "(grant iot:GetIndexingConfiguration and iot:SearchIndex to use the fleet index)",
-            extra={"error_code": _error_code(error)},
+            extra={"error_code": error_code(error)},
         )
         return Plan(REGISTRY)
-    config = response.get("thingIndexingConfiguration") or {}
+    config = response.get("thingIndexingConfiguration", {})
     if config.get("thingIndexingMode") in _INDEXED_MODES:
         return Plan(FLEET_INDEX, config.get("thingConnectivityIndexingMode") == "STATUS")
     return Plan(REGISTRY)
@@ -172,11 +159,11 @@ def collect_inventory(
         try:
             first = next(fleet_pages)
         except ClientError as error:
-            if _error_code(error) not in _INDEX_UNAVAILABLE:
+            if error_code(error) not in _INDEX_UNAVAILABLE:
                 raise
             logger.warning(
                 "the fleet index cannot be searched yet; listing the registry for this run",
-                extra={"error_code": _error_code(error)},
+                extra={"error_code": error_code(error)},
             )
             plan = Plan(REGISTRY)
             summary.source = plan.collector
@@ -206,7 +193,7 @@ def thing_record(
     values left out because they would not fit the schema.
     """
     name = raw.get("thingName")
-    if not isinstance(name, str) or not _THING_NAME.fullmatch(name):
+    if thing_name(name) is None:
         return None, ["thingName"]
     dropped: list[str] = []
     thing: dict[str, Any] = {"thingName": name}
@@ -353,22 +340,22 @@ def _registry_records(
         yield records
 
 
-def _groups_of(iot: IotClient, thing_name: str) -> list[str] | None:
+def _groups_of(iot: IotClient, thing: str) -> list[str] | None:
     """The thing's group names; None when it was deleted since it was listed."""
     names: list[str] = []
     paginator = iot.get_paginator("list_thing_groups_for_thing")
     try:
         for page in paginator.paginate(
-            thingName=thing_name, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+            thingName=thing, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
         ):
             for group in page.get("thingGroups") or []:
                 name = _text(group.get("groupName")) if isinstance(group, Mapping) else None
                 if name is not None:
                     names.append(name)
     except ClientError as error:
-        if _error_code(error) != "ResourceNotFoundException":
+        if error_code(error) != "ResourceNotFoundException":
             raise
-        logger.info("thing deleted while the inventory ran", extra={"thing": thing_name})
+        logger.info("thing deleted while the inventory ran", extra={"thing": thing})
         return None
     return list(dict.fromkeys(names))
 
@@ -397,10 +384,6 @@ def _accepted(
             extra={"thing": record["thing"]["thingName"], "fields": dropped},
         )
     return record
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _trigger(event: Any) -> dict[str, str]:

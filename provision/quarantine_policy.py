@@ -46,6 +46,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from crhelper import CfnResource
 
+from shared.aws import IotClient, error_code
+from shared.names import THING_NAME_PATTERN
+
 logger = logging.getLogger(__name__)
 
 RESOURCE_TYPE = "Custom::ThingGroupPolicyAttachment"
@@ -59,7 +62,7 @@ THING_GROUP_ARN = re.compile(
     r"arn:(?P<partition>aws(?:-[a-z]+)*)"
     r":iot:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)"
     r":(?P<account>\d{12})"
-    r":thinggroup/(?P<name>[a-zA-Z0-9:_-]{1,128})",
+    rf":thinggroup/(?P<name>{THING_NAME_PATTERN})",
     re.ASCII,
 )
 ARN_SHAPE = "arn:<partition>:iot:<region>:<account>:thinggroup/<name>"
@@ -88,14 +91,6 @@ class LambdaContextLike(Protocol):
     """The part of the Lambda context crhelper uses: it times out early to still answer."""
 
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-class IotClient(Protocol):
-    """The two IoT calls this resource makes (boto3-stubs for IoT are not a dependency)."""
-
-    def attach_policy(self, *, policyName: str, target: str) -> Any: ...  # noqa: N803
-
-    def detach_policy(self, *, policyName: str, target: str) -> Any: ...  # noqa: N803
 
 
 class InvalidPropertiesError(ValueError):
@@ -184,15 +179,11 @@ def iot_client(region: str) -> IotClient:
     return client
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _describe(action: str, attachment: Attachment, error: ClientError) -> str:
     message = error.response.get("Error", {}).get("Message", "")
     return _shorten(
         f"iot:{action} of policy {attachment.policy_name!r} on thing group "
-        f"{attachment.thing_group_name!r} failed: {_error_code(error)}: {message}"
+        f"{attachment.thing_group_name!r} failed: {error_code(error)}: {message}"
     )
 
 
@@ -218,7 +209,7 @@ def detach(attachment: Attachment) -> None:
             policyName=attachment.policy_name, target=attachment.thing_group_arn
         )
     except ClientError as error:
-        if _error_code(error) != "ResourceNotFoundException":
+        if error_code(error) != "ResourceNotFoundException":
             raise AttachmentError(_describe("DetachPolicy", attachment, error)) from error
         logger.info(
             "IoT policy %s on thing group %s is already gone (%s); nothing to detach",

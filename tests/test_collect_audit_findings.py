@@ -38,12 +38,25 @@ from collect.audit_findings import (
     skip_reason,
 )
 from collect.delivery import DeliveryError
+from shared.firehose import put_records
+from tests.fakes import FakeFirehose
 from tests.support import FakeLambdaContext, all_events, firehose_event
-from transform.firehose import put_records
 
 # In sub-folders: tests/events/<kind>/*.json are transform inputs, iterated by other tests.
 FIXTURES = Path(__file__).resolve().parent / "events" / "audit_collector"
 STREAM = "iot-defender-splunk"
+
+
+def finding_id(payload: bytes) -> str:
+    """The key the fake Firehose rejects records by: the finding each record is."""
+    return str(json.loads(payload)["findingId"])
+
+
+def put_ids(firehose: FakeFirehose) -> list[str]:
+    """The findings Firehose accepted, in order."""
+    return [record["findingId"] for record in firehose.documents]
+
+
 TASK_ID = "5c1f0e9a3b7d42e8a6f4d2c19b8e7a30"
 REGION = "eu-west-1"
 CONTEXT = FakeLambdaContext(
@@ -106,35 +119,6 @@ def iot() -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-
-
-class FakeFirehose:
-    """PutRecordBatch that fails named findings a number of times; records every call."""
-
-    def __init__(self, failures: dict[str, int] | None = None, log: list[str] | None = None):
-        self.failures = dict(failures or {})
-        self.calls: list[list[dict[str, Any]]] = []
-        self.log = log
-
-    def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any:  # noqa: N803
-        assert DeliveryStreamName == STREAM
-        batch = [json.loads(record["Data"]) for record in Records]
-        self.calls.append(batch)
-        if self.log is not None:
-            self.log.append("put")
-        responses = []
-        for record in batch:
-            if self.failures.get(record["findingId"], 0) > 0:
-                self.failures[record["findingId"]] -= 1
-                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "x"})
-            else:
-                responses.append({"RecordId": "49546986683135544286507457936321625675700192471"})
-        failed = sum(1 for response in responses if "ErrorCode" in response)
-        return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
-
-    @property
-    def put_ids(self) -> list[str]:
-        return [record["findingId"] for call in self.calls for record in call]
 
 
 @pytest.fixture(autouse=True)
@@ -266,15 +250,15 @@ def test_every_page_is_listed_with_the_exact_request_and_put_in_order(
 ) -> None:
     client, stubber = stubbed
     queue_pages(stubber)
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
 
     collection = collect_task(TASK_ID, client, firehose)
 
     stubber.assert_no_pending_responses()
     assert (collection.pages, collection.findings) == (3, 6)
-    assert firehose.put_ids == ALL_IDS
+    assert put_ids(firehose) == ALL_IDS
     # One PutRecordBatch per page: a page is put before the next one is read.
-    assert [[r["findingId"] for r in call] for call in firehose.calls] == [
+    assert [[r["findingId"] for r in call] for call in firehose.call_documents] == [
         [f["findingId"] for f in page["findings"]] for page in PAGES
     ]
 
@@ -285,9 +269,9 @@ def test_pages_are_put_as_they_are_read_not_after_the_last(stubbed: tuple[Any, S
     log: list[str] = []
     client.meta.events.register("after-call.iot.ListAuditFindings", lambda **_: log.append("list"))
 
-    collect_task(TASK_ID, client, FakeFirehose(log=log))
+    collect_task(TASK_ID, client, FakeFirehose(STREAM, log=log))
 
-    assert log == ["list", "put", "list", "put", "list", "put"]
+    assert log == ["list", "put 3", "list", "put 2", "list", "put 1"]
 
 
 def test_records_are_the_raw_findings_with_epoch_second_times(
@@ -295,11 +279,11 @@ def test_records_are_the_raw_findings_with_epoch_second_times(
 ) -> None:
     client, stubber = stubbed
     queue_pages(stubber)
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
 
     collect_task(TASK_ID, client, firehose)
 
-    put = [record for call in firehose.calls for record in call]
+    put = firehose.documents
     assert put == ALL_FINDINGS  # the wire finding: every key kept, datetimes back to seconds
     # Suppressed and unsuppressed findings both come back from the one unfiltered listing.
     assert [record["isSuppressed"] for record in put] == [False, True, False, False, False, False]
@@ -308,7 +292,7 @@ def test_records_are_the_raw_findings_with_epoch_second_times(
 def test_an_empty_findings_page_puts_nothing(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     stubber.add_response("list_audit_findings", {"findings": []}, expected_params())
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
 
     collection = collect_task(TASK_ID, client, firehose)
 
@@ -326,7 +310,7 @@ def test_handler_collects_a_completed_non_compliant_audit(
 ) -> None:
     client, stubber = stubbed
     queue_pages(stubber)
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     clients = Clients(monkeypatch, client, firehose)
 
     summary = run(load("sns_completed_scheduled_noncompliant.json"))
@@ -346,7 +330,7 @@ def test_handler_collects_a_completed_non_compliant_audit(
         ],
         "findings": 6,
     }
-    assert firehose.put_ids == ALL_IDS
+    assert put_ids(firehose) == ALL_IDS
     assert (clients.iot_created, clients.firehose_created) == (1, 1)
     metrics = emf(capsys.readouterr().out)
     assert metrics["AuditFindingsCollected"] == 6.0
@@ -373,14 +357,14 @@ def test_handler_collects_every_finished_audit_with_a_non_compliant_check(
     client, stubber = stubbed
     page = {"findings": [dict(boto_page(3)["findings"][0], taskId=task)]}
     stubber.add_response("list_audit_findings", page, {"taskId": task, "maxResults": 250})
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
     summary = run(load(name))
 
     stubber.assert_no_pending_responses()
     assert summary["results"][0]["outcome"] == "collected"
-    assert firehose.put_ids == [ALL_FINDINGS[-1]["findingId"]]
+    assert put_ids(firehose) == [ALL_FINDINGS[-1]["findingId"]]
 
 
 @pytest.mark.parametrize(
@@ -409,7 +393,7 @@ def test_other_audits_are_skipped_without_any_api_call(
     reason: str,
 ) -> None:
     client, stubber = stubbed  # nothing queued: any IoT call would raise
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     clients = Clients(monkeypatch, client, firehose)
     event = load(name)
 
@@ -449,7 +433,7 @@ def test_invalid_messages_are_logged_and_counted_not_raised(
     reason: str,
 ) -> None:
     client, stubber = stubbed
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     clients = Clients(monkeypatch, client, firehose)
     event = load(name)
 
@@ -499,7 +483,7 @@ def test_each_record_of_an_event_is_handled(
 ) -> None:
     client, stubber = stubbed
     queue_pages(stubber)
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
     event = load("sns_in_progress.json")
     event["Records"] += load("sns_completed_scheduled_noncompliant.json")["Records"]
@@ -509,7 +493,7 @@ def test_each_record_of_an_event_is_handled(
 
     assert [r["outcome"] for r in summary["results"]] == ["skipped", "collected", "invalid"]
     assert summary["findings"] == 6
-    assert firehose.put_ids == ALL_IDS
+    assert put_ids(firehose) == ALL_IDS
 
 
 # --- failures that must fail the invocation -------------------------------------------------
@@ -531,7 +515,7 @@ def test_throttling_under_stubber_propagates_and_fails_the_invocation(
         http_status_code=400,
         expected_params=expected_params(PAGES[0]["nextToken"]),
     )
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
     with pytest.raises(ClientError) as raised:
@@ -539,7 +523,7 @@ def test_throttling_under_stubber_propagates_and_fails_the_invocation(
 
     stubber.assert_no_pending_responses()
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
-    assert firehose.put_ids == [f["findingId"] for f in PAGES[0]["findings"]]  # page 1 stays put
+    assert put_ids(firehose) == [f["findingId"] for f in PAGES[0]["findings"]]  # page 1 stays put
     metrics = emf(capsys.readouterr().out)  # flushed although the handler raised
     assert metrics["AuditCollectionErrors"] == 1.0
     assert metrics["AuditTasksCollected"] == 0.0
@@ -556,7 +540,7 @@ def test_other_api_errors_fail_the_invocation_before_anything_is_put(
         http_status_code=403,
         expected_params=expected_params(),
     )
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
     with pytest.raises(ClientError, match="AccessDeniedException"):
@@ -621,14 +605,14 @@ def test_the_iot_client_retries_throttling_adaptively(no_retry_waits: list[str])
     client: Any = collect.delivery.iot_client.__wrapped__()  # the container's client, uncached
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(3, sent))
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
 
     collection = collect_task(TASK_ID, client, firehose)
 
     assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
     assert sent == [expected_params()] * 4  # three throttled attempts, then the page
     assert (collection.pages, collection.findings) == (1, 3)
-    assert firehose.put_ids == [f["findingId"] for f in PAGES[0]["findings"]]
+    assert put_ids(firehose) == [f["findingId"] for f in PAGES[0]["findings"]]
     assert "backoff" in no_retry_waits
     assert "rate-limit" in no_retry_waits  # adaptive mode's client-side rate limiter engaged
 
@@ -639,7 +623,7 @@ def test_throttling_past_every_retry_fails_the_invocation(
     client: Any = collect.delivery.iot_client.__wrapped__()
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(100, sent))
-    firehose = FakeFirehose()
+    firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
     with pytest.raises(ClientError, match="ThrottlingException"):
@@ -667,15 +651,15 @@ def test_partially_rejected_batches_are_retried_until_all_are_put(
     client, stubber = stubbed
     queue_pages(stubber)
     rejected = ALL_IDS[1]
-    firehose = FakeFirehose(failures={rejected: 2, ALL_IDS[4]: 1})
+    firehose = FakeFirehose(STREAM, key=finding_id, failures={rejected: 2, ALL_IDS[4]: 1})
     Clients(monkeypatch, client, firehose)
 
     summary = run(load("sns_completed_scheduled_noncompliant.json"))
 
     assert summary["findings"] == 6
-    assert sorted(set(firehose.put_ids)) == sorted(ALL_IDS)
+    assert sorted(put_ids(firehose)) == sorted(ALL_IDS)  # each accepted exactly once
     # Only the rejected entries were sent again.
-    assert [[r["findingId"] for r in call] for call in firehose.calls] == [
+    assert [[r["findingId"] for r in call] for call in firehose.call_documents] == [
         ALL_IDS[0:3],
         [rejected],
         [rejected],
@@ -694,7 +678,7 @@ def test_permanently_rejected_records_raise_delivery_error(
 ) -> None:
     client, stubber = stubbed
     stubber.add_response("list_audit_findings", boto_page(1), expected_params())
-    firehose = FakeFirehose(failures={ALL_IDS[2]: 1000})
+    firehose = FakeFirehose(STREAM, key=finding_id, failures={ALL_IDS[2]: 1000})
     Clients(monkeypatch, client, firehose)
 
     with pytest.raises(DeliveryError, match="1 of 3 records were not accepted"):
@@ -711,7 +695,7 @@ def test_a_missing_stream_name_fails_before_any_api_call(
 ) -> None:
     client, _ = stubbed  # nothing queued: a ListAuditFindings call would be a StubError
     monkeypatch.delenv("DELIVERY_STREAM_NAME")
-    Clients(monkeypatch, client, FakeFirehose())
+    Clients(monkeypatch, client, FakeFirehose(STREAM))
 
     with pytest.raises(DeliveryError, match="DELIVERY_STREAM_NAME is not set"):
         run(load("sns_completed_scheduled_noncompliant.json"))

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -24,6 +24,10 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from collect import delivery, inventory
+from shared import firehose
+from shared.names import thing_name
+from shared.settings import ConfigError
+from tests.fakes import FakeFirehose
 from tests.support import (
     EVENTS_DIR,
     FakeLambdaContext,
@@ -31,7 +35,6 @@ from tests.support import (
     by_sourcetype,
     firehose_event,
 )
-from transform import firehose
 from transform.sourcetypes import THING, UNPARSED
 from transform.validation import checker
 
@@ -40,6 +43,18 @@ Run = Callable[[dict[str, Any]], dict[str, Any]]
 FIXTURES = EVENTS_DIR / "inventory_collector"
 REGION = "eu-west-1"
 STREAM = "iot-defender-splunk"
+
+
+def thing_of(payload: bytes) -> str:
+    """The key the fake Firehose rejects records by: the thing each record describes."""
+    return str(json.loads(payload)["thing"]["thingName"])
+
+
+def names_per_call(firehose: FakeFirehose) -> list[list[str]]:
+    """The things of each PutRecordBatch call, accepted or not."""
+    return [[record["thing"]["thingName"] for record in call] for call in firehose.call_documents]
+
+
 BUCKET = "iot-defender-splunk-inventory"
 ACCOUNT = "123456789012"
 COLLECTED_AT = 1_795_167_000_412
@@ -80,33 +95,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 # --- fakes and helpers -----------------------------------------------------------------------
-
-
-class FakeFirehose:
-    """Accepts records except those of the named things, which fail the given number of times."""
-
-    def __init__(self, log: list[str] | None = None, failures: dict[str, int] | None = None):
-        self.log = log if log is not None else []
-        self.failures = dict(failures or {})
-        self.calls: list[list[str]] = []
-        self.records: list[dict[str, Any]] = []
-
-    def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any:  # noqa: N803
-        assert DeliveryStreamName == STREAM
-        documents = [json.loads(record["Data"]) for record in Records]
-        names = [document["thing"]["thingName"] for document in documents]
-        self.calls.append(names)
-        self.log.append(f"put {len(names)}")
-        responses = []
-        for name, document in zip(names, documents, strict=True):
-            if self.failures.get(name, 0) > 0:
-                self.failures[name] -= 1
-                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "x"})
-            else:
-                self.records.append(document)
-                responses.append({"RecordId": f"id-{name}"})
-        failed = sum("ErrorCode" in response for response in responses)
-        return {"FailedPutCount": failed, "RequestResponses": responses}
 
 
 class FakeFleetIndex:
@@ -378,21 +366,21 @@ def test_fleet_index_pages_on_next_token_and_maps_connectivity(run_handler: Run)
     stubber.add_response(
         "search_index", load("iot/search_index_last_page.json"), {**SEARCH, "nextToken": NEXT_TOKEN}
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=1000)
 
     assert summary.source == "fleet-index"
     assert summary.pages == 2
     assert summary.things_exported == 5
-    assert sink.calls == [
+    assert names_per_call(sink) == [
         ["gw-berlin-03", "cam-lobby-2", "pump-0017"],
         ["sensor-hall-7", "legacy_plc:01"],
     ]
-    assert all(check_thing(record) is None for record in sink.records)
-    assert {(r["collector"], r["collectedAt"]) for r in sink.records} == {
+    assert all(check_thing(record) is None for record in sink.documents)
+    assert {(r["collector"], r["collectedAt"]) for r in sink.documents} == {
         ("fleet-index", COLLECTED_AT)
     }
-    by_name = things(sink.records)
+    by_name = things(sink.documents)
     assert by_name["gw-berlin-03"] == {
         "thingName": "gw-berlin-03",
         "thingId": "ca2f0360-280d-4615-b18d-1a1f818aea64",
@@ -422,7 +410,7 @@ def test_fleet_index_pages_on_next_token_and_maps_connectivity(run_handler: Run)
         },
     }
 
-    payloads = [json.dumps(record).encode() for record in sink.records]
+    payloads = [json.dumps(record).encode() for record in sink.documents]
     events = by_sourcetype(transformed(run_handler, payloads), THING)
     camera = next(event for event in events if event["host"] == "cam-lobby-2")
     assert camera["event"]["connectivity"]["disconnectReason"] == "MQTT_KEEP_ALIVE_TIMEOUT"
@@ -454,11 +442,11 @@ def test_no_permission_for_the_indexing_configuration_falls_back_to_the_registry
         {"thingGroups": []},
         {"thingName": "legacy_plc:01", "maxResults": 250},
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=1000)
 
     assert summary.source == "registry"
-    by_name = things(sink.records)
+    by_name = things(sink.documents)
     assert by_name["gw-berlin-03"]["thingGroupNames"] == ["gateways", "plant-a"]
     assert by_name["gw-berlin-03"]["version"] == 7
     assert by_name["legacy_plc:01"] == {
@@ -468,9 +456,9 @@ def test_no_permission_for_the_indexing_configuration_falls_back_to_the_registry
         "thingGroupNames": [],
         "version": 1,
     }
-    assert sink.calls == [["gw-berlin-03", "legacy_plc:01"]]  # each thing once, one batch
+    assert names_per_call(sink) == [["gw-berlin-03", "legacy_plc:01"]]  # each thing once, one batch
     assert summary.things_exported == 2
-    assert [record["collector"] for record in sink.records] == ["registry"] * 2
+    assert [record["collector"] for record in sink.documents] == ["registry"] * 2
 
 
 def test_an_index_not_ready_on_the_first_page_falls_back_to_the_registry() -> None:
@@ -482,15 +470,15 @@ def test_an_index_not_ready_on_the_first_page_falls_back_to_the_registry() -> No
     stubber.add_response(
         "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=0)
 
     assert summary.source == "registry"
     assert summary.group_lookups_skipped == 2
-    assert sink.calls == [["gw-berlin-03", "legacy_plc:01"]]  # exported once, not twice
+    assert names_per_call(sink) == [["gw-berlin-03", "legacy_plc:01"]]  # exported once, not twice
     assert summary.things_exported == 2
-    assert [record["collector"] for record in sink.records] == ["registry"] * 2
-    assert all("thingGroupNames" not in record["thing"] for record in sink.records)
+    assert [record["collector"] for record in sink.documents] == ["registry"] * 2
+    assert all("thingGroupNames" not in record["thing"] for record in sink.documents)
 
 
 def test_an_index_error_after_the_first_page_fails_instead_of_exporting_twice() -> None:
@@ -502,12 +490,12 @@ def test_an_index_error_after_the_first_page_fails_instead_of_exporting_twice() 
     stubber.add_client_error(
         "search_index", service_error_code="IndexNotReadyException", http_status_code=400
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     with stubber, pytest.raises(ClientError, match="IndexNotReadyException"):
         inventory.collect_inventory(iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT)
-    assert [len(call) for call in sink.calls] == [3]
+    assert [len(call) for call in names_per_call(sink)] == [3]
     # Connectivity indexing is OFF here: present in the response, but not exported.
-    assert all("connectivity" not in record["thing"] for record in sink.records)
+    assert all("connectivity" not in record["thing"] for record in sink.documents)
 
 
 def test_a_failing_indexing_configuration_call_fails_the_run_before_anything_is_sent() -> None:
@@ -515,10 +503,10 @@ def test_a_failing_indexing_configuration_call_fails_the_run_before_anything_is_
     stubber.add_client_error(
         "get_indexing_configuration", service_error_code="ThrottlingException", http_status_code=429
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     with stubber, pytest.raises(ClientError, match="ThrottlingException"):
         inventory.collect_inventory(iot, sink, max_group_lookups=10, collected_at=COLLECTED_AT)
-    assert sink.calls == []
+    assert names_per_call(sink) == []
 
 
 def test_a_zero_cap_makes_no_group_lookup_calls() -> None:
@@ -527,7 +515,7 @@ def test_a_zero_cap_makes_no_group_lookup_calls() -> None:
     stubber.add_response(
         "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     # an unexpected ListThingGroupsForThing call would raise here
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=0)
     assert summary.group_lookups == 0
@@ -552,9 +540,9 @@ def test_a_thing_deleted_during_the_run_is_not_exported() -> None:
         {"thingGroups": []},
         {"thingName": "legacy_plc:01", "maxResults": 250},
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
-    assert list(things(sink.records)) == ["legacy_plc:01"]
+    assert list(things(sink.documents)) == ["legacy_plc:01"]
     assert summary.things_gone == 1
     assert summary.things_exported == 1
 
@@ -572,9 +560,9 @@ def test_things_with_names_the_transform_rejects_are_counted_and_never_looked_up
         {"thingGroups": [{"groupName": "pumps"}]},
         {"thingName": "pump-0017", "maxResults": 250},
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
-    assert sink.calls == [["pump-0017"]]
+    assert names_per_call(sink) == [["pump-0017"]]
     assert summary.things_invalid == 1
     assert summary.group_lookups == 1
 
@@ -592,7 +580,9 @@ def test_an_invalid_group_lookup_cap_stops_the_run_before_any_call(
         raise AssertionError("no AWS call may happen with a bad configuration")
 
     monkeypatch.setattr(inventory, "iot_client", no_client)
-    with pytest.raises(inventory.ConfigError, match="MAX_GROUP_LOOKUPS must be a whole number"):
+    with pytest.raises(
+        ConfigError, match=r"MAX_GROUP_LOOKUPS: .* (is not a whole number|is outside)"
+    ):
         inventory.lambda_handler({}, FakeLambdaContext())
 
 
@@ -628,7 +618,7 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
         http_status_code=429,
         expected_params={"maxResults": 250, "nextToken": "page-2"},
     )
-    sink = FakeFirehose()
+    sink = FakeFirehose(STREAM)
     monkeypatch.setattr(inventory, "iot_client", lambda: iot)
     monkeypatch.setattr(delivery, "firehose_client", lambda: sink)
     monkeypatch.setenv("MAX_GROUP_LOOKUPS", "0")
@@ -638,7 +628,7 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
             load("eventbridge/hourly_scheduled_event.json"), FakeLambdaContext()
         )
 
-    assert sink.calls == [["gw-berlin-03", "legacy_plc:01"]]
+    assert names_per_call(sink) == [["gw-berlin-03", "legacy_plc:01"]]
     failure = next(r for r in caplog.records if r.getMessage().startswith("inventory run failed"))
     assert failure.levelname == "ERROR"
     assert failure.summary["things_exported"] == 2  # type: ignore[attr-defined]
@@ -654,10 +644,10 @@ def test_the_iot_client_is_created_once_with_adaptive_retries() -> None:
 
 def test_search_index_stops_when_the_service_repeats_a_next_token() -> None:
     page = {"things": [{"thingName": "pump-0017"}], "nextToken": "again"}
-    iot = FakeFleetIndex(pages=[page])
+    iot: Any = FakeFleetIndex(pages=[page])
     with pytest.raises(RuntimeError, match="nextToken"):
         inventory.collect_inventory(
-            iot, FakeFirehose(), max_group_lookups=0, collected_at=COLLECTED_AT
+            iot, FakeFirehose(STREAM), max_group_lookups=0, collected_at=COLLECTED_AT
         )
     assert [search.get("nextToken") for search in iot.searches] == [None, "again"]
 
@@ -668,7 +658,10 @@ def test_search_index_stops_when_the_service_repeats_a_next_token() -> None:
 def test_each_page_is_delivered_before_the_next_is_read(sleeps: list[float]) -> None:
     log: list[str] = []
     summary = inventory.collect_inventory(
-        FakeFleetIndex(log), FakeFirehose(log), max_group_lookups=0, collected_at=COLLECTED_AT
+        cast(Any, FakeFleetIndex(log)),
+        FakeFirehose(STREAM, log=log),
+        max_group_lookups=0,
+        collected_at=COLLECTED_AT,
     )
     assert log == ["search", "put 3", "search", "put 2"]
     assert summary.things_exported == 5
@@ -676,11 +669,11 @@ def test_each_page_is_delivered_before_the_next_is_read(sleeps: list[float]) -> 
 
 
 def test_records_firehose_rejects_are_retried_alone(sleeps: list[float]) -> None:
-    sink = FakeFirehose(failures={"cam-lobby-2": 2})
+    sink = FakeFirehose(STREAM, key=thing_of, failures={"cam-lobby-2": 2})
     summary = inventory.collect_inventory(
-        FakeFleetIndex(), sink, max_group_lookups=0, collected_at=COLLECTED_AT
+        cast(Any, FakeFleetIndex()), sink, max_group_lookups=0, collected_at=COLLECTED_AT
     )
-    assert sink.calls == [
+    assert names_per_call(sink) == [
         ["gw-berlin-03", "cam-lobby-2", "pump-0017"],
         ["cam-lobby-2"],
         ["cam-lobby-2"],
@@ -688,7 +681,7 @@ def test_records_firehose_rejects_are_retried_alone(sleeps: list[float]) -> None
     ]
     assert len(sleeps) == 2
     assert summary.things_exported == 5
-    assert sorted(things(sink.records)) == sorted(
+    assert sorted(things(sink.documents)) == sorted(
         ["gw-berlin-03", "cam-lobby-2", "pump-0017", "sensor-hall-7", "legacy_plc:01"]
     )
 
@@ -696,8 +689,8 @@ def test_records_firehose_rejects_are_retried_alone(sleeps: list[float]) -> None
 def test_records_firehose_keeps_rejecting_fail_the_run_and_stop_reading(
     sleeps: list[float],
 ) -> None:
-    iot = FakeFleetIndex()
-    sink = FakeFirehose(failures={"pump-0017": 1000})
+    iot: Any = FakeFleetIndex()
+    sink = FakeFirehose(STREAM, key=thing_of, failures={"pump-0017": 1000})
     with pytest.raises(delivery.DeliveryError, match="1 of 3 records"):
         inventory.collect_inventory(iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT)
     assert len(iot.searches) == 1
@@ -846,7 +839,7 @@ thing_documents = st.fixed_dictionaries(
 def test_every_record_is_one_the_transform_accepts(raw: dict[str, Any], connectivity: bool) -> None:
     record, _ = record_of(raw, collector="registry", connectivity=connectivity)
     name = raw["thingName"]
-    valid_name = isinstance(name, str) and inventory._THING_NAME.fullmatch(name) is not None
+    valid_name = isinstance(name, str) and thing_name(name) is not None
     assert (record is not None) == valid_name
     if record is not None:
         assert check_thing(record) is None

@@ -47,9 +47,13 @@ def test_numbers() -> None:
         ({"SPLUNK_INDEX_OVERRIDES": "aws:iot:log"}, "is not sourcetype=index"),
         ({"SPLUNK_INDEX_OVERRIDES": "aws:nope=x"}, "unknown sourcetype 'aws:nope'"),
         ({"SPLUNK_INDEX_OVERRIDES": "aws:iot:log=bad index"}, "not a valid Splunk index name"),
-        ({"MAX_REINGEST_ATTEMPTS": "0"}, "MAX_REINGEST_ATTEMPTS: 0.0 is outside 1..20"),
-        ({"MAX_REINGEST_ATTEMPTS": "2.9"}, "MAX_REINGEST_ATTEMPTS: 2.9 is not a whole number"),
+        ({"MAX_REINGEST_ATTEMPTS": "0"}, "MAX_REINGEST_ATTEMPTS: '0' is outside 1..20"),
+        ({"MAX_REINGEST_ATTEMPTS": "2.9"}, "MAX_REINGEST_ATTEMPTS: '2.9' is not a whole number"),
         ({"MAX_FUTURE_SKEW_SECONDS": "soon"}, "MAX_FUTURE_SKEW_SECONDS: 'soon' is not a number"),
+        (
+            {"MAX_FUTURE_SKEW_SECONDS": "inf"},
+            "MAX_FUTURE_SKEW_SECONDS: 'inf' is outside 0..2592000",
+        ),
     ],
 )
 def test_invalid_settings_name_the_variable(environ: dict[str, str], message: str) -> None:

@@ -9,40 +9,15 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from transform.firehose import (
+from shared.firehose import (
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
     put_records,
     stream_name_from_arn,
 )
+from tests.fakes import FakeFirehose
 
-
-class FakeFirehose:
-    """Fails the listed payloads a given number of times; records every call."""
-
-    def __init__(self, failures: dict[bytes, int] | None = None, raises: int = 0) -> None:
-        self.failures = dict(failures or {})
-        self.raises = raises
-        self.calls: list[list[bytes]] = []
-
-    def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any:  # noqa: N803
-        assert DeliveryStreamName == "iot-defender-splunk"
-        batch = [record["Data"] for record in Records]
-        self.calls.append(batch)
-        if self.raises:
-            self.raises -= 1
-            raise RuntimeError("ServiceUnavailableException")
-        responses = []
-        for data in batch:
-            if self.failures.get(data, 0) > 0:
-                self.failures[data] -= 1
-                responses.append(
-                    {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow"}
-                )
-            else:
-                responses.append({"RecordId": "id"})
-        failed = sum(1 for r in responses if "ErrorCode" in r)
-        return {"FailedPutCount": failed, "RequestResponses": responses}
+STREAM = "iot-defender-splunk"
 
 
 def _put(client: Any, payloads: list[bytes], **kwargs: Any) -> tuple[list[int], list[float]]:
@@ -52,14 +27,14 @@ def _put(client: Any, payloads: list[bytes], **kwargs: Any) -> tuple[list[int], 
 
 
 def test_batches_respect_the_500_record_limit() -> None:
-    client = FakeFirehose()
+    client = FakeFirehose(STREAM)
     failed, _ = _put(client, [b"x%d" % i for i in range(1201)])
     assert failed == []
     assert [len(call) for call in client.calls] == [500, 500, 201]
 
 
 def test_batches_respect_the_4_mib_limit() -> None:
-    client = FakeFirehose()
+    client = FakeFirehose(STREAM)
     payloads = [bytes([65 + i]) * 900_000 for i in range(10)]
     failed, _ = _put(client, payloads)
     assert failed == []
@@ -69,7 +44,7 @@ def test_batches_respect_the_4_mib_limit() -> None:
 
 
 def test_only_failed_entries_are_retried_with_growing_jittered_backoff() -> None:
-    client = FakeFirehose(failures={b"b": 2, b"d": 1})
+    client = FakeFirehose(STREAM, failures={b"b": 2, b"d": 1})
     failed, sleeps = _put(client, [b"a", b"b", b"c", b"d"], base_delay=0.1)
     assert failed == []
     assert client.calls == [[b"a", b"b", b"c", b"d"], [b"b", b"d"], [b"b"]]
@@ -79,14 +54,14 @@ def test_only_failed_entries_are_retried_with_growing_jittered_backoff() -> None
 
 
 def test_a_failed_call_retries_the_whole_chunk() -> None:
-    client = FakeFirehose(raises=1)
+    client = FakeFirehose(STREAM, raises=1)
     failed, _ = _put(client, [b"a", b"b"])
     assert failed == []
     assert client.calls == [[b"a", b"b"], [b"a", b"b"]]
 
 
 def test_gives_up_after_max_attempts_and_says_which() -> None:
-    client = FakeFirehose(failures={b"b": 100})
+    client = FakeFirehose(STREAM, failures={b"b": 100})
     failed, sleeps = _put(client, [b"a", b"b", b"c"], max_attempts=4)
     assert failed == [1]
     assert len(client.calls) == 4
@@ -94,7 +69,7 @@ def test_gives_up_after_max_attempts_and_says_which() -> None:
 
 
 def test_a_record_over_the_firehose_limit_is_never_sent() -> None:
-    client = FakeFirehose()
+    client = FakeFirehose(STREAM)
     failed, _ = _put(client, [b"a", b"x" * (MAX_RECORD_BYTES + 1), b"c"])
     assert failed == [1]
     assert client.calls == [[b"a", b"c"]]

@@ -5,20 +5,27 @@ Runs from `make sam-build` (which builds first and sets SAM_BUILD_DIR); skipped 
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.source_imports import runtime_imports
 from tools.cfn_template import TEMPLATE_PATH, Stack, load_template
 
 BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", "")) if os.environ.get("SAM_BUILD_DIR") else None
 pytestmark = pytest.mark.skipif(BUILD_DIR is None, reason="needs `make sam-build` (SAM_BUILD_DIR)")
 
 REPO = TEMPLATE_PATH.parent.parent
-FIRST_PARTY = ("transform", "collect", "provision")
+FIRST_PARTY = ("transform", "collect", "provision", "shared")
+# The package of its own each function ships, beside `shared`.
+OWN_PACKAGE = {
+    "TransformFunction": "transform",
+    "AuditFindingsFunction": "collect",
+    "InventoryFunction": "collect",
+    "QuarantinePolicyFunction": "provision",
+}
 # The Lambda Python runtime provides these; pinning our own copy would only add size.
 RUNTIME_PROVIDED = {"boto3", "botocore"}
 FUNCTIONS = {
@@ -43,17 +50,6 @@ def first_party_files(root: Path) -> set[str]:
     }
 
 
-def imported_modules(source: Path) -> set[str]:
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
 def resolvable(root: Path, module: str) -> bool:
     top = module.split(".", 1)[0]
     if top in sys.stdlib_module_names or top in RUNTIME_PROVIDED or top == "__future__":
@@ -73,30 +69,33 @@ def test_every_first_party_import_resolves_inside_the_artefact(function: str) ->
         f"{path}: {module}"
         for path in first_party_files(root)
         if path.endswith(".py")
-        for module in imported_modules(root / path)
+        for module in runtime_imports(root / path)
         if not resolvable(root, module)
     }
     assert unresolved == set()
 
 
-def test_transform_artefact_is_the_whole_transform_package_and_nothing_else() -> None:
-    root = artefact("TransformFunction")
-    repo_files = {
+def source_files(*packages: str) -> set[str]:
+    return {
         str(path.relative_to(REPO))
-        for path in (REPO / "transform").rglob("*")
+        for package in packages
+        for path in (REPO / package).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
-    assert first_party_files(root) == repo_files
-    assert not (root / "tests").exists()
-    assert not (root / "collect").exists()
 
 
-@pytest.mark.parametrize("function", ["AuditFindingsFunction", "InventoryFunction"])
-def test_collectors_carry_only_the_shared_firehose_module_of_the_transform(function: str) -> None:
+def test_every_function_has_a_package_of_its_own() -> None:
+    assert set(OWN_PACKAGE) == set(FUNCTIONS)
+    for function, package in OWN_PACKAGE.items():
+        assert FUNCTIONS[function].startswith(f"{package}."), function
+
+
+@pytest.mark.parametrize("function", sorted(OWN_PACKAGE))
+def test_an_artefact_is_its_own_package_and_the_shared_one_and_nothing_else(function: str) -> None:
+    """No Lambda carries (or could import) another Lambda's package."""
     root = artefact(function)
-    transform_files = {p for p in first_party_files(root) if p.startswith("transform/")}
-    assert transform_files == {"transform/__init__.py", "transform/firehose.py"}
-    assert (root / "collect" / "delivery.py").is_file()
+    assert first_party_files(root) == source_files(OWN_PACKAGE[function], "shared")
+    assert not (root / "tests").exists()
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))

@@ -6,14 +6,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.settings import ConfigError, integer_setting, number_setting
 from transform.sourcetypes import ALL_SOURCETYPES
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
 
 # Splunk index names: lowercase letters, digits, underscore and hyphen, not starting with _ or -.
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-
-
-class ConfigError(ValueError):
-    """Raised at cold start for an invalid setting; Firehose then retries and backs up to S3."""
 
 
 @dataclass(frozen=True)
@@ -54,39 +53,17 @@ def _parse_overrides(text: str) -> dict[str, str]:
     return overrides
 
 
-def _number(
-    environ: Mapping[str, str], name: str, default: float, low: float, high: float
-) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is outside {low}..{high}")
-    return value
-
-
-def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    value = _number(environ, name, default, low, high)
-    if not value.is_integer():
-        raise ConfigError(f"{name}: {value} is not a whole number")
-    return int(value)
-
-
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from environment variables (see README, 'Transform settings')."""
     default_index = environ.get("SPLUNK_INDEX", "").strip() or None
     return Settings(
         default_index=_index(default_index, "SPLUNK_INDEX") if default_index else None,
         index_overrides=_parse_overrides(environ.get("SPLUNK_INDEX_OVERRIDES", "")),
-        max_future_skew_seconds=_number(
+        max_future_skew_seconds=number_setting(
             environ, "MAX_FUTURE_SKEW_SECONDS", 86_400.0, 0.0, 30 * 86_400.0
         ),
-        max_reingest_attempts=_integer(environ, "MAX_REINGEST_ATTEMPTS", 3, 1, 20),
-        max_decompressed_bytes=_integer(
+        max_reingest_attempts=integer_setting(environ, "MAX_REINGEST_ATTEMPTS", 3, 1, 20),
+        max_decompressed_bytes=integer_setting(
             environ, "MAX_DECOMPRESSED_BYTES", 8 * 1024 * 1024, 1024, 64 * 1024 * 1024
         ),
     )

@@ -19,16 +19,16 @@ from aws_lambda_powertools.utilities.data_classes import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.firehose import FirehoseClient, put_records, stream_name_from_arn
+from shared.observability import METRICS_NAMESPACE
 from transform.batch import DROPPED, FAILED, OK, BatchReport, InputRecord, Reput, transform_batch
 from transform.config import load_settings
-from transform.firehose import FirehoseClient, put_records, stream_name_from_arn
 from transform.sourcetypes import UNPARSED
 
 SERVICE = "iot-defender-splunk-transform"
-NAMESPACE = "IotDefenderSplunk"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 SETTINGS = load_settings(os.environ)
 
 _firehose_client: FirehoseClient | None = None
@@ -99,7 +99,10 @@ def _observe(report: BatchReport) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for sourcetype, value in sorted(report.events_by_sourcetype.items()):
         with single_metric(
-            name="EventsBySourcetype", unit=MetricUnit.Count, value=value, namespace=NAMESPACE
+            name="EventsBySourcetype",
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=METRICS_NAMESPACE,
         ) as metric:
             metric.add_dimension(name="service", value=SERVICE)
             metric.add_dimension(name="Sourcetype", value=sourcetype)

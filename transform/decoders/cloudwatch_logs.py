@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
+from shared.names import thing_name
 from transform.context import RecordContext
 from transform.decoders.common import check_document
-from transform.names import thing_name
 from transform.sourcetypes import IOT_LOG
 from transform.validation import checker
 

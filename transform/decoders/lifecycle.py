@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.names import thing_name
 from transform.context import RecordContext
 from transform.decoders.common import check_document
-from transform.names import thing_name
 from transform.sourcetypes import LIFECYCLE
 
 KIND = "lifecycle"

@@ -1,10 +1,13 @@
-"""Recognising AWS IoT names in device-controlled strings."""
+"""AWS IoT's naming rules, in one place for every function that checks a name."""
 
 from __future__ import annotations
 
 import re
+from typing import Final
 
-_THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+# A thing name or thing group name: 1-128 of [a-zA-Z0-9:_-] (IoT API reference).
+THING_NAME_PATTERN: Final = r"[a-zA-Z0-9:_-]{1,128}"
+_THING_NAME = re.compile(THING_NAME_PATTERN, re.ASCII)
 
 
 def thing_name(value: object) -> str | None:
