@@ -10,9 +10,12 @@ from typing import Any
 from tools.samples import (
     ARRIVAL_MS,
     EVENTS_DIR,
+    RULE_ADDED_KEYS,
+    RULE_ROUTES,
     STREAM_ARN,
     firehose_event,
     record_bytes,
+    rule_record,
 )
 from tools.samples import LocalLambdaContext as FakeLambdaContext
 from tools.samples import sample_paths as fixture_paths
@@ -36,6 +39,7 @@ __all__ = [
     "outcome_events",
     "record_bytes",
     "report_events",
+    "routed",
     "transform",
     "transform_fixture",
 ]
@@ -51,6 +55,14 @@ def fixture(kind: str, name: str) -> bytes:
 
 def fixture_json(kind: str, name: str) -> Any:
     return json.loads((EVENTS_DIR / kind / name).read_text(encoding="utf-8"))
+
+
+def routed(kind: str, message: dict[str, Any]) -> bytes:
+    """A message of a rule-fed kind as its rule forwards it; a device report's ``thing_name``
+    and ``received_at`` (what its rule adds) move from the message into the rule's record."""
+    message = dict(message)
+    added = {key: message.pop(key) for key in RULE_ADDED_KEYS if key in message}
+    return rule_record(RULE_ROUTES[kind], json.dumps(message).encode(), **added)
 
 
 def hec_events(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from tests.support import (
     fixture_json,
     hec_events,
 )
+from tools.samples import RULE_ROUTES, rule_record
 from transform import reingest
 from transform.sourcetypes import (
     AUDIT_CHECK,
@@ -89,6 +90,18 @@ def _one(payload: Payload, lost: object = WHOLE_RECORD) -> Built:
     return Built([payload], lost)
 
 
+def _routed(kind: str, message: bytes, lost: object = WHOLE_RECORD, **added: object) -> Built:
+    """A message as its IoT rule forwards it; a whole-record loss is the message itself."""
+    record = rule_record(RULE_ROUTES[kind], message, **added)
+    return Built([record], message if lost is WHOLE_RECORD else lost)
+
+
+def _report(doc: dict[str, Any], lost: object = WHOLE_RECORD) -> Built:
+    """A device report fixture, its rule-added keys moved into the rule's record."""
+    added = {key: doc.pop(key) for key in ("thing_name", "received_at") if key in doc}
+    return _routed("device_report", _json(doc), lost, **added)
+
+
 # --- builders -------------------------------------------------------------------------------
 
 _LIFECYCLE = ("lifecycle", "connected.json")
@@ -115,7 +128,7 @@ N_FINDINGS = len(fixture_json(*_PAGE)["findings"])
 def lifecycle_with(**changes: Any) -> Built:
     doc = _doc(*_LIFECYCLE)
     doc.update(changes)
-    return _one(_json(doc))
+    return _routed("lifecycle", _json(doc))
 
 
 def violation_with(**changes: Any) -> Built:
@@ -130,7 +143,7 @@ def metrics_item_changed(
     """A metrics export whose item ``index`` is replaced by ``change(item)``."""
     doc = _doc(*source)
     doc["metrics"][index] = change(doc["metrics"][index])
-    return _one(_json(doc), doc["metrics"][index])
+    return _routed("metrics_export", _json(doc), doc["metrics"][index])
 
 
 def _string_value(item: dict[str, Any]) -> dict[str, Any]:
@@ -148,25 +161,40 @@ def _port_70000(item: dict[str, Any]) -> dict[str, Any]:
 def custom_metric_added(name: str, value: object) -> Built:
     doc = _doc(*_CUSTOM)
     doc["custom_metrics"][name] = value
-    return _one(_json(doc), {"name": name, "value": value})
+    return _report(doc, {"name": name, "value": value})
 
 
 def report_with(**changes: Any) -> Built:
+    """The device report, with ``changes`` to what the rule adds (``thing_name`` is a topic
+    segment, which the publishing client chooses) or to the report itself."""
     doc = _doc(*_REPORT)
     doc.update(changes)
-    return _one(_json(doc))
-
-
-def report_without_thing_name() -> Built:
-    doc = _doc(*_REPORT)
-    del doc["thing_name"]
-    return _one(_json(doc))
+    built = _report(doc)
+    return Built(built.payloads)  # an invalid rule record is kept whole
 
 
 def report_port_70000() -> Built:
     doc = _doc(*_REPORT)
     doc["metrics"]["listening_tcp_ports"]["ports"].append({"port": 70000, "interface": "eth0"})
-    return _one(_json(doc))
+    return _report(doc)
+
+
+def through_rule(route: str, kind: str, name: str) -> Built:
+    """Another input's sample published on a rule's topic: it may only become the route's kind."""
+    message = _json(_doc(kind, name))
+    added = (
+        {"thing_name": "pump-0017", "received_at": ARRIVAL_MS} if route == "device-report" else {}
+    )
+    return Built([rule_record(route, message, **added)], message)
+
+
+def bare(kind: str, name: str) -> Built:
+    """A message only a rule should deliver, put into the stream without its rule's record."""
+    return _one(_json(_doc(kind, name)))
+
+
+def envelope(**record: object) -> Built:
+    return _one(_json(record))
 
 
 def log_message_replaced(message: str) -> Built:
@@ -235,7 +263,7 @@ def lifecycle_nested(depth: int) -> Built:
 def big_count() -> Built:
     doc = _doc(*_METRICS)
     doc["metrics"][0]["value"]["count"] = 2**64 + 1
-    return _one(_json(doc))
+    return _routed("metrics_export", _json(doc))
 
 
 def sns_with(**changes: Any) -> Built:
@@ -300,14 +328,14 @@ CASES = [
     Case("whitespace-only", lambda: _one(b" \n\t\r\n  "), OK, "empty"),
     Case(
         "truncated-json",
-        lambda: _one(fixture(*_LIFECYCLE)[:60]),
+        lambda: _one(_json(_doc(*_LIFECYCLE))[:60]),
         OK,
         "invalid_json",
         "not JSON",
     ),
     Case(
         "utf8-bom-before-json",
-        lambda: _one(b"\xef\xbb\xbf" + fixture(*_LIFECYCLE)),
+        lambda: _one(b"\xef\xbb\xbf" + _json(_doc(*_LIFECYCLE))),
         OK,
         "invalid_json",
         "BOM",
@@ -332,10 +360,10 @@ CASES = [
     Case("empty-object", lambda: _one(b"{}"), OK, "unknown_shape", "empty object"),
     Case(
         "metrics-not-a-list",
-        lambda: _one(b'{"version": "1.0", "metrics": {"name": "x"}}'),
+        lambda: _routed("metrics_export", b'{"version": "1.0", "metrics": {"name": "x"}}'),
         OK,
-        "unknown_shape",
-        "metrics, version",
+        "schema_violation",
+        "metrics_export",
     ),
     Case(
         "integer-beyond-64-bits",
@@ -545,25 +573,25 @@ CASES = [
     ),
     # Device reports
     Case(
-        "device-report-without-thing-name",
-        report_without_thing_name,
+        "device-report-rule-record-without-thing-name",
+        lambda: envelope(route="device-report", payload="e30=", received_at=ARRIVAL_MS),
         OK,
-        "missing_thing_name",
-        "AS thing_name",
+        "schema_violation",
+        'rule_envelope: document: "thing_name" is a required property',
     ),
     Case(
-        "device-report-invalid-thing-name",
+        "device-report-topic-segment-not-a-thing-name",
         lambda: report_with(thing_name="dev 1; index=main"),
         OK,
         "schema_violation",
-        "thing_name",
+        "rule_envelope: thing_name",
     ),
     Case(
         "device-report-thing-name-with-trailing-newline",
         lambda: report_with(thing_name="cam-lobby-2\n"),
         OK,
         "schema_violation",
-        "thing_name",
+        "rule_envelope: thing_name",
     ),
     Case(
         "device-report-port-70000",
@@ -571,6 +599,15 @@ CASES = [
         OK,
         "schema_violation",
         "port",
+    ),
+    Case(
+        # Splunk matches terms case-insensitively: AWS: would pass for Device Defender's own.
+        "custom-metric-with-reserved-aws-name-in-capitals",
+        lambda: custom_metric_added("AWS:listening-tcp-ports", [{"number_list": [23]}]),
+        OK,
+        "schema_violation",
+        "'AWS:listening-tcp-ports'",
+        kept={METRIC: N_CUSTOM},
     ),
     Case(
         "custom-metric-with-reserved-aws-name",
@@ -652,6 +689,103 @@ CASES = [
         OK,
         "schema_violation",
         "schemaVersion",
+    ),
+    # Trust by provenance: what a rule forwards becomes its route's kind or nothing
+    Case(
+        "sns-alarm-published-on-the-detect-export-topic",
+        lambda: through_rule("detect-export", *_VIOLATION_SNS),
+        OK,
+        "schema_violation",
+        "metrics_export",
+    ),
+    Case(
+        "raw-violation-published-on-the-detect-export-topic",
+        lambda: through_rule("detect-export", *_VIOLATION_RAW),
+        OK,
+        "schema_violation",
+        "metrics_export",
+    ),
+    Case(
+        "thing-record-published-as-a-device-report",
+        lambda: through_rule("device-report", "thing", "gateway_connected_fleet_index.json"),
+        OK,
+        "schema_violation",
+        "device_report",
+    ),
+    Case(
+        "response-record-published-as-a-device-report",
+        lambda: through_rule("device-report", "response", "quarantine_thing_succeeded.json"),
+        OK,
+        "schema_violation",
+        "device_report",
+    ),
+    Case(
+        "detect-export-published-on-the-lifecycle-route",
+        lambda: through_rule("lifecycle", *_METRICS),
+        OK,
+        "schema_violation",
+        "lifecycle",
+    ),
+    Case(
+        "bare-detect-export-is-not-trusted",
+        lambda: bare(*_METRICS),
+        OK,
+        "unrouted",
+        "a Detect metrics export",
+    ),
+    Case(
+        "bare-device-report-is-not-trusted",
+        lambda: bare(*_REPORT),
+        OK,
+        "unrouted",
+        "a device metrics report",
+    ),
+    Case(
+        "bare-lifecycle-event-is-not-trusted",
+        lambda: bare(*_LIFECYCLE),
+        OK,
+        "unrouted",
+        "a lifecycle event",
+    ),
+    Case(
+        "rule-record-with-an-unknown-route",
+        lambda: envelope(route="violation", payload="e30="),
+        OK,
+        "schema_violation",
+        "rule_envelope: route",
+    ),
+    Case(
+        "rule-record-with-an-extra-key",
+        lambda: envelope(route="detect-export", payload="e30=", TopicArn="arn:aws:sns:x"),
+        OK,
+        "schema_violation",
+        "rule_envelope",
+    ),
+    Case(
+        "lifecycle-rule-record-claiming-a-thing",
+        lambda: envelope(route="lifecycle", payload="e30=", thing_name="pump-0017"),
+        OK,
+        "schema_violation",
+        "rule_envelope",
+    ),
+    Case(
+        "rule-record-payload-not-base64",
+        lambda: Built([_json({"route": "detect-export", "payload": "not base64!"})], "not base64!"),
+        OK,
+        "invalid_base64",
+        "metrics_export: the rule's payload is not valid base64",
+    ),
+    Case(
+        "cbor-device-report-through-the-rule",
+        lambda: _routed(
+            "device_report",
+            bytes.fromhex("a2636865648201636d6574a0"),
+            thing_name="pump-0017",
+            received_at=ARRIVAL_MS,
+        ),
+        OK,
+        "not_utf8",
+        "device_report: record is neither gzip nor UTF-8",
     ),
     # Re-ingest tags
     Case(

@@ -12,6 +12,7 @@ from tests.support import (
     STREAM_ARN,
     fixture_json,
     report_events,
+    routed,
     transform,
     transform_fixture,
 )
@@ -105,7 +106,7 @@ def test_one_bad_custom_metric_is_reported_alone() -> None:
     report = fixture_json("device_report", "custom_metrics_only.json")
     report["custom_metrics"]["aws:listening-tcp-ports"] = [{"number": 1}]
 
-    events = report_events(transform([json.dumps(report).encode()]))
+    events = report_events(transform([routed("device_report", report)]))
 
     unparsed = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
     metrics = [e for e in events if e["sourcetype"] == "aws:iot:defender:metric"]
@@ -118,16 +119,16 @@ def test_one_bad_custom_metric_is_reported_alone() -> None:
     assert "aws:listening-tcp-ports" not in {e["event"]["name"] for e in metrics}
 
 
-def test_without_received_at_the_arrival_time_is_used_and_said_so() -> None:
+def test_an_implausible_receive_time_from_the_rule_gives_the_arrival_time_and_says_so() -> None:
     report = fixture_json("device_report", "metrics_only_minimal.json")
-    del report["received_at"]
+    report["received_at"] = 0
 
-    events = report_events(transform([json.dumps(report).encode()]))
+    events = report_events(transform([routed("device_report", report)]))
 
     assert events
     for event in events:
         assert event["time"] == ARRIVAL_MS / 1000
-        assert "no timestamp" in event["event"]["time_fallback"]
+        assert "before 2015" in event["event"]["time_fallback"]
 
 
 @pytest.mark.parametrize(

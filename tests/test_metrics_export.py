@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from tests.support import (
     STREAM_ARN,
     fixture,
     fixture_json,
     report_events,
+    routed,
     transform,
     transform_fixture,
 )
@@ -58,7 +57,9 @@ def test_a_record_repeated_later_in_the_batch_is_dropped_not_sent_twice() -> Non
     report = transform([payload, payload])
 
     assert [o.result for o in report.outcomes] == ["Ok", "Dropped"]
-    assert report.duplicates_removed == len(json.loads(payload)["metrics"])
+    assert report.duplicates_removed == len(
+        fixture_json("metrics_export", "with_dimension.json")["metrics"]
+    )
 
 
 def test_a_later_record_with_a_higher_version_is_still_sent() -> None:
@@ -69,9 +70,9 @@ def test_a_later_record_with_a_higher_version_is_still_sent() -> None:
         "version": 1,
         "timestamp": 1795165961000,
     }
-    first = json.dumps({"version": "1.0", "metrics": [item]}).encode()
-    second = json.dumps({"version": "1.0", "metrics": [{**item, "version": 2}]}).encode()
-    stale = json.dumps({"version": "1.0", "metrics": [{**item, "version": 1}]}).encode()
+    first = routed("metrics_export", {"version": "1.0", "metrics": [item]})
+    second = routed("metrics_export", {"version": "1.0", "metrics": [{**item, "version": 2}]})
+    stale = routed("metrics_export", {"version": "1.0", "metrics": [{**item, "version": 1}]})
 
     report = transform([first, second, stale])
 

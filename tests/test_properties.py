@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.fakes import FakeFirehose
 from tests.support import ARRIVAL_MS, STREAM_ARN, FakeLambdaContext, firehose_event, fixture_paths
-from tools.samples import GZIPPED_KINDS
+from tools.samples import GZIPPED_KINDS, RULE_ADDED_KEYS, RULE_ROUTES, rule_record
 from transform import handler
 from transform.config import Settings
 from transform.decoders.device_report import _LONG_NAMES
@@ -58,7 +58,7 @@ REASON_CODES = {
     "invalid_json",
     "unknown_shape",
     "schema_violation",
-    "missing_thing_name",
+    "unrouted",
     "unknown_message",
     "invalid_gzip",
     "decompressed_too_large",
@@ -239,6 +239,8 @@ def from_bytes(build: Callable[[Choices], Any], min_size: int = 48) -> st.Search
 
 
 KNOWN_KEYS = [
+    "route",
+    "payload",
     "thing_name",
     "received_at",
     "header",
@@ -669,8 +671,15 @@ def build_mutated_fixture(choices: Choices) -> bytes:
     doc = parse_fixture(path)
     for _ in range(choices.below(4)):
         doc = mutate(choices, doc)
+    kind = path.parent.name
+    if kind in RULE_ROUTES:  # damaged as published, then forwarded by its rule
+        added = (
+            {k: doc.pop(k) for k in RULE_ADDED_KEYS if k in doc} if isinstance(doc, dict) else {}
+        )
+        message = damage_bytes(choices, serialize_fixture(path, doc))
+        return rule_record(RULE_ROUTES[kind], message, **added)
     data = serialize_fixture(path, doc)
-    if path.parent.name not in GZIPPED_KINDS:
+    if kind not in GZIPPED_KINDS:
         return damage_bytes(choices, data)
     if choices.below(2):
         return gzip.compress(damage_bytes(choices, data))
@@ -761,8 +770,8 @@ def short_names(doc: Any) -> Any:
 
 
 def build_device_report(choices: Choices) -> bytes:
-    """A device report as the IoT rule forwards it: the device's JSON plus thing_name and
-    received_at, with every device-controlled string drawn from injection attempts."""
+    """A device report as its IoT rule forwards it (the device's JSON, base64, beside the topic's
+    thing name and the receive time), every device-controlled string an injection attempt."""
     report: dict[str, Any] = {"header": {"report_id": choices.below(2**24), "version": "1.0"}}
     parts = choices.below(3)
     if parts != 1:
@@ -782,10 +791,13 @@ def build_device_report(choices: Choices) -> bytes:
         }
     if choices.below(2):
         report = short_names(report)
-    # Half the time a valid name, so the report's other strings reach the emitted events.
-    report["thing_name"] = choices.pick(VALID_NAMES) if choices.below(2) else device_string(choices)
-    report["received_at"] = choices.pick([1_795_165_646_902, 4_102_444_800_000, 0])
-    return json.dumps(report).encode()
+    # Half the time a valid name, so the report's other strings reach the emitted events. The
+    # name is the topic segment the device published on, so it is device-controlled as well.
+    thing = choices.pick(VALID_NAMES) if choices.below(2) else device_string(choices)
+    received = choices.pick([1_795_165_646_902, 4_102_444_800_000, 0])
+    return rule_record(
+        "device-report", json.dumps(report).encode(), thing_name=thing, received_at=received
+    )
 
 
 device_reports = from_bytes(build_device_report)
@@ -840,6 +852,7 @@ def test_device_strings_cannot_set_index_sourcetype_or_source(
     thing_name = json.loads(payload)["thing_name"]
     for hec in run([payload], settings):
         assert hec["sourcetype"] in {METRIC, UNPARSED}
+        assert hec["sourcetype"] in {METRIC, UNPARSED}
         assert hec.get("index") == settings.index_for(hec["sourcetype"])
         assert hec["source"] == STREAM_ARN
         if hec["sourcetype"] == METRIC:
@@ -847,6 +860,47 @@ def test_device_strings_cannot_set_index_sourcetype_or_source(
             assert hec["event"]["thing"] == thing_name
             assert hec["host"] == thing_name
             assert hec["fields"]["thing"] == thing_name
+
+
+# What each rule's route may become: its own kind, or unparsed (docs/events.md, 3.2).
+ROUTE_SOURCETYPES = {"detect-export": {METRIC}, "device-report": {METRIC}, "lifecycle": {LIFECYCLE}}
+
+
+def build_any_sample(choices: Choices) -> bytes:
+    """Any input's sample, mutated: SNS alarms, findings, thing and response records, ..."""
+    path = choices.pick(FIXTURES)
+    return serialize_fixture(path, mutate(choices, parse_fixture(path)))
+
+
+ANY_MESSAGE: list[Callable[[Choices], bytes]] = [
+    lambda choices: json.dumps(build_json(choices)).encode(),
+    lambda choices: json.dumps(build_object(choices)).encode(),
+    build_any_sample,
+]
+
+
+def build_forwarded(choices: Choices) -> tuple[str, str, bytes]:
+    """Whatever a client publishes on one of the rules' topics, as that rule forwards it."""
+    route = choices.pick(sorted(ROUTE_SOURCETYPES))
+    message = choices.pick(ANY_MESSAGE)(choices)
+    thing = choices.pick(VALID_NAMES)
+    added = (
+        {"thing_name": thing, "received_at": 1_795_165_646_902} if route == "device-report" else {}
+    )
+    return route, thing, rule_record(route, message, **added)
+
+
+@given(from_bytes(build_forwarded), st.sampled_from(SETTINGS_VARIANTS))
+def test_what_a_rule_forwards_becomes_its_routes_kind_or_nothing(
+    forwarded: tuple[str, str, bytes], settings: Settings
+) -> None:
+    """No message published on a rule's topic becomes another sourcetype or picks a source."""
+    route, thing, record = forwarded
+    for hec in run([record], settings):
+        assert hec["sourcetype"] in ROUTE_SOURCETYPES[route] | {UNPARSED}, hec
+        assert hec["source"] == STREAM_ARN
+        if route == "device-report" and hec["sourcetype"] == METRIC:
+            assert hec["host"] == thing
 
 
 # docs/events.md, sections 2.2 and 2.5: the index-time fields each sourcetype sets (always,

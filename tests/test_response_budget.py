@@ -10,7 +10,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import FakeLambdaContext, firehose_event, fixture, outcome_events, transform
+from tests.support import (
+    FakeLambdaContext,
+    firehose_event,
+    fixture,
+    outcome_events,
+    routed,
+    transform,
+)
 from transform import handler, reingest
 from transform.batch import BatchReport
 from transform.config import Settings
@@ -30,7 +37,7 @@ def _export(thing: str, metrics: int) -> bytes:
         }
         for i in range(metrics)
     ]
-    return json.dumps({"version": "1.0", "metrics": items}).encode()
+    return routed("metrics_export", {"version": "1.0", "metrics": items})
 
 
 def _response(report: BatchReport) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.support import EVENTS_DIR, fixture_id, fixture_paths
 from tests.test_properties import Choices, mutate
-from tools.samples import TRANSFORM_KINDS
+from tools.samples import RULE_ADDED_KEYS, RULE_ROUTES, TRANSFORM_KINDS, record_bytes
 from transform.decoders.device_report import _long_names
 from transform.validation import SCHEMA_DIR, checker, load_schema, schema_for
 
@@ -63,7 +64,8 @@ def _audit_finding(label: str, doc: Any) -> Iterator[Document]:
 
 
 def _device_report(label: str, doc: Any) -> Iterator[Document]:
-    report = _long_names(doc)  # validated with long names, as the decoder does
+    # Validated with long names, as the decoder does, and without what the rule adds.
+    report = _long_names({k: v for k, v in doc.items() if k not in RULE_ADDED_KEYS})
     yield Document(label, ("device_report", None), report)
     yield Document(label, ("device_report", "report"), report)
     for name, value in report.get("custom_metrics", {}).items():
@@ -112,6 +114,12 @@ KINDS: dict[str, Callable[[str, Any], Iterator[Document]]] = {
 SNS_KINDS = {"audit_notification", "violation"}
 
 
+def _rule_envelope(path: Path) -> Iterator[Document]:
+    """A rule-fed sample's record as its rule forwards it, checked against the envelope schema."""
+    if path.parent.name in RULE_ROUTES and path.suffix == ".json":
+        yield Document(fixture_id(path), ("rule_envelope", None), json.loads(record_bytes(path)))
+
+
 def fixture_documents() -> list[Document]:
     documents: list[Document] = []
     for path in fixture_paths():
@@ -124,6 +132,7 @@ def fixture_documents() -> list[Document]:
             documents.extend(_sns(kind, fixture_id(path), json.loads(text)))
         else:
             documents.extend(KINDS[kind](fixture_id(path), json.loads(text)))
+        documents.extend(_rule_envelope(path))
     return documents
 
 

@@ -25,6 +25,8 @@ from tools.cfn_template import (
 )
 from tools.readme_tables import README, rendered_readme
 from transform.catalog import audit_check
+from transform.decoders.rule_envelope import ROUTES
+from transform.validation import checker
 
 REPO = TEMPLATE_PATH.parent.parent
 TEMPLATE = load_template()
@@ -251,10 +253,48 @@ def test_every_iot_rule_has_an_error_action_and_puts_into_the_stream() -> None:
         assert action["Firehose"]["DeliveryStreamName"] == {"Ref": "DeliveryStream"}, name
 
 
-def test_device_report_rule_adds_the_envelope_the_transform_decodes() -> None:
-    sql = stack().properties("DeviceReportRule")["TopicRulePayload"]["Sql"]["Fn::Sub"]
-    assert "topic(${DeviceReportThingNameSegment}) AS thing_name" in sql
-    assert "timestamp() AS received_at" in sql
+# What each rule's SQL must select: its route literal, the whole message base64, and what the
+# rule adds; nothing a client publishes can reach the record outside that base64 payload.
+RULE_SQL = re.compile(
+    r"SELECT '(?P<route>[a-z-]+)' AS route, encode\(\*, 'base64'\) AS payload"
+    r"(?P<added>(?:, [a-z_]+\([^)]*\) AS [a-z_]+)*) FROM '(?P<topic>[^']+)'"
+)
+RULE_ROUTE = {"DetectExportRule": "detect-export", "DeviceReportRule": "device-report"}
+RULE_ROUTE["LifecycleRule"] = "lifecycle"
+
+
+def rule_sql(name: str) -> re.Match[str]:
+    sql = stack(EnableDetect="true").properties(name)["TopicRulePayload"]["Sql"]
+    text = sql["Fn::Sub"] if isinstance(sql, dict) else sql
+    match = RULE_SQL.fullmatch(text)
+    assert match, text
+    return match
+
+
+@pytest.mark.parametrize("name", sorted(RULE_ROUTE))
+def test_every_rule_wraps_the_message_in_a_record_naming_its_route(name: str) -> None:
+    """The attack: SELECT * lets a client write every key, and so choose the kind and source."""
+    match = rule_sql(name)
+    assert match["route"] == RULE_ROUTE[name]
+    assert set(RULE_ROUTE.values()) == set(ROUTES)  # the routes the transform decodes
+    added = dict(re.findall(r", ([a-z_]+\([^)]*\)) AS ([a-z_]+)", match["added"]))
+    expected = {"device-report": {"topic(${DeviceReportThingNameSegment})", "timestamp()"}}
+    assert set(added) == expected.get(match["route"], set())
+
+
+def test_the_rules_records_are_what_the_envelope_schema_accepts() -> None:
+    """The keys each rule selects are exactly the keys transform/schemas/rule_envelope.json
+    allows for its route (additionalProperties false, per-route required keys)."""
+    check = checker("rule_envelope")
+    for name, route in RULE_ROUTE.items():
+        keys = ["route", "payload", *re.findall(r" AS ([a-z_]+)", rule_sql(name)["added"])]
+        record = dict.fromkeys(keys, "e30=") | {"route": route}
+        if "thing_name" in record:
+            record |= {"thing_name": "pump-0017", "received_at": 1_795_165_646_902}
+        assert check(record) is None, (name, check(record))
+
+
+def test_device_report_thing_name_is_the_topic_wildcard_segment() -> None:
     params = TEMPLATE["Parameters"]
     default_filter = params["DeviceReportTopicFilter"]["Default"]
     segment = params["DeviceReportThingNameSegment"]["Default"]
@@ -262,8 +302,7 @@ def test_device_report_rule_adds_the_envelope_the_transform_decodes() -> None:
 
 
 def test_lifecycle_rule_reads_presence_events() -> None:
-    sql = stack().properties("LifecycleRule")["TopicRulePayload"]["Sql"]
-    assert sql == "SELECT * FROM '$aws/events/presence/#'"
+    assert rule_sql("LifecycleRule")["topic"] == "$aws/events/presence/#"
 
 
 def test_detect_profile_covers_the_open_port_and_exfiltration_story() -> None:

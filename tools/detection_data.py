@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.samples import STREAM_ARN, LocalLambdaContext, firehose_event
+from tools.samples import STREAM_ARN, LocalLambdaContext, firehose_event, rule_record
 from transform.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def device_report(
     network: dict[str, int] | None = None,
     custom: dict[str, float] | None = None,
 ) -> bytes:
-    """A device-side metrics report as the IoT rule forwards it (thing_name, received_at added)."""
+    """A device-side metrics report as the device-report rule forwards it (thing and time added)."""
     metrics: dict[str, Any] = {}
     if tcp is not None:
         metrics["listening_tcp_ports"] = {
@@ -141,9 +141,7 @@ def device_report(
         report["metrics"] = metrics
     if custom:
         report["custom_metrics"] = {name: [{"number": value}] for name, value in custom.items()}
-    report["thing_name"] = thing
-    report["received_at"] = epoch_ms(t)
-    return to_bytes(report)
+    return rule_record("device-report", to_bytes(report), thing_name=thing, received_at=epoch_ms(t))
 
 
 def export_item(thing: str, name: str, t: float, value: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +150,8 @@ def export_item(thing: str, name: str, t: float, value: dict[str, Any]) -> dict[
 
 
 def detect_export(items: list[dict[str, Any]]) -> bytes:
-    return to_bytes({"version": "1.0", "metrics": items})
+    """A Detect metrics export as the export rule forwards it."""
+    return rule_record("detect-export", to_bytes({"version": "1.0", "metrics": items}))
 
 
 def sns_envelope(topic: str, message: dict[str, Any], t: float) -> bytes:
@@ -434,7 +433,7 @@ def lifecycle(
     if reason:
         message["disconnectReason"] = reason
     message["versionNumber"] = session
-    return to_bytes(message)
+    return rule_record("lifecycle", to_bytes(message))
 
 
 def metric_datapoint(
@@ -1078,8 +1077,8 @@ def pipeline_health() -> Story:
 
     Device reports (every 20 min), CloudWatch metrics (every 10 min, still flowing) and the
     hourly inventory arrive as usual, with a response action in between. Then the metrics stop,
-    and in the last quarter hour a report forwarded by a rule without `thing_name`, a CBOR report
-    and a log batch holding plain text arrive: they become unparsed events.
+    and in the last quarter hour a report put into the stream without the device-report rule, a
+    CBOR report and a log batch holding plain text arrive: they become unparsed events.
     """
     story = Story()
     pumps = (PUMP_17, PUMP_18, PUMP_19)
@@ -1105,13 +1104,13 @@ def pipeline_health() -> Story:
             "quarantine_thing", PUMP_19.name, ago(3 * HOUR), "Investigating a CPU alarm"
         ),
     )
-    no_thing_name = json.loads(
-        device_report(PUMP_17.name, ago(9 * MINUTE), custom={"cpu_usage_pct": 31.0})
-    )
-    del no_thing_name["thing_name"]
-    story.add(ago(9 * MINUTE), to_bytes(no_thing_name), alone=True)
-    cbor = b"\xa3cheda\x01cmet\xa1ccpu\xf9\x4e\x00\xffthing_name\xff"
-    story.add(ago(8 * MINUTE), cbor, alone=True)
+    forwarded = device_report(PUMP_17.name, ago(9 * MINUTE), custom={"cpu_usage_pct": 31.0})
+    bare = base64.b64decode(json.loads(forwarded)["payload"])  # put into the stream directly
+    story.add(ago(9 * MINUTE), bare, alone=True)
+    cbor = b"\xa3cheda\x01cmet\xa1ccpu\xf9\x4e\x00"
+    received = epoch_ms(ago(8 * MINUTE))
+    cbor_report = rule_record("device-report", cbor, thing_name=PUMP_17.name, received_at=received)
+    story.add(ago(8 * MINUTE), cbor_report, alone=True)
     text_line = (
         "2026-11-23 01:50:00.000 TRACEID:0 [INFO] EVENT:MQTT Client Connect ClientId: pump-0017"
     )

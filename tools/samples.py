@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,15 @@ STREAM_ARN = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defende
 ARRIVAL_MS = 1_795_400_000_000  # 2026-11-22T23:33Z, after every sample's own timestamp
 # Sample kinds whose record bytes are gzip, as CloudWatch Logs subscriptions deliver them.
 GZIPPED_KINDS = frozenset({"iot_logs"})
+# Sample kinds an IoT rule forwards, and the route its SQL names. Their samples are the MQTT
+# messages as published; a device report sample also holds what the rule adds to its record
+# (``thing_name`` from the topic, ``received_at`` from timestamp()), lifted out into the record.
+RULE_ROUTES = {
+    "metrics_export": "detect-export",
+    "device_report": "device-report",
+    "lifecycle": "lifecycle",
+}
+RULE_ADDED_KEYS = ("thing_name", "received_at")
 # Folders of tests/events/ holding messages as producers put them into Firehose. The others
 # (audit_collector, inventory_collector, custom_resource) hold what other Lambdas receive.
 TRANSFORM_KINDS = (
@@ -43,7 +53,25 @@ def sample_paths(kind: str | None = None) -> list[Path]:
 def record_bytes(path: Path) -> bytes:
     """The bytes the producer puts into Firehose for this sample."""
     data = path.read_bytes()
-    return gzip.compress(data) if path.parent.name in GZIPPED_KINDS else data
+    kind = path.parent.name
+    if kind in GZIPPED_KINDS:
+        return gzip.compress(data)
+    route = RULE_ROUTES.get(kind)
+    if route is None:
+        return data
+    message = json.loads(data)
+    added = {key: message.pop(key) for key in RULE_ADDED_KEYS if key in message}
+    return rule_record(route, json.dumps(message).encode(), **added)
+
+
+def rule_record(route: str, message: bytes, **added: object) -> bytes:
+    """What an IoT rule of the stack puts into Firehose for one matched MQTT message.
+
+    The same record the rule's SQL builds: ``SELECT '<route>' AS route, encode(*, 'base64') AS
+    payload`` plus, for device reports, ``topic(n) AS thing_name, timestamp() AS received_at``.
+    """
+    record = {"route": route, "payload": base64.b64encode(message).decode("ascii"), **added}
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
 def firehose_event(

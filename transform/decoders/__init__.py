@@ -1,8 +1,12 @@
 """Input routing: which decoder a Firehose record's payload goes to.
 
-Order matters for trust. Records forwarded by the device-report IoT rule always carry the
-rule-added ``thing_name`` key, so a device that publishes something shaped like an SNS
-envelope or a Detect export is still decoded as the device report it is.
+Trust comes from how a record arrived, never from what it says. Whatever a device can write
+reaches the stream only through one of the stack's IoT rules, and each rule wraps the message
+it matched in a record naming its route (``rule_envelope``): that record can only become the
+kind its rule exists for. Every other input is written by an AWS service (SNS, CloudWatch Logs,
+metric streams) or by this project's own collectors, and is routed by its shape. A bare
+Detect export, device report or lifecycle event, which only a rule should deliver, is refused
+as ``unrouted`` rather than trusted.
 """
 
 from __future__ import annotations
@@ -15,28 +19,31 @@ import orjson
 from transform.context import RecordContext
 from transform.decoders import (
     cloudwatch_logs,
-    device_report,
-    lifecycle,
     metric_stream,
-    metrics_export,
     response,
+    rule_envelope,
     sns,
     thing,
 )
-from transform.decoders.common import Decoder
+from transform.decoders.common import Decoder, json_object
 
 _Predicate = Callable[[dict[str, Any]], bool]
 
-# First match wins. The device-report test comes first: its rule-added key cannot be forged.
+# First match wins. The rule envelope comes first: its keys are all written by a rule.
 _ROUTES: tuple[tuple[_Predicate, Decoder], ...] = (
-    (lambda doc: "thing_name" in doc or "header" in doc or "hed" in doc, device_report.decode),
+    (rule_envelope.is_envelope, rule_envelope.decode),
     (lambda doc: "TopicArn" in doc and "Message" in doc, sns.decode),
-    (lambda doc: isinstance(doc.get("metrics"), list), metrics_export.decode),
     (lambda doc: "metric_stream_name" in doc, metric_stream.decode),
     (lambda doc: "messageType" in doc and "logEvents" in doc, cloudwatch_logs.decode),
     (lambda doc: doc.get("recordType") == "aws:iot:thing", thing.decode),
     (lambda doc: doc.get("recordType") == "aws:iot:response", response.decode),
-    (lambda doc: "clientId" in doc and "eventType" in doc, lifecycle.decode),
+)
+
+# Shapes only an IoT rule delivers, told apart only to say so when one arrives bare.
+_RULE_ONLY: tuple[tuple[_Predicate, str], ...] = (
+    (lambda doc: "header" in doc or "hed" in doc, "a device metrics report"),
+    (lambda doc: "metrics" in doc, "a Detect metrics export"),
+    (lambda doc: "clientId" in doc and "eventType" in doc, "a lifecycle event"),
 )
 
 
@@ -55,35 +62,30 @@ def decode_record(data: bytes, ctx: RecordContext) -> None:
         return
     try:
         doc = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
+    except orjson.JSONDecodeError:
         if metric_stream.looks_like_lines(data):
             metric_stream.decode_lines(data, ctx)
-        elif not data.strip():
-            ctx.unparsed("empty", "record is empty")
-        elif not _is_utf8(data):
-            ctx.unparsed("not_utf8", "record is neither gzip nor UTF-8 text (binary or CBOR?)")
         else:
-            ctx.unparsed("invalid_json", f"record is not JSON: {error}")
+            json_object(data, ctx)  # says why it is not JSON
         return
     if not isinstance(doc, dict):
-        what = "a JSON array" if isinstance(doc, list) else f"a JSON {type(doc).__name__}"
-        ctx.unparsed("unknown_shape", f"record is {what}, not an object")
+        json_object(data, ctx)  # says what it is instead
         return
     decoder = classify(doc)
-    if decoder is None:
-        ctx.unparsed("unknown_shape", "record matches no known input: " + _keys_hint(doc))
+    if decoder is not None:
+        decoder(doc, ctx)
         return
-    decoder(doc, ctx)
+    for matches, what in _RULE_ONLY:
+        if matches(doc):
+            reason = (
+                f"record looks like {what} but did not come through the stack's IoT rule "
+                "(no route envelope), so it is not trusted"
+            )
+            ctx.unparsed("unrouted", reason)
+            return
+    ctx.unparsed("unknown_shape", "record matches no known input: " + _keys_hint(doc))
 
 
 def _keys_hint(doc: dict[str, Any]) -> str:
     keys = sorted(str(key)[:40] for key in doc)[:12]
     return "top-level keys " + ", ".join(keys) if keys else "empty object"
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

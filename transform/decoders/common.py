@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import orjson
+
 from transform.context import RecordContext
 from transform.validation import checker
 
@@ -57,3 +59,35 @@ def check_document(ctx: RecordContext, doc: dict[str, Any], kind: str) -> bool:
         return True
     ctx.unparsed("schema_violation", f"{kind}: {error}", kind=kind)
     return False
+
+
+def json_object(
+    data: bytes, ctx: RecordContext, *, kind: str | None = None
+) -> dict[str, Any] | None:
+    """``data`` parsed as a JSON object; anything else is reported as unparsed and gives None."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        prefix = f"{kind}: " if kind else ""
+        if not data.strip():
+            ctx.unparsed("empty", f"{prefix}record is empty", kind=kind)
+        elif not is_utf8(data):
+            reason = f"{prefix}record is neither gzip nor UTF-8 text (binary or CBOR?)"
+            ctx.unparsed("not_utf8", reason, kind=kind)
+        else:
+            ctx.unparsed("invalid_json", f"{prefix}record is not JSON: {error}", kind=kind)
+        return None
+    if not isinstance(doc, dict):
+        what = "a JSON array" if isinstance(doc, list) else f"a JSON {type(doc).__name__}"
+        prefix = f"{kind}: " if kind else ""
+        ctx.unparsed("unknown_shape", f"{prefix}record is {what}, not an object", kind=kind)
+        return None
+    return doc
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

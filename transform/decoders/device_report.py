@@ -56,33 +56,25 @@ _CUSTOM_VALUE_KEYS = {
 Datapoint = tuple[str, dict[str, Any], dict[str, Any] | None]
 
 
-def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None) -> None:
+def decode_report(
+    doc: dict[str, Any], ctx: RecordContext, *, thing: str, received_at: object
+) -> None:
+    """One device's report. ``thing`` (the topic segment) and ``received_at`` come from the
+    forwarding rule, never from the report: a device cannot speak for another thing."""
     report = _long_names(doc)
-    if "thing_name" not in report:
-        ctx.unparsed(
-            "missing_thing_name",
-            "device report has no thing_name: the forwarding IoT rule must select the thing "
-            "name topic segment AS thing_name",
-            kind=KIND,
-        )
-        return
     custom = _validated_custom_metrics(report, ctx)
     if custom is None:
         return
-    thing = report["thing_name"]
-    when = report.get("received_at")
-    base: dict[str, Any] = {"thing": thing, "origin": ORIGIN}
-    if when is not None:
-        base["timestamp"] = when
+    base: dict[str, Any] = {"thing": thing, "origin": ORIGIN, "timestamp": received_at}
     base["report_id"] = report["header"]["report_id"]
-    emit = ctx.emitter(METRIC, source)
-    seconds = epoch_seconds(when)
+    emit = ctx.emitter(METRIC)
+    seconds = epoch_seconds(received_at)
     for name, value, detail in _datapoints(report.get("metrics") or {}, custom):
         event = {"name": name, "value": value, **base}
         if detail:
             event["detail"] = detail
         fields = {"thing": thing, "metric": name}
-        emit(event, when=when, seconds=seconds, host=thing, fields=fields)
+        emit(event, when=received_at, seconds=seconds, host=thing, fields=fields)
 
 
 def _long_names(doc: dict[str, Any]) -> dict[str, Any]:
