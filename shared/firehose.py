@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -23,10 +24,17 @@ class FirehoseClient(Protocol):
     def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any: ...  # noqa: N803
 
 
-def stream_name_from_arn(arn: str) -> str | None:
-    """'arn:aws:firehose:<region>:<account>:deliverystream/<name>' to '<name>'."""
-    prefix, sep, name = arn.rpartition(":deliverystream/")
-    return name if sep and prefix.startswith("arn:") and name else None
+_STREAM_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:firehose:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}"
+    r":deliverystream/(?P<name>[a-zA-Z0-9_.-]{1,64})"
+)
+
+
+def stream_name_from_arn(arn: object) -> str | None:
+    """'arn:aws:firehose:<region>:<account>:deliverystream/<name>' to '<name>'; None for
+    anything else, so a malformed ARN never becomes a stream to write to."""
+    match = _STREAM_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    return match["name"] if match else None
 
 
 def put_records(
@@ -38,25 +46,39 @@ def put_records(
     base_delay: float = 0.05,
     max_delay: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
+    call_seconds: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[int]:
     """Put every payload; return the indices still not accepted after ``max_attempts``.
 
     Only the entries Firehose reports as failed are retried, with jittered exponential backoff.
-    A payload over the per-record limit can never succeed and is returned at once.
+    A payload over the per-record limit can never succeed and is returned at once. With a
+    ``deadline`` (a ``clock`` reading), no call or backoff starts unless it can end before
+    it: ``call_seconds`` is the longest one call may take (the client's connect and read
+    timeouts). What is still pending then is returned as not accepted, never waited for.
     """
     too_big = [i for i, payload in enumerate(payloads) if len(payload) > MAX_RECORD_BYTES]
     pending = [i for i, payload in enumerate(payloads) if len(payload) <= MAX_RECORD_BYTES]
+
+    def time_for(seconds: float) -> bool:
+        return deadline is None or clock() + seconds <= deadline
+
     for attempt in range(max_attempts):
         if not pending:
             break
         if attempt:
-            backoff = min(max_delay, base_delay * 2**attempt)
-            sleep(backoff * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not crypto
-        pending = [
-            failed
-            for chunk in _chunks(pending, payloads)
-            for failed in _put_chunk(client, stream_name, chunk, payloads)
-        ]
+            backoff = min(max_delay, base_delay * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+            if not time_for(backoff + call_seconds):
+                break
+            sleep(backoff)
+        still: list[int] = []
+        for chunk in _chunks(pending, payloads):
+            if time_for(call_seconds):
+                still.extend(_put_chunk(client, stream_name, chunk, payloads))
+            else:
+                still.extend(chunk)
+        pending = still
     return sorted(too_big + pending)
 
 
@@ -77,7 +99,13 @@ def _chunks(indices: list[int], payloads: Sequence[bytes]) -> Iterator[list[int]
 def _put_chunk(
     client: FirehoseClient, stream_name: str, chunk: list[int], payloads: Sequence[bytes]
 ) -> list[int]:
-    """The indices of ``chunk`` that failed; all of them when the call itself failed."""
+    """The indices of ``chunk`` not accepted; all of them when the call or its answer failed.
+
+    An entry is accepted only when it carries a ``RecordId`` and no ``ErrorCode``, and the
+    count is trusted over the entries: when ``FailedPutCount`` names more failures than the
+    entries show, which ones failed is unknown, so the whole chunk is tried again (a
+    duplicate is better than a record reported delivered that never was).
+    """
     try:
         response = client.put_record_batch(
             DeliveryStreamName=stream_name, Records=[{"Data": payloads[i]} for i in chunk]
@@ -85,9 +113,25 @@ def _put_chunk(
     except Exception as error:  # throttling, network, service errors: all worth another attempt
         _log.warning("PutRecordBatch of %d records failed: %s", len(chunk), error)
         return chunk
-    if not response.get("FailedPutCount"):
-        return []
-    results = response.get("RequestResponses") or []
-    if len(results) != len(chunk):
+    if not isinstance(response, dict):
+        _log.warning("PutRecordBatch answered %s, not a response", type(response).__name__)
         return chunk
-    return [index for index, result in zip(chunk, results, strict=True) if result.get("ErrorCode")]
+    count = response.get("FailedPutCount")
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+    entries = response.get("RequestResponses")
+    if not isinstance(entries, list) or len(entries) != len(chunk):
+        return [] if count == 0 else chunk
+    failed = [
+        index
+        for index, entry in zip(chunk, entries, strict=True)
+        if not isinstance(entry, dict) or entry.get("ErrorCode") or not entry.get("RecordId")
+    ]
+    if count is not None and count > len(failed):
+        _log.warning(
+            "PutRecordBatch reported %s failed but %d entries show it; retrying all %d",
+            count,
+            len(failed),
+            len(chunk),
+        )
+        return chunk
+    return failed

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.fakes import FakeFirehose
 from tests.support import FakeLambdaContext
 from transform import handler
 from transform.config import Settings
@@ -40,7 +41,8 @@ def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     - AWS: fake credentials, no profile, no config or credentials file, no custom endpoint,
       so moto and Stubber see every call and nothing can reach a real account;
     - the handler's settings are the defaults, whatever ``SPLUNK_INDEX`` or a tuning variable
-      says, except in the live suites, which send where the environment tells them to.
+      says, and its re-ingest stream is an in-memory fake, except in the live suites, which
+      send where the environment tells them to.
     """
     for name in ("NO_PROXY", "no_proxy"):
         current = os.environ.get(name)
@@ -54,6 +56,8 @@ def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     if request.node.get_closest_marker("live") is None:
         monkeypatch.setattr(handler, "SETTINGS", Settings())
+        # Re-ingest goes to an in-memory stream: no test can reach AWS through the handler.
+        monkeypatch.setattr(handler, "_firehose_client", FakeFirehose())
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.support import (
     transform,
     transform_fixture,
 )
-from transform.decoders.device_report import _remote_cidr
+from transform.decoders.device_report import MAX_CUSTOM_METRICS, MAX_LIST_ENTRIES, _remote_cidr
 
 
 def _by_name(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -145,3 +146,80 @@ def test_an_implausible_receive_time_from_the_rule_gives_the_arrival_time_and_sa
 )
 def test_remote_address_to_host_cidr(remote_addr: str, cidr: str | None) -> None:
     assert _remote_cidr({"remote_addr": remote_addr}) == cidr
+
+
+# --- fan-out caps: a report's volume is bounded, and what is past a cap is reported ---------
+
+
+def _report_with(custom: int = 0, ports: int = 0, connections: int = 0, strings: int = 0) -> bytes:
+    metrics: dict[str, Any] = {}
+    if ports:
+        metrics["listening_tcp_ports"] = {"ports": [{"port": p} for p in range(1, ports + 1)]}
+    if connections:
+        rows = [{"remote_addr": f"10.0.{n // 250}.{n % 250}:443"} for n in range(connections)]
+        metrics["tcp_connections"] = {"established_connections": {"connections": rows}}
+    values: dict[str, Any] = {f"m{n:04d}": [{"number": n}] for n in range(custom)}
+    if strings:
+        values["processes"] = [{"string_list": [f"p{n}" for n in range(strings)]}]
+    report: dict[str, Any] = {"header": {"report_id": 1, "version": "1.0"}, "metrics": metrics}
+    if values:
+        report["custom_metrics"] = values
+    return routed(
+        "device_report", {**report, "thing_name": "pump-0017", "received_at": 1795166133077}
+    )
+
+
+def test_custom_metrics_past_the_cap_go_whole_into_one_unparsed_event() -> None:
+    events = report_events(transform([_report_with(custom=MAX_CUSTOM_METRICS + 7)]))
+
+    metrics = [e for e in events if e["sourcetype"] == "aws:iot:defender:metric"]
+    (over,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert [e["event"]["name"] for e in metrics] == [f"m{n:04d}" for n in range(MAX_CUSTOM_METRICS)]
+    assert over["event"]["reason_code"] == "over_limit"
+    assert over["event"]["input_kind"] == "device_report"
+    assert f"custom_metrics {MAX_CUSTOM_METRICS + 7}" in over["event"]["reason"]
+    cut = json.loads(over["event"]["payload"])
+    assert list(cut["custom_metrics"]) == [
+        f"m{n:04d}" for n in range(MAX_CUSTOM_METRICS, MAX_CUSTOM_METRICS + 7)
+    ]
+
+
+def test_long_lists_are_cut_to_the_cap_and_counts_keep_the_full_length() -> None:
+    over = MAX_LIST_ENTRIES + 30
+    events = report_events(transform([_report_with(ports=over, connections=over, strings=over)]))
+
+    by_name = _by_name([e for e in events if e["sourcetype"] == "aws:iot:defender:metric"])
+    assert len(by_name["aws:listening-tcp-ports"]["event"]["value"]["ports"]) == MAX_LIST_ENTRIES
+    assert by_name["aws:num-listening-tcp-ports"]["event"]["value"] == {"count": over}
+    assert (
+        len(by_name["aws:destination-ip-addresses"]["event"]["value"]["cidrs"]) == MAX_LIST_ENTRIES
+    )
+    assert by_name["aws:num-established-tcp-connections"]["event"]["value"] == {"count": over}
+    assert len(by_name["processes"]["event"]["value"]["strings"]) == MAX_LIST_ENTRIES
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    cut = json.loads(unparsed["event"]["payload"])
+    assert set(cut) == {
+        "metrics.listening_tcp_ports.ports",
+        "metrics.tcp_connections.established_connections.connections",
+        "custom_metrics.processes.string_list",
+        "counts",
+    }
+    assert all(len(entries) == 30 for key, entries in cut.items() if key != "counts")
+
+
+def test_a_report_at_the_mqtt_limit_fans_out_to_a_bounded_multiple_of_itself() -> None:
+    """The defect: 128 KB of tiny custom metrics fanned out 19-41x, megabytes per report."""
+    record = _report_with(custom=4500)
+    report_size = len(base64.b64decode(json.loads(record)["payload"]))
+    assert 120_000 < report_size <= 131_072
+
+    output = transform([record]).outcomes[0].data
+
+    assert len(output) < 4 * report_size
+
+
+def test_at_the_caps_nothing_is_reported() -> None:
+    events = report_events(
+        transform([_report_with(custom=MAX_CUSTOM_METRICS, ports=MAX_LIST_ENTRIES)])
+    )
+    assert all(e["sourcetype"] == "aws:iot:defender:metric" for e in events)

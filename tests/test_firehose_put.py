@@ -134,10 +134,113 @@ def test_against_moto_every_record_is_accepted() -> None:
             "iot-defender-splunk",
         ),
         ("arn:aws-cn:firehose:cn-north-1:123456789012:deliverystream/s", "s"),
+        ("arn:aws-us-gov:firehose:us-gov-west-1:123456789012:deliverystream/a.b_c-d", "a.b_c-d"),
         ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/", None),
+        ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/a/b", None),
+        ("arn:aws:firehose:eu-west-1:12345:deliverystream/short-account", None),
+        ("arn:aws:s3:eu-west-1:123456789012:deliverystream/not-firehose", None),
+        ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/" + "x" * 65, None),
+        ("xarn:aws:firehose:eu-west-1:123456789012:deliverystream/s", None),
+        ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/s\n", None),
         ("iot-defender-splunk", None),
         ("", None),
+        (None, None),
+        ({"arn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/s"}, None),
     ],
 )
-def test_stream_name_from_arn(arn: str, name: str | None) -> None:
+def test_stream_name_from_arn(arn: object, name: str | None) -> None:
     assert stream_name_from_arn(arn) == name
+
+
+class Answering:
+    """A client that answers every PutRecordBatch with what ``answer`` makes of the records."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls: list[list[bytes]] = []
+
+    def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any:  # noqa: N803
+        self.calls.append([record["Data"] for record in Records])
+        return self.answer(len(Records))
+
+
+def _ids(n: int) -> list[dict[str, str]]:
+    return [{"RecordId": f"id-{i}"} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("name", "answer"),
+    [
+        # The defect: a count of failures with no entry saying which was taken as success.
+        ("count-without-error-codes", lambda n: {"FailedPutCount": 1, "RequestResponses": _ids(n)}),
+        ("entries-none", lambda n: {"FailedPutCount": 1, "RequestResponses": None}),
+        ("entries-of-none", lambda n: {"FailedPutCount": 0, "RequestResponses": [None] * n}),
+        ("entry-without-record-id", lambda n: {"FailedPutCount": 0, "RequestResponses": [{}] * n}),
+        ("response-none", lambda n: None),
+        ("entries-too-few", lambda n: {"FailedPutCount": 1, "RequestResponses": _ids(n - 1)}),
+    ],
+)
+def test_an_answer_that_cannot_prove_delivery_is_a_failure(name: str, answer: Any) -> None:
+    client = Answering(answer)
+    failed, _ = _put(client, [b"a", b"b"], max_attempts=3)
+    assert failed == [0, 1], name
+    assert client.calls == [[b"a", b"b"]] * 3
+
+
+def test_an_answer_naming_the_failed_entry_retries_only_that_one() -> None:
+    def answer(n: int) -> Any:
+        if n == 2:
+            return {
+                "FailedPutCount": 1,
+                "RequestResponses": [{"RecordId": "x"}, {"ErrorCode": "E"}],
+            }
+        return {"FailedPutCount": 0, "RequestResponses": _ids(n)}
+
+    client = Answering(answer)
+    failed, _ = _put(client, [b"a", b"b"])
+    assert failed == []
+    assert client.calls == [[b"a", b"b"], [b"b"]]
+
+
+class Clock:
+    """Time that moves only when slept or when a call takes it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_no_call_or_backoff_starts_that_could_end_after_the_deadline() -> None:
+    clock = Clock()
+
+    def slow_failure(n: int) -> Any:
+        clock.now += 4.0  # each call takes 4 s and rejects everything
+        return {"FailedPutCount": n, "RequestResponses": [{"ErrorCode": "E"}] * n}
+
+    client = Answering(slow_failure)
+    failed = put_records(
+        client,
+        STREAM,
+        [b"a"],
+        base_delay=1.0,
+        max_delay=1.0,
+        sleep=clock.sleep,
+        clock=lambda: clock.now,
+        deadline=111.0,
+        call_seconds=5.0,
+    )
+    assert failed == [0]
+    # 100 -> call to 104 -> backoff <= 1 s -> call to <= 109 -> a third call could end at 115.
+    assert len(client.calls) == 2
+    assert clock.now <= 111.0
+
+
+def test_with_no_time_left_nothing_is_called() -> None:
+    client = FakeFirehose(STREAM)
+    failed = put_records(
+        client, STREAM, [b"a", b"b"], deadline=10.0, call_seconds=8.0, clock=lambda: 5.0
+    )
+    assert failed == [0, 1]
+    assert client.calls == []

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.support import all_events, firehose_event, fixture
+from tests.support import all_events, firehose_event, fixture, routed
 
 Run = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -40,8 +42,6 @@ def test_every_record_comes_back_once_in_order(run_handler: Run) -> None:
 
 
 def test_ok_data_is_newline_terminated_hec_json(run_handler: Run) -> None:
-    import base64  # noqa: PLC0415
-
     response = run_handler(firehose_event([fixture("metrics_export", "with_dimension.json")]))
     data = base64.b64decode(response["records"][0]["data"])
     assert data.endswith(b"\n")
@@ -102,3 +102,114 @@ def test_without_a_stream_arn_events_are_sourced_to_firehose(run_handler: Run) -
     del event["deliveryStreamArn"]
     (hec,) = all_events(run_handler(event))
     assert hec["source"] == "aws:firehose"
+
+
+# --- malformed Firehose records: every recordId that can be echoed is answered ------------
+
+
+def test_a_record_without_an_arrival_time_gets_the_lambda_clock(run_handler: Run) -> None:
+    forwarded = json.loads(fixture("lifecycle", "connected.json"))
+    lifecycle = json.loads(base64.b64decode(forwarded["payload"]))
+    lifecycle["timestamp"] = 0  # implausible, so the event falls back to the arrival time
+    event = firehose_event([routed("lifecycle", lifecycle)])
+    del event["records"][0]["approximateArrivalTimestamp"]
+    before = time.time()
+
+    response = run_handler(event)
+
+    (hec,) = all_events(response)
+    assert response["records"][0]["result"] == "Ok"
+    assert before - 1 <= hec["time"] <= time.time() + 1
+
+
+@pytest.mark.parametrize("arrival", [1e300, -5, "yesterday", True, 4_102_444_800_000])
+def test_an_implausible_arrival_time_is_replaced_by_the_lambda_clock(
+    run_handler: Run, arrival: object
+) -> None:
+    event = firehose_event([b"not json"])
+    event["records"][0]["approximateArrivalTimestamp"] = arrival
+    before = time.time()
+
+    (hec,) = all_events(run_handler(event))
+
+    assert before - 1 <= hec["time"] <= time.time() + 1
+
+
+@pytest.mark.parametrize("data", [None, 12, {"a": 1}])
+def test_a_record_without_a_data_string_is_answered_with_an_unparsed_event(
+    run_handler: Run, data: object
+) -> None:
+    event = firehose_event([fixture("lifecycle", "connected.json"), b""])
+    if data is None:
+        del event["records"][1]["data"]
+    else:
+        event["records"][1]["data"] = data
+
+    response = run_handler(event)
+
+    assert [r["result"] for r in response["records"]] == ["Ok", "Ok"]
+    (unparsed,) = [
+        e for e in all_events(response) if e["sourcetype"] == "aws:iot:defender:unparsed"
+    ]
+    assert unparsed["event"]["reason_code"] == "invalid_record"
+    assert unparsed["event"]["record_id"] == event["records"][1]["recordId"]
+
+
+@pytest.mark.parametrize("record_id", [7, 7.5, ["a"], "id-\ud800-lone-surrogate", 'id-\u00e9"\\'])
+def test_any_record_id_is_echoed_exactly_and_named_in_its_unparsed_event(
+    run_handler: Run, record_id: object
+) -> None:
+    event = firehose_event([b"not json"])
+    event["records"][0]["recordId"] = record_id
+
+    response = run_handler(event)
+
+    assert response["records"][0]["recordId"] == record_id
+    json.dumps(response)  # what the Lambda runtime does with it; must not raise
+    (hec,) = all_events(response)
+    expected = {7: "7", 7.5: "7.5", "id-\ud800-lone-surrogate": "id-\\ud800-lone-surrogate"}
+    shown = hec["event"]["record_id"]
+    if isinstance(record_id, list):
+        assert shown == '["a"]'
+    else:
+        assert shown == expected.get(record_id, record_id)
+
+
+def test_a_record_without_a_record_id_cannot_be_answered_and_the_rest_are(
+    run_handler: Run,
+) -> None:
+    event = firehose_event([b"one", b"two"])
+    del event["records"][0]["recordId"]
+
+    response = run_handler(event)
+
+    assert [r["recordId"] for r in response["records"]] == [event["records"][1]["recordId"]]
+
+
+@pytest.mark.parametrize(
+    "arn", [{"Fn::GetAtt": "x"}, 42, "index=main", "arn:aws:sns:eu-west-1:123456789012:t"]
+)
+def test_an_unusable_stream_arn_never_becomes_the_source(run_handler: Run, arn: object) -> None:
+    event = firehose_event([fixture("lifecycle", "connected.json")])
+    event["deliveryStreamArn"] = arn
+    (hec,) = all_events(run_handler(event))
+    assert hec["source"] == "aws:firehose"
+
+
+def test_a_record_of_control_characters_stays_small_as_base64(run_handler: Run) -> None:
+    """750 KB of control characters would grow ~6x as JSON escapes and fail the record."""
+    control = bytes(range(1, 32)) * 24_000  # 744,000 bytes, valid UTF-8, not JSON
+    response = run_handler(firehose_event([control]))
+
+    (record,) = response["records"]
+    assert record["result"] == "Ok"
+    (hec,) = all_events(response)
+    assert hec["event"]["payload_encoding"] == "base64"
+    assert base64.b64decode(hec["event"]["payload"]) == control
+    assert len(record["data"]) < 1.4 * 4 / 3 * len(control)
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_an_event_that_is_not_a_transformation_event_raises(run_handler: Run) -> None:
+    with pytest.raises(ValueError, match="'records' is not a list"):
+        run_handler({"invocationId": "x", "records": "nope"})

@@ -59,6 +59,7 @@ REASON_CODES = {
     "unknown_shape",
     "schema_violation",
     "unrouted",
+    "over_limit",
     "unknown_message",
     "invalid_gzip",
     "decompressed_too_large",

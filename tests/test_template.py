@@ -288,7 +288,8 @@ def test_the_rules_records_are_what_the_envelope_schema_accepts() -> None:
     check = checker("rule_envelope")
     for name, route in RULE_ROUTE.items():
         keys = ["route", "payload", *re.findall(r" AS ([a-z_]+)", rule_sql(name)["added"])]
-        record = dict.fromkeys(keys, "e30=") | {"route": route}
+        record: dict[str, object] = {str(key): "e30=" for key in keys}
+        record["route"] = route
         if "thing_name" in record:
             record |= {"thing_name": "pump-0017", "received_at": 1_795_165_646_902}
         assert check(record) is None, (name, check(record))

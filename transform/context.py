@@ -77,7 +77,9 @@ class RecordContext:
 
     __slots__ = ("arrival", "events", "invocation", "raw", "record_id")
 
-    def __init__(self, invocation: Invocation, record_id: str, arrival: float, raw: bytes) -> None:
+    def __init__(
+        self, invocation: Invocation, record_id: object, arrival: float, raw: bytes
+    ) -> None:
         self.invocation = invocation
         self.record_id = record_id
         self.arrival = arrival
@@ -145,7 +147,8 @@ class RecordContext:
         fields: dict[str, str] | None = None,
     ) -> None:
         """Append one HEC event; ``when`` is the message's own timestamp in any AWS spelling."""
-        self.events.append(self.builder(sourcetype, source)(event, when, None, host, fields))
+        body = scalars_first(event)
+        self.events.append(self.builder(sourcetype, source)(body, when, None, host, fields))
 
     def _fallback_time(self, event: Event, when: object, time: float | None) -> float:
         """Arrival time for a missing or implausible timestamp, noted in the event."""
@@ -157,7 +160,11 @@ class RecordContext:
         self, code: str, reason: str, payload: object = None, *, kind: str | None = None
     ) -> None:
         """Emit what could not be decoded, verbatim, with a reason. ``None`` means the record."""
-        body: Event = {"reason_code": code, "reason": reason, "record_id": self.record_id}
+        body: Event = {
+            "reason_code": code,
+            "reason": reason,
+            "record_id": record_id_text(self.record_id),
+        }
         if kind:
             body["input_kind"] = kind
         body.update(_payload_fields(self.raw if payload is None else payload))
@@ -165,23 +172,62 @@ class RecordContext:
         self.emit(UNPARSED, body, when=self.arrival, fields=fields)
 
 
+# An unparsed payload is kept as text unless escaping it for JSON would grow it by more than
+# this factor and slack (a record of control characters grows 6x as \u00XX escapes); base64
+# grows it by 4/3 whatever it holds.
+_MAX_ESCAPED_GROWTH = 1.5
+_ESCAPE_SLACK = 64
+
+
+def record_id_text(record_id: object) -> str:
+    """A Firehose recordId as text any JSON encoder writes: lone surrogates as \\u escapes,
+    anything but a string as its JSON text."""
+    if isinstance(record_id, str):
+        try:
+            record_id.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(record_id)[1:-1]
+        return record_id
+    return json.dumps(record_id, default=repr)
+
+
+def _base64_fields(payload: bytes) -> Event:
+    return {"payload": base64.b64encode(payload).decode("ascii"), "payload_encoding": "base64"}
+
+
 def _payload_fields(payload: object) -> Event:
-    """The raw payload as text when it is UTF-8, else base64; objects as their JSON text."""
+    """The raw payload as text when it is UTF-8 and stays compact in JSON, else base64 (so an
+    unparsed event is never much larger than what it holds); objects as their JSON text."""
     if isinstance(payload, bytes | bytearray):
         try:
-            return {"payload": payload.decode("utf-8"), "payload_encoding": "utf-8"}
+            text = payload.decode("utf-8")
         except UnicodeDecodeError:
-            return {
-                "payload": base64.b64encode(payload).decode("ascii"),
-                "payload_encoding": "base64",
-            }
+            return _base64_fields(bytes(payload))
+        if len(orjson.dumps(text)) > _MAX_ESCAPED_GROWTH * len(payload) + _ESCAPE_SLACK:
+            return _base64_fields(bytes(payload))
+        return {"payload": text, "payload_encoding": "utf-8"}
     if isinstance(payload, str):
         try:
-            payload.encode("utf-8")
+            encoded = payload.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: keep the exact code units, as base64
-            return _payload_fields(payload.encode("utf-8", "surrogatepass"))
-        return {"payload": payload, "payload_encoding": "utf-8"}
+            return _base64_fields(payload.encode("utf-8", "surrogatepass"))
+        return _payload_fields(encoded)
     return {"payload": _dumps_deep(payload).decode("utf-8"), "payload_encoding": "utf-8"}
+
+
+def scalars_first(body: Event) -> Event:
+    """The body with its scalar fields ahead of its lists and objects, each group in order.
+
+    Splunk's JSON field extraction (KV_MODE=json, and spath) reads only the first
+    ``[spath] extraction_cutoff`` bytes of an event, 5,000 by default: a long list of
+    destinations or audit details must not push the fields searches filter on past it.
+    """
+    bulky = [key for key, value in body.items() if isinstance(value, dict | list)]
+    if not bulky:
+        return body
+    ordered = {key: value for key, value in body.items() if not isinstance(value, dict | list)}
+    ordered.update((key, body[key]) for key in bulky)
+    return ordered
 
 
 def _fallback_reason(when: object, time: float | None) -> str:

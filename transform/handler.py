@@ -12,11 +12,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes import (
-    KinesisFirehoseDataTransformationRecord,
-    KinesisFirehoseDataTransformationResponse,
-    KinesisFirehoseEvent,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.firehose import FirehoseClient, put_records, stream_name_from_arn
@@ -26,6 +21,16 @@ from transform.config import load_settings
 from transform.sourcetypes import UNPARSED
 
 SERVICE = "iot-defender-splunk-transform"
+# Where events come from when the invocation names no usable stream.
+UNKNOWN_STREAM_SOURCE = "aws:firehose"
+
+# Re-put calls: short timeouts and no retries inside botocore (put_records retries only the
+# failed entries itself), so one call takes at most CALL_SECONDS and the whole re-put stops
+# ANSWER_MARGIN_SECONDS before the invocation's end, leaving time to return the response.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS + 1
+ANSWER_MARGIN_SECONDS = 5.0
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
@@ -39,47 +44,75 @@ def _firehose() -> FirehoseClient:
     global _firehose_client  # noqa: PLW0603 - one client per container, as Lambda advises
     if _firehose_client is None:
         import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
 
-        _firehose_client = boto3.client("firehose")
+        config = Config(
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=READ_TIMEOUT_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
+        _firehose_client = boto3.client("firehose", config=config)
     return _firehose_client
 
 
-def _reput_into(stream_arn: str) -> Reput | None:
-    stream_name = stream_name_from_arn(stream_arn)
+def _reput_into(stream_name: str | None, deadline: float) -> Reput | None:
     if stream_name is None:
         return None
-    return lambda payloads: put_records(_firehose(), stream_name, payloads)
+
+    def reput(payloads: list[bytes]) -> list[int]:
+        return put_records(
+            _firehose(), stream_name, payloads, deadline=deadline, call_seconds=CALL_SECONDS
+        )
+
+    return reput
+
+
+def _input_records(event: dict[str, Any]) -> list[InputRecord]:
+    """Every record that can be answered, whatever else is wrong with it.
+
+    Only ``recordId`` is needed to answer: a record without ``data`` or an arrival time still
+    gets its result (docs/events.md, "Malformed Firehose records"). A record with no
+    ``recordId`` cannot be answered at all; Firehose never sends one, and it is logged.
+    """
+    raw_records = event.get("records")
+    if not isinstance(raw_records, list):
+        raise ValueError("not a Firehose data-transformation event: 'records' is not a list")
+    records = []
+    for position, raw in enumerate(raw_records):
+        if not isinstance(raw, dict) or raw.get("recordId") is None:
+            logger.error("record without a recordId cannot be answered", extra={"at": position})
+            continue
+        records.append(
+            InputRecord(raw["recordId"], raw.get("data"), raw.get("approximateArrivalTimestamp"))
+        )
+    return records
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    firehose_event = KinesisFirehoseEvent(event)
-    stream_arn = str(event.get("deliveryStreamArn") or "")
-    records = [
-        InputRecord(record.record_id, record.data, record.approximate_arrival_timestamp)
-        for record in firehose_event.records
-    ]
+    started = time.monotonic()
+    deadline = started + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+    records = _input_records(event)
+    stream_arn = event.get("deliveryStreamArn")
+    stream_name = stream_name_from_arn(stream_arn)
     report = transform_batch(
         records,
         settings=SETTINGS,
-        stream_source=stream_arn or "aws:firehose",
+        # A usable stream ARN only: a malformed value never becomes the events' source.
+        stream_source=str(stream_arn) if stream_name else UNKNOWN_STREAM_SOURCE,
         now=time.time(),
-        reput=_reput_into(stream_arn),
+        reput=_reput_into(stream_name, deadline),
     )
     _observe(report)
-    if not report.outcomes:
-        return {"records": []}
-    response = KinesisFirehoseDataTransformationResponse()
-    for outcome in report.outcomes:
-        response.add_record(
-            KinesisFirehoseDataTransformationRecord(
-                record_id=outcome.record_id,
-                result=outcome.result,  # type: ignore[arg-type]
-                data=outcome.data,
-            )
-        )
-    return response.asdict()
+    # The Firehose response contract, built directly: each recordId is echoed exactly as it
+    # came (powertools' record class would insist on a string).
+    return {
+        "records": [
+            {"recordId": outcome.record_id, "result": outcome.result, "data": outcome.data}
+            for outcome in report.outcomes
+        ]
+    }
 
 
 def _observe(report: BatchReport) -> None:
@@ -89,6 +122,7 @@ def _observe(report: BatchReport) -> None:
         "RecordsDropped": report.count(DROPPED),
         "RecordsFailed": report.count(FAILED),
         "RecordsReingested": report.reingested,
+        "RecordsSplit": report.split,
         "EventsOut": sum(report.events_by_sourcetype.values()),
         "UnparsedEvents": report.events_by_sourcetype[UNPARSED],
         "DuplicatesRemoved": report.duplicates_removed,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from shared.names import thing_name
-from transform.context import RecordContext
+from transform.context import RecordContext, scalars_first
 from transform.decoders.common import check_document
 from transform.sourcetypes import IOT_LOG
 from transform.validation import checker
@@ -69,7 +69,7 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
             fields["thing"] = thing
         if "id" in log_event:
             entry["log_event_id"] = log_event["id"]
-        emit(entry, when=log_event["timestamp"], host=thing, fields=fields)
+        emit(scalars_first(entry), when=log_event["timestamp"], host=thing, fields=fields)
 
 
 def _entry(message: str) -> dict[str, Any] | None:

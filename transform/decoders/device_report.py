@@ -15,6 +15,13 @@ from transform.validation import checker
 KIND = "device_report"
 ORIGIN = "device-report"
 
+# Fan-out caps. One report becomes one event per custom metric, so a 128 KB report of tiny
+# custom metrics would fan out to megabytes of envelopes; and one long list makes one huge
+# event. Past a cap, the first entries (in report order) become events as usual and the rest
+# go, whole, into one unparsed event (reason_code over_limit): reported, never silently cut.
+MAX_CUSTOM_METRICS = 100
+MAX_LIST_ENTRIES = 512
+
 # Device Defender's short key names (for constrained devices) and their long forms.
 _LONG_NAMES = {
     "hed": "header",
@@ -65,16 +72,60 @@ def decode_report(
     custom = _validated_custom_metrics(report, ctx)
     if custom is None:
         return
+    metrics = report.get("metrics") or {}
+    excess = _over_caps(metrics, custom)
+    if excess:
+        counts = ", ".join(f"{path} {count}" for path, count in excess["counts"].items())
+        reason = (
+            f"{KIND}: over the fan-out caps ({MAX_CUSTOM_METRICS} custom metrics, "
+            f"{MAX_LIST_ENTRIES} list entries): {counts}; the excess is this event's payload"
+        )
+        ctx.unparsed("over_limit", reason, excess, kind=KIND)
+    # Small fields first, lists last (context.scalars_first says why).
     base: dict[str, Any] = {"thing": thing, "origin": ORIGIN, "timestamp": received_at}
     base["report_id"] = report["header"]["report_id"]
     emit = ctx.emitter(METRIC)
     seconds = epoch_seconds(received_at)
-    for name, value, detail in _datapoints(report.get("metrics") or {}, custom):
-        event = {"name": name, "value": value, **base}
+    for name, value, detail in _datapoints(metrics, custom):
+        event = {"name": name, **base, "value": value}
         if detail:
             event["detail"] = detail
         fields = {"thing": thing, "metric": name}
         emit(event, when=received_at, seconds=seconds, host=thing, fields=fields)
+
+
+def _over_caps(metrics: dict[str, Any], custom: dict[str, Any]) -> dict[str, Any]:
+    """Cut ``metrics`` and ``custom`` (in place) to the caps; return what was cut, by path,
+    with ``counts`` (how many entries each path held). A list keeps counting in full: a
+    ``total`` the device left out becomes the length before the cut."""
+    cut: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+
+    def cap(holder: object, key: str, path: str, total_key: str | None = "total") -> None:
+        entries = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(entries, list) or len(entries) <= MAX_LIST_ENTRIES:
+            return
+        assert isinstance(holder, dict)  # noqa: S101 - narrowed by the line above
+        if total_key:
+            holder.setdefault(total_key, len(entries))
+        cut[path], holder[key] = entries[MAX_LIST_ENTRIES:], entries[:MAX_LIST_ENTRIES]
+        counts[path] = len(entries)
+
+    for protocol in ("tcp", "udp"):
+        name = f"listening_{protocol}_ports"
+        cap(metrics.get(name), "ports", f"metrics.{name}.ports")
+    established = (metrics.get("tcp_connections") or {}).get("established_connections")
+    cap(established, "connections", "metrics.tcp_connections.established_connections.connections")
+    for name, (value,) in custom.items():
+        ((kind, _),) = value.items()
+        cap(value, kind, f"custom_metrics.{name}.{kind}", total_key=None)
+    if len(custom) > MAX_CUSTOM_METRICS:
+        names = list(custom)
+        cut["custom_metrics"] = {name: custom.pop(name) for name in names[MAX_CUSTOM_METRICS:]}
+        counts["custom_metrics"] = len(names)
+    if cut:
+        cut["counts"] = counts
+    return cut
 
 
 def _long_names(doc: dict[str, Any]) -> dict[str, Any]:

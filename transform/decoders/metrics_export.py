@@ -58,6 +58,9 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
             continue
         sent[key] = version
         item["origin"] = ORIGIN
+        if dimension:  # objects and lists last: see context.scalars_first
+            item["dimension"] = item.pop("dimension")
+        item["value"] = item.pop("value")
         envelope = build(item, raw, seconds, thing, {"thing": thing, "metric": name})
         if at is None:
             position[key] = len(envelopes)

@@ -1,0 +1,112 @@
+"""Event bodies put their small fields first, so Splunk's JSON extraction sees them.
+
+KV_MODE=json and spath extract fields from the first ``[spath] extraction_cutoff`` bytes of an
+event only (5,000 by default, limits.conf). A device with many destinations, an audit with
+many failed checks or a finding with a long resource description would otherwise hide the
+fields that searches filter on (thing, name, taskStatus, check names...) past that point.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.support import (
+    fixture_json,
+    fixture_paths,
+    record_bytes,
+    report_events,
+    routed,
+    transform,
+)
+from transform.context import scalars_first
+
+EXTRACTION_CUTOFF = 5_000
+CIDRS = [f"198.51.{n // 250}.{n % 250}/32" for n in range(400)]
+
+
+def late_scalars(body: dict[str, Any]) -> list[str]:
+    """Top-level scalar fields whose key starts past the extraction cutoff."""
+    text = orjson.dumps(body)
+    late = []
+    for key, value in body.items():
+        if isinstance(value, dict | list):
+            continue
+        at = text.find(orjson.dumps(key) + b":")
+        assert at >= 0, key
+        if at >= EXTRACTION_CUTOFF:
+            late.append(key)
+    return late
+
+
+def _export_with_long_cidrs() -> bytes:
+    doc = copy.deepcopy(fixture_json("metrics_export", "all_value_kinds.json"))
+    for item in doc["metrics"]:
+        if "cidrs" in item["value"]:
+            item["value"]["cidrs"] = CIDRS
+    return routed("metrics_export", doc)
+
+
+def _report_with_many_destinations() -> bytes:
+    doc = copy.deepcopy(fixture_json("device_report", "long_names_full.json"))
+    connections = [{"remote_addr": f"{cidr[:-3]}:443", "local_port": 50000} for cidr in CIDRS]
+    doc["metrics"]["tcp_connections"]["established_connections"]["connections"] = connections
+    return routed("device_report", doc)
+
+
+def _violation_with_long_criteria() -> bytes:
+    doc = copy.deepcopy(fixture_json("violation", "in_alarm_destination_cidrs_raw.json"))
+    doc["behavior"]["criteria"]["value"]["cidrs"] = CIDRS
+    doc["metricValue"]["cidrs"] = CIDRS
+    return json.dumps(doc).encode()
+
+
+def _audit_with_many_failed_checks() -> bytes:
+    doc = copy.deepcopy(fixture_json("audit_notification", "completed_on_demand_raw.json"))
+    detail = {
+        **doc["auditDetails"][0],
+        "message": "m" * 400,
+        "errorCode": "INSUFFICIENT_PERMISSIONS",
+    }
+    doc["auditDetails"] = [{**detail, "checkRunStatus": "FAILED"} for _ in range(17)]
+    return json.dumps(doc).encode()
+
+
+LARGE: dict[str, Callable[[], bytes]] = {
+    "detect-export-with-400-cidrs": _export_with_long_cidrs,
+    "device-report-with-400-destinations": _report_with_many_destinations,
+    "violation-with-400-cidrs": _violation_with_long_criteria,
+    "audit-with-17-failed-checks": _audit_with_many_failed_checks,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_small_fields_come_before_the_extraction_cutoff_in_large_events(name: str) -> None:
+    events = report_events(transform([LARGE[name]()]))
+    assert events
+    assert max(len(orjson.dumps(e["event"])) for e in events) > EXTRACTION_CUTOFF  # large indeed
+    for event in events:
+        assert late_scalars(event["event"]) == [], event["sourcetype"]
+
+
+@pytest.mark.parametrize(
+    "path", fixture_paths(), ids=lambda path: f"{path.parent.name}/{path.stem}"
+)
+def test_every_sample_event_has_its_scalar_fields_before_its_lists(path: Any) -> None:
+    for event in report_events(transform([record_bytes(path)])):
+        kinds = [isinstance(value, dict | list) for value in event["event"].values()]
+        assert kinds == sorted(kinds), (event["sourcetype"], list(event["event"]))
+
+
+def test_scalars_first_keeps_each_group_in_order_and_changes_nothing_else() -> None:
+    body = {"a": [1], "b": 2, "c": {"d": 3}, "e": "f", "g": None}
+    ordered = scalars_first(body)
+    assert list(ordered) == ["b", "e", "g", "a", "c"]
+    assert ordered == body
+    flat = {"x": 1, "y": "z"}
+    assert scalars_first(flat) is flat
