@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -258,3 +262,130 @@ def test_token_never_appears_in_repr_errors_or_logs(fake, caplog):
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(client)
     assert TOKEN not in str(caught.value)
+
+
+# --- deadlines, odd answers, proxies ---------------------------------------------------------
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[str]:
+    """A server that answers 200 with a 1,000-byte body one byte every 0.2 s (200 s in all)."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(1000):
+                    if stop.wait(0.2):
+                        break
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b" ")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    host, port = listener.getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+
+
+def test_a_server_that_drips_its_answer_cannot_hold_a_request_past_its_deadline(
+    dripping_server: str, fake: FakeTime
+) -> None:
+    """The defect: each read had a 1 s timeout, so a byte every 0.2 s held send() for 18 s."""
+    client = HecClient(
+        dripping_server, TOKEN, timeout=1.0, deadline=1.0, max_attempts=1, sleep=fake.sleep
+    )
+    started = time.monotonic()
+    with pytest.raises(HecError, match=r"did not finish within 1 s"):
+        client.send([envelope(0)])
+    assert time.monotonic() - started < 30  # the drip alone would take 200 s
+
+
+def test_an_ack_id_that_is_not_ascii_digits_is_never_taken_for_one(
+    stub: HecStub, fake: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'²' passes str.isdigit() and then int() raised ValueError out of send()."""
+    client = client_for(stub, fake, ack_timeout=2.0)
+    real_post = client._post
+
+    def post(url: str, body: bytes) -> dict[str, object]:
+        if url == client.ack_url:
+            return {"acks": {"²": True, "٣": True}}
+        return real_post(url, body)
+
+    monkeypatch.setattr(client, "_post", post)
+    with pytest.raises(HecError, match="timed out"):
+        client.send([envelope(0)])
+
+
+def test_an_http_proxy_from_the_environment_is_used(
+    stub: HecStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stub stands in for the proxy: it gets the absolute URL of an unresolvable host."""
+    monkeypatch.setenv("http_proxy", stub.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    client = HecClient("http://splunk.invalid:8088", TOKEN, channel=CHANNEL)
+
+    report = client.send([envelope(0)])
+
+    assert report == SendReport(events_sent=1, batches=1, acked=True)
+    assert stub.events == [{"event": {"n": 0, "pad": ""}}]
+
+
+def test_a_redirect_is_not_followed(fake: FakeTime) -> None:
+    """urllib turned a redirected POST into a bodiless GET; a 3xx is reported instead."""
+    server = _Redirecting()
+    try:
+        client = HecClient(server.url, TOKEN, sleep=fake.sleep, clock=fake.clock)
+        with pytest.raises(HecError) as caught:
+            client.send([envelope(0)])
+    finally:
+        server.close()
+    assert caught.value.http_status == 307
+    assert server.requests == 1
+
+
+class _Redirecting:
+    """Answers every request with 307 to elsewhere; counts the requests."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, HTTPServer  # noqa: PLC0415
+
+        outer = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(307)
+                self.send_header("Location", "http://127.0.0.1:9/services/collector/event")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = HTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)

@@ -6,22 +6,28 @@ request channel, retries on 503 and, when the token has indexer acknowledgement 
 polling ``/services/collector/ack`` until Splunk confirms the events are indexed.
 Delivery is at-least-once: a batch retried after a lost response may be indexed twice.
 The token is only ever placed in the Authorization header; it is never logged or shown.
+
+Every request has a total deadline, not only per-read timeouts: a server that drips its
+answer a byte at a time would otherwise hold a request open for as long as it likes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
+import re
+import socket
 import ssl
+import threading
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 __all__ = ["HecClient", "HecError", "SendReport"]
 
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 
 _COLLECTOR: Final = "/services/collector"
 _RETRY_STATUSES: Final = frozenset({503})
+# An ackId key in an ack answer: ASCII digits only ("²" passes str.isdigit, not int()).
+_ACK_ID: Final = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -95,28 +103,102 @@ def _is_guid(value: str) -> bool:
     return str(parsed) == value.lower()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """urllib would turn a redirected POST into a bodiless GET; surface the 3xx instead."""
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
 
-    def redirect_request(  # noqa: PLR0917 - signature fixed by urllib
-        self,
-        req: urllib.request.Request,
-        fp: object,
-        code: int,
-        msg: str,
-        headers: object,
-        newurl: str,
-    ) -> None:
-        return None
+
+class _DeadlineExceededError(Exception):
+    """A request ran past its total deadline and its connection was shut down."""
+
+
+def _exchange(
+    url: str,
+    method: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    deadline: float,
+    tls: ssl.SSLContext,
+) -> _Answer:
+    """One request and its whole answer, within ``deadline`` seconds from start to finish.
+
+    ``timeout`` bounds each connect and read as usual; a timer shuts the socket down when
+    the deadline passes, so whatever is blocked on it returns at once. Redirects are not
+    followed (a redirected POST would become a bodiless GET): a 3xx is an answer like any
+    other. A proxy from the environment (https_proxy / http_proxy, no_proxy) is honoured.
+    """
+    parts = urlsplit(url)
+    connection = _connection(parts, timeout, tls)
+    expired = threading.Event()
+
+    def abort() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(deadline, abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        connection.connect()
+        if expired.is_set():
+            raise _DeadlineExceededError
+        target = url if isinstance(connection, _PlainProxy) else _path(parts)
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        return _Answer(response.status, response.read())
+    except (OSError, http.client.HTTPException):
+        if expired.is_set():
+            raise _DeadlineExceededError from None
+        raise
+    finally:
+        timer.cancel()
+        connection.close()
+
+
+class _PlainProxy(http.client.HTTPConnection):
+    """An http:// request through an HTTP proxy: the proxy gets the absolute URL."""
+
+
+def _connection(
+    parts: SplitResult, timeout: float, tls: ssl.SSLContext
+) -> http.client.HTTPConnection:
+    host, port = parts.hostname or "", parts.port
+    proxy = (
+        None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(parts.scheme)
+    )
+    if parts.scheme == "https":
+        if proxy:
+            via = urlsplit(proxy)
+            tunnel = http.client.HTTPSConnection(
+                via.hostname or "", via.port, timeout=timeout, context=tls
+            )
+            tunnel.set_tunnel(host, port or 443)
+            return tunnel
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
+    if proxy:
+        via = urlsplit(proxy)
+        return _PlainProxy(via.hostname or "", via.port or 80, timeout=timeout)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def _path(parts: SplitResult) -> str:
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 class HecClient:
     """Posts serialized HEC event envelopes to one Splunk HEC endpoint.
 
     ``url`` is a base URL (``https://splunk:8088``) or any collector endpoint; events
-    always go to ``/services/collector/event``. ``max_attempts``, ``backoff`` and
-    ``max_backoff`` bound the retries of 503 answers and connection errors; ``sleep``
-    and ``clock`` are injectable so tests need not wait.
+    always go to ``/services/collector/event``. ``timeout`` bounds each connect and read,
+    ``deadline`` each whole request. ``max_attempts``, ``backoff`` and ``max_backoff``
+    bound the retries of 503 answers and connection errors; ``sleep`` and ``clock`` are
+    injectable so tests need not wait.
     """
 
     def __init__(
@@ -126,6 +208,7 @@ class HecClient:
         *,
         channel: str | None = None,
         timeout: float = 10.0,
+        deadline: float = 30.0,
         max_batch_bytes: int = 800_000,
         ack_timeout: float = 120.0,
         verify_tls: bool = True,
@@ -148,6 +231,7 @@ class HecClient:
         self.health_url = base + _COLLECTOR + "/health"
         self.channel = channel if channel is not None else str(uuid.uuid4())
         self.timeout = timeout
+        self.deadline = deadline
         self.max_batch_bytes = max_batch_bytes
         self.ack_timeout = ack_timeout
         self.max_attempts = max_attempts
@@ -157,14 +241,11 @@ class HecClient:
         self._token = token
         self._sleep = sleep
         self._clock = clock
-        context = ssl.create_default_context()
+        self._tls = ssl.create_default_context()
         if not verify_tls:
             # For a lab Splunk with its self-signed default certificate only.
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self._opener = urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=context), _NoRedirect()
-        )
+            self._tls.check_hostname = False
+            self._tls.verify_mode = ssl.CERT_NONE
 
     def __repr__(self) -> str:
         return f"HecClient(event_url={self.event_url!r}, channel={self.channel!r})"
@@ -220,18 +301,20 @@ class HecClient:
 
     def health(self) -> bool:
         """True when HEC reports itself healthy (code 17); false on any failure."""
-        request = urllib.request.Request(self.health_url, method="GET")  # noqa: S310 - scheme checked in __init__
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status = response.status
-                body = _json_object(response.read())
-        except urllib.error.HTTPError as error:
-            log.debug("HEC health answered HTTP %s", error.code)
-            return False
-        except (OSError, http.client.HTTPException) as error:
+            answer = self._request(self.health_url, "GET", None, {})
+        except (OSError, http.client.HTTPException, _DeadlineExceededError) as error:
             log.debug("HEC health unreachable: %s", type(error).__name__)
             return False
-        return status == 200 and body is not None and body.get("code") == 17
+        body = _json_object(answer.body)
+        return answer.status == 200 and body is not None and body.get("code") == 17
+
+    def _request(
+        self, url: str, method: str, body: bytes | None, headers: dict[str, str]
+    ) -> _Answer:
+        return _exchange(
+            url, method, body, headers, timeout=self.timeout, deadline=self.deadline, tls=self._tls
+        )
 
     def _post_batch(self, body: bytes, first: int) -> int | None:
         """Post one batch; returns its ackId, or None when the token does not ack."""
@@ -262,7 +345,7 @@ class HecClient:
             if not isinstance(statuses, dict):
                 raise HecError("HEC ack answer has no 'acks' object")
             for key, done in statuses.items():
-                if done is True and key.isdigit():
+                if done is True and _ACK_ID.fullmatch(key):
                     pending.discard(int(key))
             if not pending:
                 return
@@ -288,31 +371,30 @@ class HecClient:
                 delay = min(self.backoff * 2 ** (attempt - 2), self.max_backoff)
                 log.debug("HEC retry %d/%d in %.3g s", attempt, self.max_attempts, delay)
                 self._sleep(delay)
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked in __init__
             try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                    status = response.status
-            except urllib.error.HTTPError as error:
-                with error:
-                    failure = _http_failure(error.code, error.read())
-                if error.code not in _RETRY_STATUSES:
-                    raise failure from None
-                log.debug("HEC answered HTTP %s code %s", error.code, failure.code)
+                reply = self._request(url, "POST", body, headers)
+            except _DeadlineExceededError:
+                failure = HecError(f"HEC request did not finish within {self.deadline:g} s")
+                log.debug("HEC request past its deadline")
                 continue
+            except ssl.SSLError as error:
+                # A certificate problem does not heal by retrying.
+                raise HecError(f"TLS failure talking to HEC: {error}") from None
             except (OSError, http.client.HTTPException) as error:
-                reason = getattr(error, "reason", error)
-                if isinstance(reason, ssl.SSLError):
-                    # A certificate problem does not heal by retrying.
-                    raise HecError(f"TLS failure talking to HEC: {reason}") from None
-                failure = HecError(f"cannot reach HEC: {type(reason).__name__}: {reason}")
-                log.debug("HEC unreachable: %s", type(reason).__name__)
+                failure = HecError(f"cannot reach HEC: {type(error).__name__}: {error}")
+                log.debug("HEC unreachable: %s", type(error).__name__)
                 continue
-            answer = _json_object(raw)
+            if reply.status >= 300:
+                failure = _http_failure(reply.status, reply.body)
+                if reply.status not in _RETRY_STATUSES:
+                    raise failure
+                log.debug("HEC answered HTTP %s code %s", reply.status, failure.code)
+                continue
+            answer = _json_object(reply.body)
             if answer is None:
-                raise HecError("HEC answer is not a JSON object", http_status=status)
+                raise HecError("HEC answer is not a JSON object", http_status=reply.status)
             if "code" in answer and answer["code"] != 0:
-                raise _http_failure(status, raw)
+                raise _http_failure(reply.status, reply.body)
             return answer
         raise failure
 
