@@ -109,7 +109,7 @@ class RecordContext:
         ) -> Event:
             time = seconds if seconds is not None else epoch_seconds(when)
             if time is None or not EARLIEST_PLAUSIBLE <= time <= latest:
-                time = self._fallback_time(event, when, time)
+                time, event = self._fallback_time(event, when, time)
             envelope = {"time": time, **template, "event": event}
             if host:
                 envelope["host"] = host
@@ -150,11 +150,13 @@ class RecordContext:
         body = scalars_first(event)
         self.events.append(self.builder(sourcetype, source)(body, when, None, host, fields))
 
-    def _fallback_time(self, event: Event, when: object, time: float | None) -> float:
-        """Arrival time for a missing or implausible timestamp, noted in the event."""
+    def _fallback_time(
+        self, event: Event, when: object, time: float | None
+    ) -> tuple[float, Event]:
+        """Arrival time for a missing or implausible timestamp, and the body saying so."""
         event["time_fallback"] = _fallback_reason(when, time)
         self.invocation.time_fallbacks += 1
-        return self.arrival
+        return self.arrival, scalars_first(event)
 
     def unparsed(
         self, code: str, reason: str, payload: object = None, *, kind: str | None = None
