@@ -150,9 +150,7 @@ class RecordContext:
         body = scalars_first(event)
         self.events.append(self.builder(sourcetype, source)(body, when, None, host, fields))
 
-    def _fallback_time(
-        self, event: Event, when: object, time: float | None
-    ) -> tuple[float, Event]:
+    def _fallback_time(self, event: Event, when: object, time: float | None) -> tuple[float, Event]:
         """Arrival time for a missing or implausible timestamp, and the body saying so."""
         event["time_fallback"] = _fallback_reason(when, time)
         self.invocation.time_fallbacks += 1
