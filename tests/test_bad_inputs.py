@@ -636,6 +636,14 @@ CASES = [
     ),
     # Other input kinds
     Case(
+        # Routing never keys on content: an empty "metrics" list made this an empty export,
+        # silently Dropped, when content chose the decoder.
+        "lifecycle-event-carrying-an-empty-metrics-list",
+        lambda: lifecycle_with(metrics=[]),
+        OK,
+        kept={LIFECYCLE: 1},
+    ),
+    Case(
         "lifecycle-unknown-event-type",
         lambda: lifecycle_with(eventType="exploded"),
         OK,
