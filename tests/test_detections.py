@@ -756,12 +756,13 @@ def _expected(stem: str, dataset: str) -> int:
 
 
 def _window(stem: str, now: float) -> tuple[float, float]:
-    """The scheduled time range at `now`, with @m snapping."""
+    """The scheduled time range at `now`, snapped to the minute, hour or day (UTC)."""
     schedule = _spec(stem)["schedule"]
 
     def at(text: str) -> float:
         t = now - relative_seconds(text)
-        return t - t % 60 if text.endswith("@m") else t
+        snap = re.search(r"@([mhd])$", text)
+        return t - t % _UNITS[snap.group(1)] if snap else t
 
     return at(schedule["earliest_time"]), at(schedule["latest_time"])
 
@@ -943,3 +944,58 @@ def test_oracle_new_listening_ports(dataset: str) -> None:
     assert (
         len(new) == _expected(stem, dataset) == _expected("new_listening_port_on_device", dataset)
     )
+
+
+def _new_findings(dataset: str, *, history: str) -> set[tuple[str, str]]:
+    """(check, resource) of findings first reported in the last 25 hours, with a history.
+
+    The history is a completed audit older than 25 hours (`history="audits"`, the detection's
+    rule) or an older finding (`history="findings"`, the rule it replaced).
+    """
+    stem = "audit_new_non_compliant_finding"
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME)
+    cutoff = latest - 90_000
+    events = [e for e in dataset_events(dataset) if earliest <= e["time"] < latest]
+    first_seen: dict[tuple[str, str], float] = {}
+    for e in events:
+        if e["sourcetype"] == "aws:iot:defender:audit:finding" and not e["event"]["isSuppressed"]:
+            key = (e["event"]["check_name"], e["event"].get("resource_id", "-"))
+            first_seen[key] = min(first_seen.get(key, math.inf), e["time"])
+    completed = [
+        e["time"]
+        for e in events
+        if e["sourcetype"] == "aws:iot:defender:audit:task"
+        and e["fields"]["task_status"] == "COMPLETED"
+    ]
+    since = min(completed if history == "audits" else first_seen.values(), default=math.inf)
+    return {key for key, t in first_seen.items() if t >= cutoff and since < cutoff}
+
+
+def test_oracle_new_non_compliant_findings() -> None:
+    stem = "audit_new_non_compliant_finding"
+    new = _new_findings("detections/data/audit.ndjson", history="audits")
+    assert {check for check, _ in new} == {
+        "DEVICE_CERTIFICATE_SHARED_CHECK",
+        "CONFLICTING_CLIENT_IDS_CHECK",
+        "LOGGING_DISABLED_CHECK",
+    }
+    assert len(new) == _expected(stem, "audit")
+    first = _new_findings("detections/data/audit_first_finding.ndjson", history="audits")
+    assert {check for check, _ in first} == {
+        "LOGGING_DISABLED_CHECK",
+        "DEVICE_CERTIFICATE_SHARED_CHECK",
+    }
+    assert len(first) == _expected(stem, "audit_first_finding")
+    # The dataset shows the misfire: with findings as the history, the first ones never alert.
+    assert not _new_findings("detections/data/audit_first_finding.ndjson", history="findings")
+
+
+def test_new_finding_history_is_the_completed_audits() -> None:
+    """An account whose earlier audits were clean has no earlier finding to compare with."""
+    stages = pipeline(expand(_spec("audit_new_non_compliant_finding")["search"]))
+    history = [s for s in stages if s.startswith("append ")]
+    assert history, "the search adds the audit history to the findings"
+    assert 'sourcetype="aws:iot:defender:audit:task"' in history[0]
+    assert 'task_status="COMPLETED"' in history[0]
+    guard = next(s for s in stages if s.startswith("where "))
+    assert "audits_since < info_max_time - 90000" in guard

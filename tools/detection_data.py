@@ -270,6 +270,10 @@ class Resource:
     related_clients: tuple[str, ...] = ()
 
 
+# A finding as the datasets describe it: the check that found it and the resource.
+Finding = tuple[str, Resource]
+
+
 # AWS's severity of each finding's check (the transform keeps the finding's own value).
 FINDING_SEVERITY = {
     "DEVICE_CERTIFICATE_SHARED_CHECK": "CRITICAL",
@@ -964,7 +968,7 @@ AUDIT_CHECKS = (
 )
 
 
-def _audit_checks(findings: Sequence[tuple[str, Resource]] = ()) -> list[Check]:
+def _audit_checks(findings: Sequence[Finding] = ()) -> list[Check]:
     """Each audited check's result, non-compliant with as many resources as it has findings."""
     counts = {name: sum(1 for check, _ in findings if check == name) for name in AUDIT_CHECKS}
     return [
@@ -985,6 +989,19 @@ def _policy(name: str, version: str) -> Resource:
     return Resource("IOT_POLICY", identifier)
 
 
+def _add_audit(
+    story: Story, start: float, findings: Sequence[Finding], suppressed: Sequence[Finding] = ()
+) -> None:
+    """One scheduled audit: its completion notification and, if it found any, its findings page."""
+    task = stable_id("audit", start)
+    notification = audit_notification(task, start, _audit_checks([*findings, *suppressed]))
+    story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
+    items = [finding(task, start, check, resource) for check, resource in findings]
+    items += [finding(task, start, *item, suppressed=True) for item in suppressed]
+    if items:
+        story.add(start + 30 * MINUTE, findings_page(items))
+
+
 @dataset
 def audit() -> Story:
     """Two daily audits with their findings pages; the latest finds new problems.
@@ -994,7 +1011,7 @@ def audit() -> Story:
     again plus a second shared certificate, gw-berlin-03's client id used by several devices
     and account logging switched off; a suppressed policy finding is left out of every count.
     """
-    recurring = [
+    recurring: list[Finding] = [
         (
             "DEVICE_CERTIFICATE_SHARED_CHECK",
             _certificate("cert-a", PUMP_18.name, "pump-0018-bench"),
@@ -1002,7 +1019,7 @@ def audit() -> Story:
         ("IOT_POLICY_OVERLY_PERMISSIVE_CHECK", _policy("legacy-device-policy", "4")),
         ("DEVICE_CERTIFICATE_EXPIRING_CHECK", _certificate("cert-c")),
     ]
-    new = [
+    new: list[Finding] = [
         (
             "DEVICE_CERTIFICATE_SHARED_CHECK",
             _certificate("cert-b", LOBBY_CAMERA.name, DOCK_CAMERA.name, "cam-test"),
@@ -1010,20 +1027,35 @@ def audit() -> Story:
         ("CONFLICTING_CLIENT_IDS_CHECK", Resource("CLIENT_ID", {"clientId": GATEWAY.name})),
         ("LOGGING_DISABLED_CHECK", Resource("ACCOUNT_SETTINGS", {"account": ACCOUNT})),
     ]
-    suppressed = (
+    suppressed: Finding = (
         "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
         _policy("camera-telemetry-policy", "2"),
     )
     story = Story()
-    for start, findings in ((ago(26 * HOUR), recurring), (ago(2 * HOUR), recurring + new)):
-        task = stable_id("audit", start)
-        checks = _audit_checks([*findings, suppressed] if findings is not recurring else findings)
-        notification = audit_notification(task, start, checks)
-        story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
-        items = [finding(task, start, check, resource) for check, resource in findings]
-        if findings is not recurring:
-            items.append(finding(task, start, *suppressed, suppressed=True))
-        story.add(start + 30 * MINUTE, findings_page(items))
+    _add_audit(story, ago(26 * HOUR), recurring)
+    _add_audit(story, ago(2 * HOUR), recurring + new, [suppressed])
+    return story
+
+
+@dataset
+def audit_first_finding() -> Story:
+    """Three clean daily audits, then the account's first findings ever, in today's audit.
+
+    Audits 74, 50 and 26 hours ago found nothing. Today's (2 h ago) finds account logging
+    switched off and a certificate shared by pump-0019 and a copy on an unknown client: new
+    findings with a history of completed audits to compare them with, but no earlier finding.
+    """
+    story = Story()
+    for hours in (74, 50, 26):
+        _add_audit(story, ago(hours * HOUR), [])
+    findings: list[Finding] = [
+        ("LOGGING_DISABLED_CHECK", Resource("ACCOUNT_SETTINGS", {"account": ACCOUNT})),
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-d", PUMP_19.name, "pump-0019-clone"),
+        ),
+    ]
+    _add_audit(story, ago(2 * HOUR), findings)
     return story
 
 
