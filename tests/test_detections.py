@@ -999,3 +999,67 @@ def test_new_finding_history_is_the_completed_audits() -> None:
     assert 'task_status="COMPLETED"' in history[0]
     guard = next(s for s in stages if s.startswith("where "))
     assert "audits_since < info_max_time - 90000" in guard
+
+
+def _silence_bound() -> tuple[float, float]:
+    """(factor, floor) of the iot_defender_device_silence_bound macro."""
+    definition = macros()["iot_defender_device_silence_bound"].definition
+    match = re.fullmatch(r"eval silence_bound=max\((\d+) \* usual_gap, (\d+)\)", definition)
+    assert match, definition
+    return float(match.group(1)), float(match.group(2))
+
+
+def _silent_devices(dataset: str, replay: tuple[int, int], *, count: str) -> set[str]:
+    """Devices silent for longer than allowed, judged on active 5-minute intervals
+    (`count="intervals"`, the detection's rule) or on datapoints against a fixed hour
+    (`count="datapoints"`, the rule it replaced)."""
+    shift, delay = replay
+    earliest, latest = _window(
+        "device_stopped_reporting_metrics", detection_data.REFERENCE_TIME + shift + delay
+    )
+    times: dict[str, list[float]] = defaultdict(list)
+    for e in dataset_events(dataset):
+        if e["sourcetype"] == "aws:iot:defender:metric" and earliest <= e["time"] + shift < latest:
+            times[e["fields"]["thing"]].append(e["time"] + shift)
+    fleet_last = max(max(t) for t in times.values())
+    factor, floor = _silence_bound()
+    silent = set()
+    for thing, seen in times.items():
+        last = max(seen)
+        if count == "datapoints":
+            history, bound = len(seen), 3600.0
+        else:
+            intervals = {t - t % 300 for t in seen}
+            history = len(intervals)
+            gap = (max(intervals) - min(intervals)) / (history - 1) if history > 1 else 0
+            bound = max(factor * gap, floor)
+        if history >= 12 and latest - last > bound and fleet_last >= latest - 1800:
+            silent.add(thing)
+    return silent
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_device_stopped_reporting(replay: tuple[int, int]) -> None:
+    stem = "device_stopped_reporting_metrics"
+    silent = _silent_devices("detections/data/device_silent.ndjson", replay, count="intervals")
+    assert silent == {"pump-0022"}
+    assert len(silent) == _expected(stem, "device_silent")
+    dataset = "detections/data/device_cadence.ndjson"
+    silent = _silent_devices(dataset, replay, count="intervals")
+    assert silent == {"cam-dock-4"}
+    assert len(silent) == _expected(stem, "device_cadence")
+    # The dataset shows the misfires: datapoints and a fixed hour flag all three quiet devices.
+    assert _silent_devices(dataset, replay, count="datapoints") == {
+        "cam-yard-1",
+        "cam-dock-4",
+        "pump-0099",
+    }
+
+
+def test_device_history_counts_active_intervals_not_datapoints() -> None:
+    stages = pipeline(expand(_spec("device_stopped_reporting_metrics")["search"]))
+    assert re.fullmatch(r"tstats count where .* by thing _time span=5m", stages[0])
+    assert stages[1].startswith("stats count AS active_intervals ")
+    assert (
+        "`iot_defender_device_silence_bound`" in _spec("device_stopped_reporting_metrics")["search"]
+    )

@@ -1169,6 +1169,50 @@ def device_silent() -> Story:
     return story
 
 
+def _full_report(device: Device, t: float) -> bytes:
+    """A report with every device-side metric: ten datapoints from one report."""
+    return device_report(
+        device.name,
+        t,
+        tcp=[443, 554],
+        udp=[3702],
+        connections=[Connection(f"{IOT_ENDPOINT}:8883", 50412)],
+        network={"bytes_in": 5_200, "bytes_out": 31_000, "packets_in": 40, "packets_out": 61},
+    )
+
+
+@dataset
+def device_cadence() -> Story:
+    """Devices with different cadences: only cam-dock-4 has been silent for longer than usual.
+
+    pump-0017 reports every 20 minutes up to now (the fleet still reports). Two cameras send
+    network stats every 2 hours for three days: cam-yard-1's last report is 100 minutes old,
+    normal for it; cam-dock-4's is 8 hours old, four reports missed. pump-0099 was provisioned
+    yesterday, sent two full reports (20 datapoints) and has been on a shelf since.
+    """
+    story = Story()
+    for slot in range(215, -1, -1):
+        t = ago(7 * MINUTE + slot * 20 * MINUTE)
+        load = 30 + jitter(PUMP_17.name, slot, spread=5)
+        story.add(t, device_report(PUMP_17.name, t, custom={"cpu_usage_pct": round(load, 1)}))
+    for device, last in ((YARD_CAMERA, 100 * MINUTE), (DOCK_CAMERA, 8 * HOUR)):
+        t = ago(last)
+        while t > ago(72 * HOUR):
+            network = {
+                "bytes_in": 48_000,
+                "bytes_out": 2_400_000,
+                "packets_in": 700,
+                "packets_out": 1_900,
+            }
+            story.add(t, device_report(device.name, t, network=network))
+            t -= 2 * HOUR
+    for t in (ago(20 * HOUR), ago(19 * HOUR + 40 * MINUTE)):
+        story.add(t, _full_report(NEW_PUMP, t))
+    for device in (PUMP_17, YARD_CAMERA, DOCK_CAMERA, NEW_PUMP):
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
 # --- running the real handler -------------------------------------------------------------------
 
 
