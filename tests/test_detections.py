@@ -27,6 +27,8 @@ import pytest
 from tests.splunk_conf import props_outputs, read_conf, renamed_fields, stanza
 from tools import detection_data
 from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
+from tools.cfn_template import load_template
+from tools.readme_tables import SITE_SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "splunk_app" / "iot_defender_security"
@@ -60,6 +62,7 @@ class Macro:
     args: tuple[str, ...]
     definition: str
     validation: str = ""
+    description: str = ""
 
 
 @cache
@@ -70,7 +73,8 @@ def macros() -> dict[str, Macro]:
         name = re.sub(r"\(\d+\)$", "", section)
         args = tuple(a.strip() for a in parser.get(section, "args", fallback="").split(",") if a)
         validation = parser.get(section, "validation", fallback="")
-        found[name] = Macro(args, parser.get(section, "definition"), validation)
+        description = parser.get(section, "description", fallback="")
+        found[name] = Macro(args, parser.get(section, "definition"), validation, description)
     return found
 
 
@@ -1063,3 +1067,64 @@ def test_device_history_counts_active_intervals_not_datapoints() -> None:
     assert (
         "`iot_defender_device_silence_bound`" in _spec("device_stopped_reporting_metrics")["search"]
     )
+
+
+def _audit_periods() -> dict[str, int]:
+    """Audit frequency -> seconds, as the heartbeat search maps the macro's value."""
+    search = _spec("audit_heartbeat_missing")["search"]
+    return {name: int(s) for name, s in re.findall(r'audit_frequency=="(\w+)", (\d+)', search)}
+
+
+def _macro_frequency(definition: str) -> str:
+    match = re.fullmatch(r'eval audit_frequency="(\w+)"', definition)
+    assert match, definition
+    return match.group(1)
+
+
+def test_audit_frequencies_are_the_stacks() -> None:
+    """The macro speaks the stack's AuditFrequency, and the search looks back two periods."""
+    parameter = load_template()["Parameters"]["AuditFrequency"]
+    periods = _audit_periods()
+    assert list(periods) == parameter["AllowedValues"]
+    assert periods == {
+        "DAILY": 86_400,
+        "WEEKLY": 7 * 86_400,
+        "BIWEEKLY": 14 * 86_400,
+        "MONTHLY": 31 * 86_400,
+    }
+    setting = macros()["iot_defender_audit_frequency"]
+    assert _macro_frequency(setting.definition) == parameter["Default"]
+    # The README's site settings table shows the macro with what ties it to the stack.
+    assert "iot_defender_audit_frequency" in SITE_SETTINGS
+    assert "AuditFrequency" in setting.description
+    assert all(value in setting.description for value in parameter["AllowedValues"])
+    schedule = _spec("audit_heartbeat_missing")["schedule"]
+    assert relative_seconds(schedule["earliest_time"]) >= 2 * max(periods.values())
+
+
+def _heartbeat_missing(dataset: str, frequency: str, *, window: int) -> bool:
+    """Whether no audit completed within one period plus two hours before the reference time."""
+    now = detection_data.REFERENCE_TIME
+    completed = [
+        e["time"]
+        for e in dataset_events(dataset)
+        if e["sourcetype"] == "aws:iot:defender:audit:task"
+        and e["fields"]["task_status"] == "COMPLETED"
+        and now - window <= e["time"]
+    ]
+    return not completed or max(completed) < now - _audit_periods()[frequency] - 7200
+
+
+def test_oracle_audit_heartbeat() -> None:
+    spec = _spec("audit_heartbeat_missing")
+    window = relative_seconds(spec["schedule"]["earliest_time"])
+    default = _macro_frequency(macros()["iot_defender_audit_frequency"].definition)
+    for test in spec["tests"]:
+        override = test.get("macros", {}).get("iot_defender_audit_frequency")
+        frequency = _macro_frequency(override) if override else default
+        missing = _heartbeat_missing(test["dataset"], frequency, window=window)
+        assert int(missing) == test["expected"]["result_count"], test["name"]
+    # The datasets show the misfire: a fixed 26 hours and seven days flag both on-time audits.
+    for name in ("audit_weekly", "audit_monthly"):
+        dataset = f"detections/data/{name}.ndjson"
+        assert _heartbeat_missing(dataset, "DAILY", window=7 * 86_400)

@@ -1,4 +1,4 @@
-"""True-positive datasets for the detections, produced by the real transform Lambda.
+"""Test datasets for the detections, produced by the real transform Lambda.
 
 Every dataset in `detections/data/` is a small story told as the AWS messages that would reach
 Firehose: device-side metrics reports, Detect metrics exports, Detect alarms via SNS, audit
@@ -9,11 +9,13 @@ dataset. Nothing is written by hand, so a change to the transform that would bre
 shows up as a dataset diff (the tests regenerate every dataset and compare).
 
 Timestamps are laid out relative to `REFERENCE_TIME`: days of baseline behaviour, then the
-incident in the last hour. A Splunk replay shifts each dataset so that `REFERENCE_TIME` is
-"now" and then runs the detection with its scheduled time range; `tests:` in each YAML gives
-the result expected then (`expected.fields`: values that every result row has). Detections
-that read a lookup built by a Baseline report expect that report to have run over the dataset
-first, as their test names say.
+incident in the last hour. Some show what must *not* alert (a misfire a detection once had),
+so their expected result count is 0. A Splunk replay shifts each dataset so that
+`REFERENCE_TIME` is "now" and then runs the detection with its scheduled time range; `tests:`
+in each YAML gives the result expected then (`expected.fields`: values that some result row
+has). Detections that read a lookup built by a Baseline report expect that report to have run
+over the dataset first, as their test names say; a test may also set macros of its own
+(`macros:`), as a site would.
 
 `python -m tools.detection_data` rewrites every `detections/data/*.ndjson`.
 """
@@ -55,6 +57,7 @@ RECORDS_PER_INVOCATION = 100
 
 MINUTE = 60
 HOUR = 3600
+DAY = 86_400
 
 # The IP an IoT endpoint would have (documentation range, as in every sample of the project).
 IOT_ENDPOINT = "198.51.100.40"
@@ -990,11 +993,17 @@ def _policy(name: str, version: str) -> Resource:
 
 
 def _add_audit(
-    story: Story, start: float, findings: Sequence[Finding], suppressed: Sequence[Finding] = ()
+    story: Story,
+    start: float,
+    findings: Sequence[Finding],
+    suppressed: Sequence[Finding] = (),
+    *,
+    name: str = "daily-fleet-audit",
 ) -> None:
     """One scheduled audit: its completion notification and, if it found any, its findings page."""
     task = stable_id("audit", start)
-    notification = audit_notification(task, start, _audit_checks([*findings, *suppressed]))
+    checks = _audit_checks([*findings, *suppressed])
+    notification = audit_notification(task, start, checks, audit_name=name)
     story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
     items = [finding(task, start, check, resource) for check, resource in findings]
     items += [finding(task, start, *item, suppressed=True) for item in suppressed]
@@ -1101,6 +1110,24 @@ def audit_heartbeat() -> Story:
             )
         ),
     )
+    return story
+
+
+@dataset
+def audit_weekly() -> Story:
+    """A clean weekly audit every Friday at 03:00 UTC; the last one completed three days ago."""
+    story = Story()
+    for days in (17, 10, 3):
+        _add_audit(story, ago(days * DAY - HOUR), [], name="weekly-fleet-audit")
+    return story
+
+
+@dataset
+def audit_monthly() -> Story:
+    """A clean monthly audit on the 3rd at 03:00 UTC; the last one completed 20 days ago."""
+    story = Story()
+    for days in (51, 20):
+        _add_audit(story, ago(days * DAY - HOUR), [], name="monthly-fleet-audit")
     return story
 
 
