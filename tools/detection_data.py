@@ -744,6 +744,33 @@ def auth_failures() -> Story:
 
 
 @dataset
+def auth_error_metrics() -> Story:
+    """A day of internet noise in Connection.AuthNError; PublishOut.AuthError surges alone.
+
+    Scanners and probes with unregistered certificates hit the endpoint in about a third of the
+    minutes, 5 to 150 refusals a minute. Now and then the broker refuses to deliver a message
+    to a device (PublishOut.AuthError, 1 or 2 a few times a day). Ten minutes ago a client
+    subscribed with a broad topic filter is refused 15 deliveries a minute for six minutes:
+    lost in the noise of a sum of every AuthError metric, plain in its own series.
+    """
+    story = Story()
+    for minute in range(24 * 60, 0, -1):
+        t = ago(minute * MINUTE)
+        t -= t % MINUTE
+        points = []
+        if jitter("scan", minute, spread=1) > 0.35:
+            noise = 78 + jitter("scan-size", minute, spread=73)
+            points.append(metric_datapoint("Connection.AuthNError", t, round(noise)))
+        if minute % 317 == 0:
+            points.append(metric_datapoint("PublishOut.AuthError", t, 1 + minute % 2))
+        if 5 <= minute <= 10:
+            points.append(metric_datapoint("PublishOut.AuthError", t, 15))
+        if points:
+            story.add(t + MINUTE, metric_stream(points))
+    return story
+
+
+@dataset
 def auth_failures_detect() -> Story:
     """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes."""
     story = Story()
