@@ -771,15 +771,16 @@ def _window(stem: str, now: float) -> tuple[float, float]:
     return at(schedule["earliest_time"]), at(schedule["latest_time"])
 
 
-def bucket_spikes(
+def spiking_buckets(
     points: list[tuple[float, str, float]],
     stem: str,
     *,
     current: int,
     floor: float,
     replay: tuple[int, int],
-) -> set[str]:
-    """The zero-filled 5-minute baseline of the auth-failure, surge and flapping detections."""
+) -> dict[str, list[float]]:
+    """Key -> its current 5-minute buckets above the zero-filled baseline's bound (shifted
+    times), as the auth-failure, surge and flapping detections compute it."""
     shift, delay = replay
     earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
     current_start = latest - current
@@ -789,40 +790,104 @@ def bucket_spikes(
         if earliest <= shifted < latest:
             buckets[key, shifted - shifted % 300] += value
     n = math.floor((current_start - earliest) / 300)
-    flagged = set()
+    spikes = {}
     for key in {key for key, _ in buckets}:
         base = [v for (k, b), v in buckets.items() if k == key and b < current_start]
-        now = [v for (k, b), v in buckets.items() if k == key and b >= current_start]
-        if not now:
-            continue
         avg = sum(base) / n
         stdev = math.sqrt(max((sum(v * v for v in base) - n * avg * avg) / (n - 1), 0))
-        if max(now) > max(avg + 3 * stdev, floor):
-            flagged.add(key)
-    return flagged
+        bound = max(avg + 3 * stdev, floor)
+        now = [b for (k, b), v in buckets.items() if k == key and b >= current_start and v > bound]
+        if now:
+            spikes[key] = sorted(now)
+    return spikes
+
+
+def bucket_spikes(
+    points: list[tuple[float, str, float]],
+    stem: str,
+    *,
+    current: int,
+    floor: float,
+    replay: tuple[int, int],
+) -> set[str]:
+    """The keys with a spike (see spiking_buckets)."""
+    return set(spiking_buckets(points, stem, current=current, floor=floor, replay=replay))
+
+
+AUTH_SPIKE = "authorization_failure_spike_on_device"
+
+
+def _authorization_failure_logs(dataset: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in dataset_events(f"detections/data/{dataset}.ndjson")
+        if e["sourcetype"] == "aws:iot:log"
+        and e["fields"].get("status") == "Failure"
+        and e["event"].get("reason") == "AUTHORIZATION_FAILURE"
+    ]
+
+
+def _failure_spikes(dataset: str, replay: tuple[int, int], *, key: str) -> dict[str, list[float]]:
+    """Spiking buckets of each client id (`key="clientId"`, the detection's key) or of each
+    thing (`key="thing"`, the key it replaced, which only thing-shaped client ids have)."""
+    points = [
+        (e["time"], e["event"][key], 1.0)
+        for e in _authorization_failure_logs(dataset)
+        if key in e["event"]
+    ]
+    return spiking_buckets(points, AUTH_SPIKE, current=3600, floor=10, replay=replay)
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_authorization_failure_spike(replay: tuple[int, int]) -> None:
-    stem = "authorization_failure_spike_on_device"
-    logs = [
-        (e["time"], e["fields"]["thing"], 1.0)
-        for e in dataset_events("detections/data/auth_failures.ndjson")
-        if e["sourcetype"] == "aws:iot:log"
-        and e["fields"].get("status") == "Failure"
-        and e["event"].get("reason") == "AUTHORIZATION_FAILURE"
-        and "thing" in e["fields"]
-    ]
-    flagged = bucket_spikes(logs, stem, current=3600, floor=10, replay=replay)
+    flagged = set(_failure_spikes("auth_failures", replay, key="clientId"))
     assert flagged == {"pump-0022"}
-    assert len(flagged) == _expected(stem, "auth_failures")
+    assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures")
     metrics = [
         (e["time"], e["fields"]["thing"], float(e["event"]["value"]["count"]))
         for e in dataset_events("detections/data/auth_failures_detect.ndjson")
     ]
-    flagged = bucket_spikes(metrics, stem, current=3600, floor=10, replay=replay)
+    flagged = bucket_spikes(metrics, AUTH_SPIKE, current=3600, floor=10, replay=replay)
     assert flagged == {"gw-berlin-03"}
-    assert len(flagged) == _expected(stem, "auth_failures_detect")
+    assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures_detect")
+    spikes = _failure_spikes("auth_failures_rogue_client", replay, key="clientId")
+    assert set(spikes) == {"pump-0017", "mosqsub|8712-kali"}
+    assert len(spikes) == _expected(AUTH_SPIKE, "auth_failures_rogue_client")
+    # The dataset shows the misfire: keyed on thing, the rogue client is not even counted.
+    assert set(_failure_spikes("auth_failures_rogue_client", replay, key="thing")) == {"pump-0017"}
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_authorization_failure_evidence_is_the_spikes(replay: tuple[int, int]) -> None:
+    """The topics reported are those of the intervals above the bound, not the whole day's."""
+    shift = replay[0]
+    spikes = _failure_spikes("auth_failures_rogue_client", replay, key="clientId")
+    logs = _authorization_failure_logs("auth_failures_rogue_client")
+
+    def topics(client: str, buckets: list[float] | None) -> set[str]:
+        return {
+            e["event"]["topicName"]
+            for e in logs
+            if e["event"]["clientId"] == client
+            and (buckets is None or (e["time"] + shift) - (e["time"] + shift) % 300 in buckets)
+        }
+
+    shadows = {f"$aws/things/{d.name}/shadow/update" for d in detection_data.PUMPS[1:]}
+    assert topics("pump-0017", spikes["pump-0017"]) == shadows
+    assert "plant-a/pumps/pump-0017/config/set" in topics("pump-0017", None)
+    stats = [s for s in pipeline(_spec(AUTH_SPIKE)["search"]) if s.startswith("stats ")]
+    final = parse_aggregation(stats[-1].removeprefix("stats "))
+    assert {"topics", "event_types", "src_ips", "principal_ids"} <= set(final.outputs)
+    where = [s for s in pipeline(_spec(AUTH_SPIKE)["search"]) if s.startswith("where ")]
+    assert 'period=="current" AND failures > upper_bound' in where[-1], "evidence of the spike"
+
+
+def test_authorization_failures_are_counted_per_client_id() -> None:
+    """Logs of client ids that are not thing names (no thing field) count too."""
+    search = _spec(AUTH_SPIKE)["search"]
+    assert "thing::*" not in search
+    assert "client_id=coalesce(clientId, thing)" in search
+    assert _spec(AUTH_SPIKE)["throttling"]["fields"] == ["client_id", "evidence"]
 
 
 SURGE = "fleet_wide_authentication_error_surge"

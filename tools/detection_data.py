@@ -680,6 +680,29 @@ def _log_records(story: Story, entries: list[LogEntry]) -> None:
         story.add(batch[-1][0] + 5, cloudwatch_logs(batch))
 
 
+def _refused(device: Device, t: float, event_type: str, topic: str) -> LogEntry:
+    """An IoT Core log entry of a message or subscription refused for authorization."""
+    return iot_log(
+        t,
+        event_type,
+        "Failure",
+        client_id=device.name,
+        source_ip=device.ip,
+        reason="AUTHORIZATION_FAILURE",
+        topic=topic,
+    )
+
+
+def _misconfigured_pump() -> list[LogEntry]:
+    """pump-0017 is refused twice every two hours on its own config topic, all day, as usual."""
+    own_config = "plant-a/pumps/pump-0017/config/set"
+    return [
+        _refused(PUMP_17, ago(20 * MINUTE + slot * 2 * HOUR) + 4 * n, "Publish-In", own_config)
+        for slot in range(11, -1, -1)
+        for n in range(2)
+    ]
+
+
 @dataset
 def auth_failures() -> Story:
     """IoT Core logs and CloudWatch metrics (no Detect) for a day of authorization failures.
@@ -690,32 +713,16 @@ def auth_failures() -> Story:
     against the endpoint), while before that they held a handful of errors every few hours.
     """
 
-    def refused(device: Device, t: float, event_type: str, topic: str) -> LogEntry:
-        return iot_log(
-            t,
-            event_type,
-            "Failure",
-            client_id=device.name,
-            source_ip=device.ip,
-            reason="AUTHORIZATION_FAILURE",
-            topic=topic,
-        )
-
-    own_config = "plant-a/pumps/pump-0017/config/set"
-    entries = [
-        refused(PUMP_17, ago(20 * MINUTE + slot * 2 * HOUR) + 4 * n, "Publish-In", own_config)
-        for slot in range(11, -1, -1)
-        for n in range(2)
-    ]
+    entries = _misconfigured_pump()
     entries += [
         iot_log(t, "Connect", "Success", client_id=GATEWAY.name, source_ip=GATEWAY.ip)
         for t in (ago(50 * MINUTE + slot * 3 * HOUR) for slot in range(7, -1, -1))
     ]
     entries += [
-        refused(PUMP_22, ago(35 * MINUTE - 12 * n), "Publish-In", f"plant-a/pumps/{target}/cmd")
+        _refused(PUMP_22, ago(35 * MINUTE - 12 * n), "Publish-In", f"plant-a/pumps/{target}/cmd")
         for n, target in enumerate(device.name for _ in range(8) for device in PUMPS[:5])
     ]
-    entries += [refused(PUMP_22, ago(33 * MINUTE - 40 * n), "Subscribe", "#") for n in range(6)]
+    entries += [_refused(PUMP_22, ago(33 * MINUTE - 40 * n), "Subscribe", "#") for n in range(6)]
     entries += [
         iot_log(
             ago(10 * MINUTE - 10 * n),
@@ -740,6 +747,39 @@ def auth_failures() -> Story:
             metric_datapoint("Connect.AuthError", t, 12),
         ]
         story.add(t + MINUTE, metric_stream(points))
+    return story
+
+
+# A rogue MQTT client: mosquitto's old default client id, not shaped like a thing name.
+ROGUE_CLIENT = Device("mosqsub|8712-kali", "-", "-", "-", (), "203.0.113.9")
+
+
+@dataset
+def auth_failures_rogue_client() -> Story:
+    """Two authorization spikes in the last hour: a misconfigured pump's and a rogue client's.
+
+    pump-0017 is refused twice every two hours on its own config topic, as usual; 40 minutes
+    ago it starts writing other things' shadows: 30 refusals in ten minutes (the spike's
+    evidence is the shadow topics, not the config topic of its whole day). A client whose id
+    is not a thing name ("mosqsub|8712-kali", mosquitto's old default) connects with a stolen
+    certificate from 203.0.113.9 and is refused 25 times in six minutes.
+    """
+    entries = _misconfigured_pump()
+    entries += [
+        _refused(PUMP_17, ago(40 * MINUTE - 20 * n), "Publish-In", shadow)
+        for n, shadow in enumerate(
+            f"$aws/things/{device.name}/shadow/update" for _ in range(6) for device in PUMPS[1:]
+        )
+    ]
+    entries += [
+        _refused(ROGUE_CLIENT, ago(25 * MINUTE - 15 * n), event_type, topic)
+        for n, (event_type, topic) in enumerate(
+            [("Subscribe", "#"), ("Publish-In", "plant-a/pumps/pump-0021/cmd")] * 12
+            + [("Subscribe", "$aws/things/+/shadow/#")]
+        )
+    ]
+    story = Story()
+    _log_records(story, entries)
     return story
 
 
