@@ -587,12 +587,15 @@ def relative_seconds(text: str) -> int:
 
 
 def cron_interval(cron: str) -> int:
-    """Seconds between runs of the cron forms used here: */N minutes, hourly, every N hours."""
+    """Longest time between runs of the cron forms used here: */N minutes, a list of minutes
+    of every hour, hourly, every N hours."""
     minute, hour, day, _, weekday = cron.split()
     if minute.startswith("*/"):
         return int(minute[2:]) * 60
     if hour == "*":
-        return 3600
+        minutes = sorted(int(m) for m in minute.split(","))
+        gaps = [b - a for a, b in zip(minutes, [*minutes[1:], minutes[0] + 60], strict=True)]
+        return max(gaps) * 60
     if hour.startswith("*/"):
         return int(hour[2:]) * 3600
     if weekday != "*":
@@ -1233,3 +1236,64 @@ def test_oracle_audit_heartbeat() -> None:
     for name in ("audit_weekly", "audit_monthly"):
         dataset = f"detections/data/{name}.ndjson"
         assert _heartbeat_missing(dataset, "DAILY", window=7 * 86_400)
+
+
+MANY_IPS = "client_id_connecting_from_many_source_ips"
+
+
+def _connections(dataset: str) -> list[tuple[float, str, str]]:
+    """(time, client id, source address) of lifecycle connects and Connect log entries."""
+    found = []
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        body = e["event"]
+        if e["sourcetype"] == "aws:iot:lifecycle" and body["eventType"] == "connected":
+            found.append((e["time"], body["clientId"], body["ipAddress"]))
+        elif e["sourcetype"] == "aws:iot:log" and body["eventType"] == "Connect":
+            found.append((e["time"], body["clientId"], body["sourceIp"]))
+    return found
+
+
+def _most_addresses_in_an_hour(
+    dataset: str, earliest: float, latest: float, shift: float
+) -> dict[str, int]:
+    """Client id -> the most distinct addresses in any hour-long window of [earliest, latest)."""
+    seen = [
+        (t + shift, c, ip) for t, c, ip in _connections(dataset) if earliest <= t + shift < latest
+    ]
+    most: dict[str, int] = defaultdict(int)
+    for t, client, _ in seen:
+        ips = {ip for u, c, ip in seen if c == client and t <= u < t + 3600}
+        most[client] = max(most[client], len(ips))
+    return most
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_client_id_from_many_source_ips(replay: tuple[int, int]) -> None:
+    shift, delay = replay
+    now = detection_data.REFERENCE_TIME + shift + delay
+    for dataset, client in (("connections", "pump-0018"), ("connections_across_runs", "pump-0020")):
+        earliest, latest = _window(MANY_IPS, now)
+        most = _most_addresses_in_an_hour(dataset, earliest, latest, shift)
+        flagged = {c for c, n in most.items() if n >= 3}
+        assert flagged == {client}
+        assert len(flagged) == _expected(MANY_IPS, dataset)
+
+
+def test_connections_across_runs_escape_fixed_hourly_windows() -> None:
+    """The dataset shows the misfire: for hourly runs at the reference time (the replaced
+    schedule: the hour before each run), neither of two consecutive runs sees three addresses."""
+    latest = detection_data.REFERENCE_TIME - 300
+    for hour in (latest - 3600, latest - 7200):
+        fixed = _most_addresses_in_an_hour("connections_across_runs", hour, hour + 3600, 0)
+        assert max(fixed.values()) == 2
+
+
+def test_sliding_window_overlaps_the_runs() -> None:
+    """Each run looks back an hour more than the time since the last run, so every hour-long
+    window of connections is inside one run's range; the search slides over it."""
+    spec = _spec(MANY_IPS)
+    schedule = spec["schedule"]
+    span = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
+    assert span >= 3600 + cron_interval(schedule["cron_schedule"])
+    assert "streamstats time_window=1h dc(src_ip) AS source_ips" in " ".join(spec["search"].split())
+    assert "principal_ids" in pipeline(spec["search"])[-2]

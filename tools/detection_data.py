@@ -886,6 +886,36 @@ def connections() -> Story:
     return story
 
 
+@dataset
+def connections_across_runs() -> Story:
+    """pump-0020's client id connects from four addresses within 17 minutes, an hour ago.
+
+    It normally reconnects every four hours from its own address. Between 75 and 58 minutes
+    ago its cloned certificate connects from three more addresses, each connection knocking the
+    previous one off: two addresses fall in the hour before, two in the hour after, of an
+    hourly run's fixed window.
+    """
+    story = Story()
+    for slot in range(5, -1, -1):
+        t = ago(3 * HOUR + slot * 4 * HOUR)
+        story.add(t, lifecycle(PUMP_20.name, t, "connected", PUMP_20.ip, session=slot))
+    clone = (PUMP_20.ip, "203.0.113.45", "192.0.2.66", "203.0.113.201")
+    for n, (minutes, ip) in enumerate(zip((75, 70, 62, 58), clone, strict=True)):
+        t = ago(minutes * MINUTE)
+        if n:
+            previous = lifecycle(
+                PUMP_20.name,
+                t - 0.2,
+                "disconnected",
+                clone[n - 1],
+                reason="DUPLICATE_CLIENT_ID",
+                session=10 + n,
+            )
+            story.add(t - 0.2, previous)
+        story.add(t, lifecycle(PUMP_20.name, t, "connected", ip, session=11 + n))
+    return story
+
+
 def _rule(
     operator: str, value: dict[str, Any], *, duration: int | None = 300, datapoints: int = 1
 ) -> dict[str, Any]:
