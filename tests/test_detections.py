@@ -1297,3 +1297,53 @@ def test_sliding_window_overlaps_the_runs() -> None:
     assert span >= 3600 + cron_interval(schedule["cron_schedule"])
     assert "streamstats time_window=1h dc(src_ip) AS source_ips" in " ".join(spec["search"].split())
     assert "principal_ids" in pipeline(spec["search"])[-2]
+
+
+CHECKS = "audit_critical_or_high_check_non_compliant"
+
+
+def _non_compliant_checks(dataset: str, *, status: str) -> set[str]:
+    """CRITICAL and HIGH checks non-compliant in the window: by each check's latest completed
+    status (`status="latest"`, the detection's rule) or by any non-compliant event
+    (`status="any"`, the rule it replaced)."""
+    earliest, latest = _window(CHECKS, detection_data.REFERENCE_TIME)
+    runs: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        body = e["event"]
+        if (
+            e["sourcetype"] == "aws:iot:defender:audit:check"
+            and earliest <= e["time"] < latest
+            and body.get("severity") in {"CRITICAL", "HIGH"}
+            and body["checkRunStatus"].startswith("COMPLETED_")
+        ):
+            runs[body["check_name"]].append((e["time"], body["checkRunStatus"]))
+    if status == "any":
+        return {
+            c for c, found in runs.items() if any(s.endswith("NON_COMPLIANT") for _, s in found)
+        }
+    return {c for c, found in runs.items() if max(found)[1] == "COMPLETED_NON_COMPLIANT"}
+
+
+def test_oracle_audit_critical_or_high_checks() -> None:
+    checks = _non_compliant_checks("audit", status="latest")
+    assert checks == {
+        "DEVICE_CERTIFICATE_SHARED_CHECK",
+        "CONFLICTING_CLIENT_IDS_CHECK",
+        "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    }
+    assert len(checks) == _expected(CHECKS, "audit")
+    checks = _non_compliant_checks("audit_check_remediated", status="latest")
+    assert checks == {"CONFLICTING_CLIENT_IDS_CHECK"}
+    assert len(checks) == _expected(CHECKS, "audit_check_remediated")
+    # The dataset shows the misfire: any non-compliant event keeps the remediated check.
+    assert "DEVICE_CERTIFICATE_SHARED_CHECK" in _non_compliant_checks(
+        "audit_check_remediated", status="any"
+    )
+
+
+def test_checks_are_judged_on_their_latest_completed_status() -> None:
+    stages = pipeline(_spec(CHECKS)["search"])
+    assert "check_run_status::COMPLETED_COMPLIANT" in stages[0], "compliant runs are read too"
+    stats = next(s for s in stages if s.startswith("stats "))
+    assert "latest(checkRunStatus) AS check_status" in stats
+    assert 'where check_status=="COMPLETED_NON_COMPLIANT"' in stages

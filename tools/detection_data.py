@@ -1166,6 +1166,43 @@ def audit_first_finding() -> Story:
 
 
 @dataset
+def audit_check_remediated() -> Story:
+    """A shared certificate found yesterday is fixed and an on-demand audit shows it compliant.
+
+    Last night's scheduled audit (20 h ago) found a certificate shared by pump-0021 and a clone,
+    and gw-berlin-03's client id used by several devices. The certificate was replaced, and an
+    on-demand audit 3 hours ago ran both checks again: the certificate check completed
+    compliant; the client id check failed for lack of permissions, which says nothing about
+    the client id, so yesterday's result stands.
+    """
+    story = Story()
+    findings: list[Finding] = [
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-e", PUMP_21.name, "pump-0021-clone"),
+        ),
+        ("CONFLICTING_CLIENT_IDS_CHECK", Resource("CLIENT_ID", {"clientId": GATEWAY.name})),
+    ]
+    _add_audit(story, ago(20 * HOUR), findings)
+    start = ago(3 * HOUR)
+    checks = [
+        Check("DEVICE_CERTIFICATE_SHARED_CHECK", total=14),
+        Check(
+            "CONFLICTING_CLIENT_IDS_CHECK", "FAILED", total=0, error_code="INSUFFICIENT_PERMISSIONS"
+        ),
+    ]
+    notification = audit_notification(
+        stable_id("audit", start),
+        start,
+        checks,
+        task_type="ON_DEMAND_AUDIT_TASK",
+        audit_name=None,
+    )
+    story.add(start + 5 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 5 * MINUTE))
+    return story
+
+
+@dataset
 def audit_heartbeat() -> Story:
     """The last completed audit is 30 h old; one since failed and an older one was canceled."""
     story = Story()
