@@ -851,12 +851,15 @@ def test_oracle_authorization_failure_spike(replay: tuple[int, int]) -> None:
     flagged = set(_failure_spikes("auth_failures", replay, key="clientId"))
     assert flagged == {"pump-0022"}
     assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures")
-    metrics = [
-        (e["time"], e["fields"]["thing"], float(e["event"]["value"]["count"]))
-        for e in dataset_events("detections/data/auth_failures_detect.ndjson")
-    ]
-    flagged = bucket_spikes(metrics, AUTH_SPIKE, current=3600, floor=10, replay=replay)
-    assert flagged == {"gw-berlin-03"}
+    latest: dict[tuple[str, float], dict[str, Any]] = {}
+    for e in dataset_events("detections/data/auth_failures_detect.ndjson"):
+        key = (e["fields"]["thing"], e["time"])
+        if key not in latest or e["event"]["version"] > latest[key]["event"]["version"]:
+            latest[key] = e
+    metrics = [(t, thing, float(e["event"]["value"]["count"])) for (thing, t), e in latest.items()]
+    spikes = spiking_buckets(metrics, AUTH_SPIKE, current=3600, floor=10, replay=replay)
+    assert set(spikes) == {"gw-berlin-03"}
+    flagged = set(spikes)
     assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures_detect")
     spikes = _failure_spikes("auth_failures_rogue_client", replay, key="clientId")
     assert set(spikes) == {"pump-0017", "mosqsub|8712-kali"}
@@ -1352,3 +1355,89 @@ def test_checks_are_judged_on_their_latest_completed_status() -> None:
     stats = next(s for s in stages if s.startswith("stats "))
     assert "latest(checkRunStatus) AS check_status" in stats
     assert 'where check_status=="COMPLETED_NON_COMPLIANT"' in stages
+
+
+# --- the metric de-duplication macro, on a small model of sort and dedup -------------------------
+
+
+def _sort(rows: list[dict[str, Any]], args: str) -> list[dict[str, Any]]:
+    """`sort 0 [+|-]field ...`: numbers by value, rows without the field last (as Splunk)."""
+    keys = re.findall(r"([+-]?)\s*([A-Za-z_]\w*)", re.sub(r"^\d+\s", "", args.strip()))
+    for sign, name in reversed(keys):
+        descending = sign == "-"
+        present = [r for r in rows if r.get(name) is not None]
+        missing = [r for r in rows if r.get(name) is None]
+        rows = sorted(present, key=lambda r: r[name], reverse=descending) + missing
+    return rows
+
+
+def _dedup(rows: list[dict[str, Any]], args: str) -> list[dict[str, Any]]:
+    """`dedup [keepempty=true] fields [sortby ...]`: the first row of each combination in the
+    current order is kept; sortby then orders the rows kept (Search Reference, dedup)."""
+    words, _, sortby = args.partition(" sortby ")
+    fields = [w for w in words.split() if "=" not in w]
+    keep_empty = "keepempty=true" in words.split()
+    seen, kept = set(), []
+    for row in rows:
+        if any(row.get(f) is None for f in fields):
+            if keep_empty:
+                kept.append(row)
+            continue
+        key = tuple(row[f] for f in fields)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return _sort(kept, sortby) if sortby else kept
+
+
+def _dedup_versions(rows: list[dict[str, Any]], definition: str) -> list[dict[str, Any]]:
+    """The rows the macro keeps; its eval (the dimension key) is computed in Python."""
+    stages = pipeline(definition)
+    assert stages[0].startswith("eval metric_dimension="), stages[0]
+    for row in rows:
+        row["metric_dimension"] = "none"  # the datasets' datapoints have no dimension
+    for stage in stages[1:]:
+        command, _, args = stage.partition(" ")
+        rows = {"sort": _sort, "dedup": _dedup}[command](rows, args)
+    return rows
+
+
+def _spike_copies() -> list[dict[str, Any]]:
+    """The two copies of gw-berlin-03's spike datapoint, as fields of Splunk results."""
+    copies = [
+        {
+            "_time": e["time"],
+            "thing": e["fields"]["thing"],
+            "name": e["event"]["name"],
+            "origin": e["event"]["origin"],
+            "timestamp": e["event"]["timestamp"],
+            "version": e["event"]["version"],
+            "count": e["event"]["value"]["count"],
+        }
+        for e in dataset_events("detections/data/auth_failures_detect.ndjson")
+        if e["fields"]["thing"] == "gw-berlin-03" and e["event"]["value"]["count"] > 50
+    ]
+    assert sorted(c["version"] for c in copies) == [1, 2]
+    assert len({c["timestamp"] for c in copies}) == 2, "one copy in seconds, one in milliseconds"
+    return copies
+
+
+@pytest.mark.parametrize("order", ["oldest version first", "newest version first"])
+def test_metric_dedup_macro_keeps_the_highest_version(order: str) -> None:
+    """Whatever order the copies come in, one survives: the highest version."""
+    copies = sorted(_spike_copies(), key=lambda c: c["version"], reverse=order.startswith("new"))
+    kept = _dedup_versions(copies, macros()["iot_defender_dedup_metric_versions"].definition)
+    assert [(c["version"], c["count"]) for c in kept] == [(2, 57)]
+
+
+def test_dedup_model_shows_what_the_replaced_macro_did() -> None:
+    """Keyed on the raw timestamp, both copies survive; keyed on _time with sortby, the first
+    copy in search order survives, whatever its version."""
+    copies = sorted(_spike_copies(), key=lambda c: c["version"])
+    eval_stage = """eval metric_dimension=coalesce('dimension.name', "none")"""
+    replaced = (
+        f"{eval_stage} | dedup keepempty=true thing name metric_dimension timestamp sortby -version"
+    )
+    assert len(_dedup_versions(copies, replaced)) == 2
+    on_time = replaced.replace(" timestamp ", " _time ")
+    assert [c["version"] for c in _dedup_versions(copies, on_time)] == [1]

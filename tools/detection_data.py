@@ -812,7 +812,12 @@ def auth_error_metrics() -> Story:
 
 @dataset
 def auth_failures_detect() -> Story:
-    """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes."""
+    """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes.
+
+    Detect exports the spike's datapoint again four minutes later, in another invocation, as
+    version 2 with 57 failures and its timestamp in seconds: the same datapoint (same thing,
+    metric and time), whose highest version is the one that counts.
+    """
     story = Story()
     for slot in range(47, -1, -1):
         t = ago(15 * MINUTE + slot * 30 * MINUTE)
@@ -824,6 +829,10 @@ def auth_failures_detect() -> Story:
             ),
         ]
         story.add(t + 2 * MINUTE, detect_export(items))
+    t = ago(15 * MINUTE)
+    resent = export_item(GATEWAY.name, "aws:num-authorization-failures", t, {"count": 57})
+    resent |= {"version": 2, "timestamp": int(t)}
+    story.add(t + 6 * MINUTE, detect_export([resent]), alone=True)
     return story
 
 
