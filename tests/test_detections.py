@@ -1291,7 +1291,7 @@ def test_sliding_window_overlaps_the_runs() -> None:
     span = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
     assert span >= 3600 + cron_interval(schedule["cron_schedule"])
     assert "streamstats time_window=1h dc(src_ip) AS source_ips" in " ".join(spec["search"].split())
-    assert "principal_ids" in pipeline(spec["search"])[-2]
+    assert "certificate_ids" in pipeline(spec["search"])[-2]
 
 
 CHECKS = "audit_critical_or_high_check_non_compliant"
@@ -1428,3 +1428,155 @@ def test_dedup_model_shows_what_the_replaced_macro_did() -> None:
     assert len(_dedup_versions(copies, replaced)) == 2
     on_time = replaced.replace(" timestamp ", " _time ")
     assert [c["version"] for c in _dedup_versions(copies, on_time)] == [1]
+
+
+# --- what a responder needs with every alert ------------------------------------------------------
+
+# Alerts about the account, the audit configuration or the pipeline, not about devices.
+NOT_ABOUT_DEVICES = {
+    "audit_critical_or_high_check_non_compliant",
+    "audit_heartbeat_missing",
+    "audit_iot_logging_disabled",
+    "audit_overly_permissive_policy",
+    "audit_task_failed_or_canceled",
+    "fleet_wide_authentication_error_surge",
+    "pipeline_silent",
+    "pipeline_unparsed_events",
+}
+# Sources whose events name the client's principal (for X.509 clients, the certificate id).
+PRINCIPAL_SOURCES = {"aws:iot:log", "aws:iot:lifecycle"}
+
+
+def macros_used(spl: str) -> set[str]:
+    """Every macro a search calls, directly or through other macros."""
+    found: set[str] = set()
+    for name, _ in macro_calls(spl):
+        if name not in found and not name.endswith("_filter"):
+            found.add(name)
+            found |= macros_used(macros()[name].definition)
+    return found
+
+
+def _result_columns(definition: SearchDefinition) -> list[str]:
+    return [s for s in pipeline(definition.spec["search"]) if s.startswith("table ")][-1].split()[
+        1:
+    ]
+
+
+def _names_certificates(definition: SearchDefinition) -> bool:
+    """Whether its data has certificate ids: logs and lifecycle events, and findings of checks
+    that can be about certificates."""
+    sources = set(definition.spec["data_source"])
+    if sources & PRINCIPAL_SOURCES:
+        return True
+    checks = re.findall(r"check_name::(\w+)", definition.spec["search"])
+    return "aws:iot:defender:audit:finding" in sources and (
+        not checks or any("CERTIFICATE" in check for check in checks)
+    )
+
+
+@pytest.mark.parametrize("definition", DETECTIONS, ids=_ids(DETECTIONS))
+def test_device_alerts_carry_what_a_responder_needs(definition: SearchDefinition) -> None:
+    """Thing, thing groups, type and firmware (one macro adds them), certificate ids where the
+    data has them, the destination's remote port and the listening interface where known."""
+    columns = set(_result_columns(definition))
+    used = macros_used(definition.spec["search"])
+    if definition.stem in NOT_ABOUT_DEVICES:
+        assert "thing" not in columns
+        return
+    assert "iot_defender_responder_context" in used
+    assert {"thing", "thing_groups", "thing_type", "firmware_version"} <= columns
+    if _names_certificates(definition):
+        assert "certificate_ids" in columns
+    if "iot_defender_destinations" in used:
+        assert "dest_ports" in columns
+    if "iot_defender_listening_ports" in used:
+        assert "interfaces" in columns
+
+
+def _spl_string(text: str) -> str:
+    """An SPL string literal's value (backslash escapes a quote or a backslash)."""
+    return re.sub(r'\\(["\\])', r"\1", text)
+
+
+def _destination(entry: str) -> tuple[str | None, int | None]:
+    """(dest_ip, dest_port) of one remote_addr or CIDR, by the iot_defender_destinations
+    macro's own patterns: its case() of match/replace pairs, and its port pattern."""
+    definition = macros()["iot_defender_destinations"].definition
+    string = r'"((?:[^"\\]|\\.)*)"'
+    clauses = re.findall(
+        rf"match\(destination_entry, {string}\), replace\(destination_entry, {string}, {string}\)",
+        definition,
+    )
+    assert len(clauses) == 3, definition
+    ip = next(
+        (
+            re.sub(_spl_string(pattern), _spl_string(replacement), entry)
+            for test, pattern, replacement in clauses
+            if re.search(_spl_string(test), entry)
+        ),
+        None,
+    )
+    port_test = re.search(rf"dest_port=if\(match\(destination_entry, {string}\)", definition)
+    assert port_test, definition
+    port = int(entry.rsplit(":", 1)[1]) if re.search(_spl_string(port_test[1]), entry) else None
+    return ip, port
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("203.0.113.77:6667", ("203.0.113.77", 6667)),
+        ("10.20.4.17:502", ("10.20.4.17", 502)),
+        ("198.51.100.40/32", ("198.51.100.40", None)),
+        ("10.20.0.0/16", ("10.20.0.0", None)),
+        ("192.0.2.9", ("192.0.2.9", None)),
+        ("[2001:db8::7]:8883", ("2001:db8::7", 8883)),
+        ("2001:db8::7/128", ("2001:db8::7", None)),
+        ("broker.example.com:8883", (None, None)),
+    ],
+)
+def test_destinations_macro_reads_addresses_and_remote_ports(
+    entry: str, expected: tuple[str | None, int | None]
+) -> None:
+    """Device reports give ip:port or [ipv6]:port (the port is kept), Detect exports CIDRs."""
+    assert _destination(entry) == expected
+
+
+def test_every_destination_in_the_datasets_is_read() -> None:
+    entries = {
+        entry
+        for name in detection_data.DATASETS
+        for e in dataset_events(f"detections/data/{name}.ndjson")
+        if e["fields"].get("metric") == "aws:destination-ip-addresses"
+        for entry in [c["remote_addr"] for c in e["event"].get("detail", {}).get("connections", [])]
+        or e["event"]["value"]["cidrs"]
+    }
+    assert entries
+    assert all(_destination(entry)[0] for entry in entries), entries
+
+
+def test_listening_ports_macro_keeps_the_interface() -> None:
+    """Each port zipped with its interface as port@interface, split back by the macro's
+    patterns; Detect exports (no detail) give bare ports and no interface."""
+    definition = macros()["iot_defender_listening_ports"].definition
+    zipped = re.search(
+        r"mvzip\('detail\.ports\{\}\.port', 'detail\.ports\{\}\.interface', \"(.)\"\)", definition
+    )
+    port = re.search(r'port=tonumber\(replace\(port_entry, "([^"]+)", ""\)\)', definition)
+    interface = re.search(
+        r'interface=if\(match\(port_entry, "([^"]+)"\), replace\(port_entry, "([^"]+)", ""\)',
+        definition,
+    )
+    assert zipped, definition
+    assert port, definition
+    assert interface, definition
+    for entry, expected in (
+        ("8081@usb0", (8081, "usb0")),
+        ("4444@eth0@if3", (4444, "eth0@if3")),
+        ("443", (443, None)),
+    ):
+        got_port = int(re.sub(port[1], "", entry))
+        got_interface = re.sub(interface[2], "", entry) if re.search(interface[1], entry) else None
+        assert (got_port, got_interface) == expected
+    assert zipped[1] == "@"
