@@ -1435,6 +1435,7 @@ def test_dedup_model_shows_what_the_replaced_macro_did() -> None:
 # Alerts about the account, the audit configuration or the pipeline, not about devices.
 NOT_ABOUT_DEVICES = {
     "audit_critical_or_high_check_non_compliant",
+    "authentication_error_burst_from_source_ip",
     "audit_heartbeat_missing",
     "audit_iot_logging_disabled",
     "audit_overly_permissive_policy",
@@ -1580,3 +1581,96 @@ def test_listening_ports_macro_keeps_the_interface() -> None:
         got_interface = re.sub(interface[2], "", entry) if re.search(interface[1], entry) else None
         assert (got_port, got_interface) == expected
     assert zipped[1] == "@"
+
+
+# --- source-address and low-rate authentication detections ---------------------------------------
+
+MANY_CLIENT_IDS = "source_ip_trying_many_client_ids"
+
+
+def _sources_trying_many_client_ids(dataset: str, replay: tuple[int, int]) -> dict[str, int]:
+    """Source -> client ids it first used in the last hour of the window, if five or more."""
+    shift, delay = replay
+    earliest, latest = _window(MANY_CLIENT_IDS, detection_data.REFERENCE_TIME + shift + delay)
+    first: dict[tuple[str, str], float] = {}
+    for t, client, ip in _connections(dataset):
+        if earliest <= t + shift < latest:
+            first[ip, client] = min(first.get((ip, client), math.inf), t + shift)
+    new: dict[str, int] = defaultdict(int)
+    for (ip, _), t in first.items():
+        new[ip] += t >= latest - 3600
+    return {ip: n for ip, n in new.items() if n >= 5}
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_source_ip_trying_many_client_ids(replay: tuple[int, int]) -> None:
+    found = _sources_trying_many_client_ids("client_ids_from_one_source", replay)
+    assert found == {"203.0.113.66": 8}
+    # The NAT gives seven client ids one address, but six are not new to it: it stays quiet.
+    connections = _connections("client_ids_from_one_source")
+    assert len({c for _, c, ip in connections if ip == detection_data.PLANT_NAT}) == 7
+    assert len(found) == _expected(MANY_CLIENT_IDS, "client_ids_from_one_source")
+    assert not _sources_trying_many_client_ids("connections", replay)
+    assert _expected(MANY_CLIENT_IDS, "connections") == 0
+
+
+AUTHN_BURST = "authentication_error_burst_from_source_ip"
+
+
+def _authentication_bursts(dataset: str, replay: tuple[int, int]) -> set[str]:
+    """Sources with 20 or more Connection.AuthNError entries in a 5-minute interval."""
+    shift, delay = replay
+    earliest, latest = _window(AUTHN_BURST, detection_data.REFERENCE_TIME + shift + delay)
+    buckets: dict[tuple[str, float], int] = defaultdict(int)
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        t = e["time"] + shift
+        if e["fields"].get("event_type") == "Connection.AuthNError" and earliest <= t < latest:
+            buckets[e["event"]["sourceIp"], t - t % 300] += 1
+    return {ip for (ip, _), n in buckets.items() if n >= 20}
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_authentication_error_burst(replay: tuple[int, int]) -> None:
+    found = _authentication_bursts("authentication_errors_by_source", replay)
+    assert found == {"192.0.2.250"}
+    assert len(found) == _expected(AUTHN_BURST, "authentication_errors_by_source")
+    assert not _authentication_bursts("auth_failures", replay)
+    assert _expected(AUTHN_BURST, "auth_failures") == 0
+
+
+LOW_RATE = "low_rate_authorization_probing"
+
+
+def _low_rate_probers(dataset: str, replay: tuple[int, int]) -> dict[str, int]:
+    """Client id -> distinct topics, for clients refused in 12+ hours on 10+ topics, never
+    more than 10 times in a 5-minute interval."""
+    shift, delay = replay
+    earliest, latest = _window(LOW_RATE, detection_data.REFERENCE_TIME + shift + delay)
+    hours: dict[str, set[float]] = defaultdict(set)
+    topics: dict[str, set[str]] = defaultdict(set)
+    buckets: dict[tuple[str, float], int] = defaultdict(int)
+    for e in _authorization_failure_logs(dataset):
+        t = e["time"] + shift
+        if earliest <= t < latest:
+            client = e["event"]["clientId"]
+            hours[client].add(t - t % 3600)
+            topics[client].add(e["event"]["topicName"])
+            buckets[client, t - t % 300] += 1
+    return {
+        client: len(topics[client])
+        for client in hours
+        if len(hours[client]) >= 12
+        and len(topics[client]) >= 10
+        and max(n for (c, _), n in buckets.items() if c == client) <= 10
+    }
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_low_rate_authorization_probing(replay: tuple[int, int]) -> None:
+    found = _low_rate_probers("auth_failures_low_rate", replay)
+    assert found == {"pump-0019": 72}
+    assert len(found) == _expected(LOW_RATE, "auth_failures_low_rate")
+    assert not _low_rate_probers("auth_failures", replay)
+    assert _expected(LOW_RATE, "auth_failures") == 0
+    # Below the spike detection's floor: that detection never sees pump-0019.
+    assert "pump-0019" not in _failure_spikes("auth_failures_low_rate", replay, key="clientId")

@@ -361,8 +361,12 @@ def iot_log(
     reason: str | None = None,
     details: str | None = None,
     topic: str | None = None,
+    certificate: str | None = None,
 ) -> LogEntry:
-    """One AWS IoT logs v2 entry and the CloudWatch timestamp it is logged at."""
+    """One AWS IoT logs v2 entry and the CloudWatch timestamp it is logged at.
+
+    The principal is the client's own certificate, unless `certificate` names another (a
+    certificate used with client ids not its own)."""
     entry: dict[str, Any] = {
         "timestamp": _iso(t, sep=" ", millis=True),
         "logLevel": "ERROR" if status == "Failure" else "INFO",
@@ -374,7 +378,8 @@ def iot_log(
     }
     if client_id:
         entry["clientId"] = client_id
-        entry["principalId"] = hashlib.sha256(f"cert:{client_id}".encode()).hexdigest()
+        owner = certificate or client_id
+        entry["principalId"] = hashlib.sha256(f"cert:{owner}".encode()).hexdigest()
     if topic:
         entry["topicName"] = topic
     if source_ip:
@@ -778,6 +783,98 @@ def auth_failures_rogue_client() -> Story:
             + [("Subscribe", "$aws/things/+/shadow/#")]
         )
     ]
+    story = Story()
+    _log_records(story, entries)
+    return story
+
+
+# A plant's NAT gateway: the pumps behind it all connect from this one public address.
+PLANT_NAT = "198.51.100.200"
+
+
+@dataset
+def client_ids_from_one_source() -> Story:
+    """One address tries eight client ids with one stolen certificate; a NAT's devices do not.
+
+    The six pumps behind plant-a's NAT reconnect every four hours from its address, and a new
+    pump (pump-0099) connects through it for the first time in the last hour. Between 40 and 30
+    minutes ago 203.0.113.66 connects as eight different things with pump-0017's certificate
+    and is refused each time (the policy binds client ids to their own certificates).
+    """
+    story = Story()
+    for position, device in enumerate(PUMPS):
+        for slot in range(5, -1, -1):
+            t = ago(50 * MINUTE + position * 7 * MINUTE + slot * 4 * HOUR)
+            story.add(t, lifecycle(device.name, t, "connected", PLANT_NAT, session=slot))
+    t = ago(20 * MINUTE)
+    story.add(t, lifecycle(NEW_PUMP.name, t, "connected", PLANT_NAT))
+    targets = [*PUMPS, GATEWAY, LOBBY_CAMERA]
+    entries = [
+        iot_log(
+            ago(40 * MINUTE - 75 * n),
+            "Connect",
+            "Failure",
+            client_id=device.name,
+            source_ip="203.0.113.66",
+            reason="AUTHORIZATION_FAILURE",
+            certificate=PUMP_17.name,
+        )
+        for n, device in enumerate(targets)
+    ]
+    _log_records(story, entries)
+    return story
+
+
+@dataset
+def authentication_errors_by_source() -> Story:
+    """Internet scanners probe the endpoint all day; one address bursts in the last quarter hour.
+
+    Thirty scanners each hit the endpoint with an unregistered certificate a few times over the
+    day (Connection.AuthNError, no client id). Twelve minutes ago 192.0.2.250 presents 45
+    certificates in four minutes: certificate stuffing from one host.
+    """
+    entries = [
+        iot_log(
+            ago(30 * MINUTE + scanner * 47 * MINUTE + hit * 13),
+            "Connection.AuthNError",
+            "Failure",
+            source_ip=f"203.0.113.{100 + scanner}",
+            reason="AUTHENTICATION_FAILURE",
+            details="Certificate is not registered with AWS IoT",
+        )
+        for scanner in range(30)
+        for hit in range(1 + scanner % 4)
+    ]
+    entries += [
+        iot_log(
+            ago(12 * MINUTE - 5 * n),
+            "Connection.AuthNError",
+            "Failure",
+            source_ip="192.0.2.250",
+            reason="AUTHENTICATION_FAILURE",
+            details="Certificate is not registered with AWS IoT",
+        )
+        for n in range(45)
+    ]
+    story = Story()
+    _log_records(story, entries)
+    return story
+
+
+@dataset
+def auth_failures_low_rate() -> Story:
+    """pump-0019 probes two new topics every 40 minutes all day, always below the spike floor.
+
+    Besides pump-0017's usual refusals on its own config topic, pump-0019 tries to publish to
+    another valve's command topic and to read its shadow every 40 minutes for a day: 72
+    refusals on 72 topics, never more than two in five minutes.
+    """
+    entries = _misconfigured_pump()
+    for slot in range(35, -1, -1):
+        t = ago(25 * MINUTE + slot * 40 * MINUTE)
+        valve = f"valve-{slot:02d}"
+        entries.append(_refused(PUMP_19, t, "Publish-In", f"plant-a/valves/{valve}/cmd"))
+        entries.append(_refused(PUMP_19, t + 9, "Subscribe", f"$aws/things/{valve}/shadow/get"))
     story = Story()
     _log_records(story, entries)
     return story
