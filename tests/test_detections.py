@@ -10,6 +10,7 @@ the statistical detections from the datasets. Running the searches needs a real 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import re
@@ -683,8 +684,19 @@ def test_works_without_detect_is_proven_by_a_dataset(definition: SearchDefinitio
         ]
         assert proofs, "no test shows results from a dataset without Detect data"
     else:
-        assert set(definition.spec["data_source"]) & DETECT_ONLY_SOURCETYPES
+        # Detect alarms, or metrics only Detect measures (cloud-side, from its export).
+        metrics = set(re.findall(r'metric::"([^"]+)"', expand(definition.spec["search"])))
+        cloud_only = bool(metrics) and metrics <= _cloud_side_metrics()
+        assert set(definition.spec["data_source"]) & DETECT_ONLY_SOURCETYPES or cloud_only
         assert all(_has_detect_data(t["dataset"]) for t in tests)
+
+
+@cache
+def _cloud_side_metrics() -> frozenset[str]:
+    """Metrics AWS IoT measures in the cloud (the metric catalogue): only Detect exports them."""
+    lines = (APP / "lookups" / "iot_defender_metric_catalog.csv").read_text(encoding="utf-8")
+    rows = [line.split(",") for line in lines.splitlines()[1:]]
+    return frozenset(row[0] for row in rows if row[1] == "cloud")
 
 
 @pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
@@ -954,30 +966,45 @@ def test_oracle_connection_flapping(replay: tuple[int, int]) -> None:
     assert len(flagged) == _expected(stem, "connections")
 
 
+OUTBOUND = ("aws:all-bytes-out", "aws:all-packets-out")
+
+
+def _datapoints(dataset: str, metrics: Iterable[str]) -> list[tuple[float, str, str, float]]:
+    """(time, thing, metric, value) of count metrics, one per thing, metric, origin and time
+    (the highest value, as iot_defender_datapoint_volume keeps it)."""
+    wanted = set(metrics)
+    volumes: dict[tuple[float, str, str, str], float] = {}
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        if e["fields"].get("metric") in wanted:
+            key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["event"]["origin"])
+            volumes[key] = max(volumes.get(key, 0.0), float(e["event"]["value"]["count"]))
+    return [(t, thing, metric, v) for (t, thing, metric, _), v in volumes.items()]
+
+
 def _outbound() -> list[tuple[float, str, str, float]]:
-    return [
-        (
-            e["time"],
-            e["fields"]["thing"],
-            e["fields"]["metric"],
-            float(e["event"]["value"]["count"]),
-        )
-        for e in dataset_events("detections/data/outbound_volume.ndjson")
-        if e["fields"].get("metric") in {"aws:all-bytes-out", "aws:all-packets-out"}
-    ]
+    return _datapoints("outbound_volume", OUTBOUND)
+
+
+@cache
+def _spike_floors() -> dict[str, float]:
+    """Metric -> floor, from the iot_defender_spike_floor macro's case()."""
+    definition = macros()["iot_defender_spike_floor"].definition
+    return {m: float(v) for m, v in re.findall(r'name=="([^"]+)", (\d+)', definition)}
 
 
 def _floor(metric: str) -> float:
-    return 5_000_000 if metric == "aws:all-bytes-out" else 5_000
+    return _spike_floors()[metric]
 
 
-@pytest.mark.parametrize("replay", REPLAYS)
-def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> None:
-    stem = "outbound_volume_spike_vs_device_baseline"
+def volume_spikes(
+    points: list[tuple[float, str, str, float]], stem: str, replay: tuple[int, int]
+) -> set[str]:
+    """Things with a datapoint of the last hour above their own baseline, as
+    iot_defender_volume_spikes judges it."""
     shift, delay = replay
     earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
     series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for t, thing, metric, value in _outbound():
+    for t, thing, metric, value in points:
         if earliest <= t + shift < latest:
             series[thing, metric][t + shift >= latest - 3600].append(value)
     flagged = set()
@@ -988,6 +1015,13 @@ def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> N
         stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
         if max(now) > max(avg + 3 * stdev, _floor(metric)):
             flagged.add(thing)
+    return flagged
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> None:
+    stem = "outbound_volume_spike_vs_device_baseline"
+    flagged = volume_spikes(_outbound(), stem, replay)
     assert flagged == {"pump-0021"}
     assert len(flagged) == _expected(stem, "outbound_volume")
 
@@ -1674,3 +1708,205 @@ def test_oracle_low_rate_authorization_probing(replay: tuple[int, int]) -> None:
     assert _expected(LOW_RATE, "auth_failures") == 0
     # Below the spike detection's floor: that detection never sees pump-0019.
     assert "pump-0019" not in _failure_spikes("auth_failures_low_rate", replay, key="clientId")
+
+
+# --- exfiltration and scanning --------------------------------------------------------------------
+
+
+@cache
+def _allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    lines = (APP / "lookups" / "iot_defender_allowed_cidrs.csv").read_text(encoding="utf-8")
+    return tuple(ipaddress.ip_network(line.split(",")[0]) for line in lines.splitlines()[1:])
+
+
+def _connections_out(dataset: str) -> list[tuple[float, str, str, int | None]]:
+    """(time, thing, destination address, remote port) of each destination-IP datapoint entry,
+    read as iot_defender_destinations reads it."""
+    found = []
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        if e["fields"].get("metric") != "aws:destination-ip-addresses":
+            continue
+        detail = [c["remote_addr"] for c in e["event"].get("detail", {}).get("connections", [])]
+        for entry in detail or e["event"]["value"]["cidrs"]:
+            ip, port = _destination(entry)
+            if ip:
+                found.append((e["time"], e["fields"]["thing"], ip, port))
+    return found
+
+
+def new_disallowed_destinations(
+    dataset: str, stem: str, replay: tuple[int, int]
+) -> dict[str, set[str]]:
+    """Thing -> destinations outside the allowed networks first used in the last hour, for
+    devices with more than 12 hours of destination datapoints."""
+    shift, delay = replay
+    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    first: dict[tuple[str, str], float] = {}
+    device_first: dict[str, float] = {}
+    for t, thing, ip, _ in _connections_out(dataset):
+        if earliest <= t + shift < latest:
+            first[thing, ip] = min(first.get((thing, ip), math.inf), t + shift)
+            device_first[thing] = min(device_first.get(thing, math.inf), t + shift)
+    new: dict[str, set[str]] = defaultdict(set)
+    for (thing, ip), t in first.items():
+        allowed = any(ipaddress.ip_address(ip) in net for net in _allowed_networks())
+        if not allowed and t >= latest - 3600 and device_first[thing] < latest - 43_200:
+            new[thing].add(ip)
+    return dict(new)
+
+
+EXFILTRATION = "outbound_spike_to_new_destination"
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_outbound_spike_to_new_destination(replay: tuple[int, int]) -> None:
+    spikes = volume_spikes(
+        _datapoints("exfiltration_to_new_destination", OUTBOUND), EXFILTRATION, replay
+    )
+    new = new_disallowed_destinations("exfiltration_to_new_destination", EXFILTRATION, replay)
+    # Each sign alone on its own device; both on pump-0020.
+    assert spikes == {"pump-0020", "pump-0021"}
+    assert new == {"pump-0020": {"203.0.113.99"}, "pump-0018": {"203.0.113.150"}}
+    assert len(spikes & set(new)) == _expected(EXFILTRATION, "exfiltration_to_new_destination")
+    for dataset in ("outbound_volume", "destinations"):
+        spikes = volume_spikes(_datapoints(dataset, OUTBOUND), EXFILTRATION, replay)
+        both = spikes & set(new_disallowed_destinations(dataset, EXFILTRATION, replay))
+        assert len(both) == _expected(EXFILTRATION, dataset) == 0
+        assert spikes or new_disallowed_destinations(dataset, EXFILTRATION, replay), "one sign"
+
+
+def test_both_signs_are_more_severe_than_either() -> None:
+    ranks = ["informational", "low", "medium", "high", "critical"]
+    combined = ranks.index(_spec(EXFILTRATION)["severity"])
+    parts = {
+        "outbound_volume_spike_vs_device_baseline": "iot_defender_volume_spikes",
+        "new_destination_outside_allowed_cidrs": "iot_defender_new_disallowed_destinations",
+    }
+    for part, rule in parts.items():
+        assert combined > ranks.index(_spec(part)["severity"])
+        # Each part's rule is the combined detection's: one macro, not a copy.
+        assert rule in macros_used(_spec(part)["search"])
+        assert rule in macros_used(_spec(EXFILTRATION)["search"])
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_new_destination_outside_allowed_cidrs(replay: tuple[int, int]) -> None:
+    stem = "new_destination_outside_allowed_cidrs"
+    new = new_disallowed_destinations("destinations", stem, replay)
+    assert new == {"cam-lobby-2": {"203.0.113.77"}}
+    assert len(new) == _expected(stem, "destinations")
+
+
+DAILY = "daily_outbound_volume_above_device_baseline"
+
+
+def _daily_excess(dataset: str, replay: tuple[int, int]) -> set[str]:
+    """Things whose last 24 hours exceed their previous days as the daily detection judges."""
+    shift, delay = replay
+    earliest, latest = _window(DAILY, detection_data.REFERENCE_TIME + shift + delay)
+    days: dict[tuple[str, str], dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for t, thing, metric, value in _datapoints(dataset, OUTBOUND):
+        if earliest <= t + shift < latest:
+            days[thing, metric][math.floor((latest - t - shift) / 86_400)] += value
+    flagged = set()
+    for (thing, metric), totals in days.items():
+        base = [v for day, v in totals.items() if day >= 1]
+        if len(base) < 5 or 0 not in totals:
+            continue
+        avg = sum(base) / len(base)
+        stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
+        floor = 20_000_000 if metric == "aws:all-bytes-out" else 20_000
+        if totals[0] > max(avg + 3 * stdev, 2 * avg, floor):
+            flagged.add(thing)
+    return flagged
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_daily_outbound_volume(replay: tuple[int, int]) -> None:
+    flagged = _daily_excess("low_and_slow_exfiltration", replay)
+    assert flagged == {"pump-0018"}
+    assert len(flagged) == _expected(DAILY, "low_and_slow_exfiltration")
+    assert not _daily_excess("outbound_volume", replay)
+    assert _expected(DAILY, "outbound_volume") == 0
+    # Low and slow: no single datapoint is a spike for the hourly detection.
+    points = _datapoints("low_and_slow_exfiltration", OUTBOUND)
+    assert not volume_spikes(points, "outbound_volume_spike_vs_device_baseline", replay)
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_mqtt_publish_volume(replay: tuple[int, int]) -> None:
+    stem = "mqtt_publish_volume_spike_vs_device_baseline"
+    metrics = re.findall(r'metric::"([^"]+)"', _spec(stem)["search"])
+    assert set(metrics) == {"aws:num-messages-sent", "aws:message-byte-size"}
+    flagged = volume_spikes(_datapoints("mqtt_publish_volume", metrics), stem, replay)
+    assert flagged == {"gw-berlin-03"}
+    assert len(flagged) == _expected(stem, "mqtt_publish_volume")
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_established_connections_spike(replay: tuple[int, int]) -> None:
+    stem = "established_connections_spike_vs_device_baseline"
+    points = _datapoints("established_connections", ["aws:num-established-tcp-connections"])
+    flagged = volume_spikes(points, stem, replay)
+    assert flagged == {"cam-yard-1"}
+    assert len(flagged) == _expected(stem, "established_connections")
+    shift, delay = replay
+    _, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    last_hour = [
+        (ip, port)
+        for t, thing, ip, port in _connections_out("established_connections")
+        if thing == "cam-yard-1" and latest - 3600 <= t + shift < latest
+    ]
+    assert len({ip for ip, _ in last_hour}) == 90 + 3  # the scan, the endpoint, relay, NTP
+    assert {port for _, port in last_hour} >= {23, 2323}
+
+
+# --- open ports across a peer segment -------------------------------------------------------------
+
+FLEET_PORTS = "new_listening_port_on_several_peer_devices"
+
+
+def _new_ports_by_peer_segment(
+    dataset: str, replay: tuple[int, int]
+) -> dict[tuple[str, int], set[str]]:
+    """(peer segment, port) -> devices where the port is new in the window, by the port
+    baseline as the Rebuild report writes it, for devices it knew a day before the window."""
+    shift, delay = replay
+    now = detection_data.REFERENCE_TIME + shift + delay
+    earliest, latest = _window(FLEET_PORTS, now)
+    events = dataset_events(f"detections/data/{dataset}.ndjson")
+    firmware = {
+        e["fields"]["thing"]: e["event"]["attributes"]["firmware_version"]
+        for e in events
+        if e["sourcetype"] == "aws:iot:thing"
+    }
+    baseline: dict[tuple[str, str, int], float] = {}
+    for e in events:
+        metric = e["fields"].get("metric", "")
+        if metric.startswith("aws:listening-") and e["time"] + shift < now - 300:
+            for port in e["event"]["value"]["ports"]:
+                key = (e["fields"]["thing"], metric.split("-")[1], port)
+                baseline[key] = min(baseline.get(key, math.inf), e["time"] + shift)
+    device_since: dict[str, float] = defaultdict(lambda: math.inf)
+    for (thing, _, _), t in baseline.items():
+        device_since[thing] = min(device_since[thing], t)
+    segments: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for (thing, _, port), t in baseline.items():
+        if earliest <= t < latest and device_since[thing] < earliest - 86_400:
+            segments[firmware.get(thing, "unknown"), port].add(thing)
+    return {key: things for key, things in segments.items() if len(things) >= 3}
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_new_listening_port_on_several_peer_devices(replay: tuple[int, int]) -> None:
+    found = _new_ports_by_peer_segment("listening_ports_new_release", replay)
+    assert found == {("3.2.0", 8081): {"pump-0017", "pump-0019", "pump-0021"}}
+    assert len(found) == _expected(FLEET_PORTS, "listening_ports_new_release")
+    assert not _new_ports_by_peer_segment("listening_ports", replay)
+    assert _expected(FLEET_PORTS, "listening_ports") == 0
+
+
+def test_new_port_rules_are_shared() -> None:
+    """The single-device and the fleet detection judge new ports with the same macro."""
+    for stem in ("new_listening_port_on_device", FLEET_PORTS):
+        assert "iot_defender_new_listening_ports" in macros_used(_spec(stem)["search"])

@@ -110,17 +110,21 @@ def device_report(
     connections: list[Connection] | None = None,
     network: dict[str, int] | None = None,
     custom: dict[str, float] | None = None,
+    interfaces: dict[int, str] | None = None,
 ) -> bytes:
-    """A device-side metrics report as the IoT rule forwards it (thing_name, received_at added)."""
+    """A device-side metrics report as the IoT rule forwards it (thing_name, received_at added).
+
+    Ports listen on eth0 unless `interfaces` names another for a port."""
     metrics: dict[str, Any] = {}
+    where = interfaces or {}
     if tcp is not None:
         metrics["listening_tcp_ports"] = {
-            "ports": [{"port": port, "interface": "eth0"} for port in tcp],
+            "ports": [{"port": port, "interface": where.get(port, "eth0")} for port in tcp],
             "total": len(tcp),
         }
     if udp is not None:
         metrics["listening_udp_ports"] = {
-            "ports": [{"port": port, "interface": "eth0"} for port in udp],
+            "ports": [{"port": port, "interface": where.get(port, "eth0")} for port in udp],
             "total": len(udp),
         }
     if connections is not None:
@@ -618,6 +622,32 @@ def listening_ports_detect() -> Story:
 
 
 @dataset
+def listening_ports_new_release() -> Story:
+    """A release rolls out a debug server: three pumps of firmware 3.2.0 start listening on 8081.
+
+    Six pumps (firmware 3.2.0) and two cameras (1.9.3) report their ports every 2 hours for three
+    days. pump-0017, pump-0019 and pump-0021 start listening on tcp/8081 on their USB network
+    interface 19, 9 and 3 hours ago, as each takes the update; cam-lobby-2 starts a web server
+    on 8081 too, alone in its segment.
+    """
+    story = Story()
+    starts = {PUMP_17: 19 * HOUR, PUMP_19: 9 * HOUR, PUMP_21: 3 * HOUR, LOBBY_CAMERA: 5 * HOUR}
+    devices = (*PUMPS, LOBBY_CAMERA, DOCK_CAMERA)
+    for slot in range(35, -1, -1):
+        t = ago(25 * MINUTE + slot * 2 * HOUR)
+        for position, device in enumerate(devices):
+            at = t + 6 * position
+            tcp = [443, 554] if device.thing_type == "ip-camera" else [8443]
+            if device in starts and at >= ago(starts[device]):
+                tcp.append(8081)
+            usb = {8081: "usb0"} if device.thing_type == "water-pump" else None
+            story.add(at, device_report(device.name, at, tcp=tcp, interfaces=usb))
+    for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
 def outbound_volume() -> Story:
     """Hourly network stats for a day: six pumps and three cameras, plus the inventory.
 
@@ -670,6 +700,97 @@ def destinations() -> Story:
         story.add(t + 9, device_report(GATEWAY.name, t + 9, connections=gateway))
         if latest:
             story.add(t + 14, device_report(NEW_PUMP.name, t + 14, connections=[endpoint]))
+    return story
+
+
+@dataset
+def exfiltration_to_new_destination() -> Story:
+    """Hourly reports of six pumps; in the last hour pump-0020 sends 40 MB to a new address.
+
+    Every pump talks to the plant's historian (private, allowed) and the IoT endpoint all day,
+    sending about 200 KB an hour. In the last hour pump-0020 sends 40 MB in 30,000 packets and
+    connects to 203.0.113.99:443, an address it never used: both signs in one hour. pump-0018
+    connects to a new address with its usual volume, and pump-0021 sends 30 MB to its usual
+    destinations: each is one sign alone.
+    """
+    story = Story()
+    usual = [Connection("10.20.0.1:443", 48110), Connection(f"{IOT_ENDPOINT}:8883", 50412)]
+    for hour in range(23, -1, -1):
+        t = ago(15 * MINUTE + hour * HOUR)
+        for position, device in enumerate(PUMPS):
+            at = t + 3 * position
+            bytes_out = 200_000 * (1 + jitter(device.name, hour, "bytes", spread=0.1))
+            packets_out = 1_500 * (1 + jitter(device.name, hour, "packets", spread=0.1))
+            connections = list(usual)
+            if hour == 0 and device is PUMP_20:
+                bytes_out, packets_out = 40_000_000, 30_000
+                connections.append(Connection("203.0.113.99:443", 51944))
+            elif hour == 0 and device is PUMP_21:
+                bytes_out, packets_out = 30_000_000, 22_000
+            elif hour == 0 and device is PUMP_18:
+                connections.append(Connection("203.0.113.150:8080", 40880))
+            network = {"bytes_out": int(bytes_out), "packets_out": int(packets_out)}
+            story.add(at, device_report(device.name, at, connections=connections, network=network))
+    for device in PUMPS:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
+def low_and_slow_exfiltration() -> Story:
+    """Three pumps report every two hours for eight days; pump-0018 leaks 48 MB in the last day.
+
+    Pumps send about 400 KB per report. For the last 24 hours pump-0018 sends 4 MB per report:
+    below the 5 MB floor of a single datapoint's spike, ten times its usual day.
+    """
+    story = Story()
+    devices = (PUMP_17, PUMP_18, PUMP_19)
+    for slot in range(95, -1, -1):
+        t = ago(40 * MINUTE + slot * 2 * HOUR)
+        for position, device in enumerate(devices):
+            at = t + 4 * position
+            leaking = device is PUMP_18 and slot < 12
+            bytes_out = (
+                4_000_000 if leaking else 400_000 * (1 + jitter(device.name, slot, spread=0.1))
+            )
+            packets_out = 3_000 * (1 + jitter(device.name, slot, "packets", spread=0.1))
+            network = {"bytes_out": int(bytes_out), "packets_out": int(packets_out)}
+            story.add(at, device_report(device.name, at, network=network))
+    for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
+def established_connections() -> Story:
+    """Three devices report their connections every 20 minutes; cam-yard-1 starts scanning.
+
+    Each normally holds two or three connections (the IoT endpoint, a time server, a video
+    relay for the camera). In its last report cam-yard-1 holds 180 connections to Telnet ports
+    (23 and 2323) across 203.0.113.0/24: Mirai-style scanning.
+    """
+    story = Story()
+    endpoint = Connection(f"{IOT_ENDPOINT}:8883", 50412)
+    scan = [
+        Connection(f"203.0.113.{host}:{port}", 41000 + 2 * host + (port == 2323))
+        for host in range(1, 91)
+        for port in (23, 2323)
+    ]
+    for slot in range(71, -1, -1):
+        t = ago(7 * MINUTE + slot * 20 * MINUTE)
+        camera = [endpoint, Connection("10.30.0.5:554", 50100)]
+        if slot % 3 == 0:
+            camera.append(Connection("10.30.0.9:123", 50210))
+        if slot == 0:
+            camera += scan
+        gateway = [endpoint, Connection("10.20.4.17:502", 40122, "eth1")]
+        for position, (device, connections) in enumerate(
+            ((YARD_CAMERA, camera), (GATEWAY, gateway), (PUMP_17, [endpoint]))
+        ):
+            at = t + 5 * position
+            story.add(at, device_report(device.name, at, connections=connections))
+    for device in (YARD_CAMERA, GATEWAY, PUMP_17):
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
     return story
 
 
@@ -904,6 +1025,36 @@ def auth_error_metrics() -> Story:
             points.append(metric_datapoint("PublishOut.AuthError", t, 15))
         if points:
             story.add(t + MINUTE, metric_stream(points))
+    return story
+
+
+@dataset
+def mqtt_publish_volume() -> Story:
+    """Detect's cloud-side message metrics every 30 minutes; gw-berlin-03 publishes 48 MB.
+
+    gw-berlin-03 forwards about 900 messages (1.2 MB) per period for its PLCs, the pumps about
+    120 (60 KB). In the last period it publishes 9,000 messages and 48 MB: a device draining
+    data over its own MQTT connection, which no network counter on the device has to show.
+    """
+    story = Story()
+    usual = {GATEWAY: (900, 1_200_000), PUMP_17: (120, 60_000), PUMP_18: (120, 60_000)}
+    for slot in range(47, -1, -1):
+        t = ago(15 * MINUTE + slot * 30 * MINUTE)
+        items = []
+        for device, normal in usual.items():
+            messages, size = (9_000, 48_000_000) if device is GATEWAY and slot == 0 else normal
+            spread = 1 + jitter(device.name, slot, spread=0.1)
+            items += [
+                export_item(
+                    device.name, "aws:num-messages-sent", t, {"count": round(messages * spread)}
+                ),
+                export_item(
+                    device.name, "aws:message-byte-size", t, {"count": round(size * spread)}
+                ),
+            ]
+        story.add(t + 2 * MINUTE, detect_export(items))
+    for device in usual:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
     return story
 
 
