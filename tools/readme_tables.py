@@ -29,6 +29,7 @@ SITE_SETTINGS = (
     "iot_defender_index",
     "iot_defender_audit_frequency",
     "iot_defender_device_silence_bound",
+    "iot_defender_spike_floor",
     "iot_defender_inventory_fields",
 )
 
