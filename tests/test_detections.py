@@ -957,9 +957,10 @@ def test_surge_is_baselined_and_throttled_per_metric() -> None:
 def test_oracle_connection_flapping(replay: tuple[int, int]) -> None:
     stem = "connection_flapping"
     points = [
-        (e["time"], e["fields"]["thing"], 1.0)
+        (e["time"], e["event"]["clientId"], 1.0)
         for e in dataset_events("detections/data/connections.ndjson")
-        if e["sourcetype"] == "aws:iot:lifecycle" and "thing" in e["fields"]
+        if e["sourcetype"] == "aws:iot:lifecycle"
+        and e["event"]["eventType"] in {"connected", "disconnected"}
     ]
     flagged = bucket_spikes(points, stem, current=3600, floor=10, replay=replay)
     assert flagged == {"pump-0018"}
