@@ -3,8 +3,11 @@
 Every `detections/*.yml` and `reports/*.yml` is checked against the schema and the app it ships
 in (macros, lookups, sourcetypes). Datasets must be exactly what `tools.detection_data` builds
 with the real transform. A small static reading of each search checks that the fields it filters
-and groups on exist in its dataset; plain-Python oracles re-derive the expected result counts of
-the statistical detections from the datasets. Running the searches needs a real Splunk.
+and groups on exist in its dataset; plain-Python oracles re-derive the expected result counts
+from the datasets, true positives and the datasets showing a misfire is gone (where they can,
+they also show the rule a detection replaced would misfire on them), reading thresholds from the
+searches and macros. Structural tests pin what each fix relies on, and every device alert must
+carry the responder's fields. Running the searches needs a real Splunk.
 """
 
 from __future__ import annotations
