@@ -1,4 +1,4 @@
-"""Opt-in: every detection's true-positive dataset replayed into a real Splunk, then its search.
+"""Opt-in: every detection's test datasets replayed into a real Splunk, then its search.
 
 Needs a Splunk with the app installed (`make package`, then install the .tgz) and the same
 variables as tests/test_live_splunk.py; the GitHub Actions workflow `live-splunk.yml` does all
@@ -6,11 +6,13 @@ of it against the splunk/splunk container. Each dataset goes into an index of it
 every run (the app's `iot_defender_index` macro points at it and is restored at the end),
 shifted in time so that the dataset's reference time is now; the Baseline reports run first,
 then the detection's saved search, and its result is compared with the `expected` block of the
-detection's YAML.
+detection's YAML. A test may run with macro definitions of its own (`macros:`), e.g. the audit
+frequency of a weekly site; they are put back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -94,6 +96,21 @@ def wait_indexed(service: Any, index: str, expected: int) -> None:
     assert count == expected, f"{count} of {expected} events indexed in {index}"
 
 
+@contextlib.contextmanager
+def macro_overrides(service: Any, overrides: dict[str, str]) -> Iterator[None]:
+    """The test's own macro definitions (a site setting such as the audit frequency), put back
+    as they were afterwards."""
+    macros = service.confs["macros"]
+    originals = {name: macros[name].content["definition"] for name in overrides}
+    try:
+        for name, definition in overrides.items():
+            macros[name].update(definition=definition)
+        yield
+    finally:
+        for name, definition in originals.items():
+            macros[name].update(definition=definition)
+
+
 def values(cell: Any) -> list[str]:
     """A result cell as strings: multivalue cells come back as lists."""
     return [str(v) for v in cell] if isinstance(cell, list) else [str(cell)]
@@ -117,10 +134,10 @@ def test_detection_finds_its_true_positive(
     )
     hec.send(events)
     wait_indexed(service, index, len(events))
-    for baseline in BASELINES:
-        run_saved_search(service, baseline.name)
-
-    rows = run_saved_search(service, definition.name)
+    with macro_overrides(service, test.get("macros", {})):
+        for baseline in BASELINES:
+            run_saved_search(service, baseline.name)
+        rows = run_saved_search(service, definition.name)
 
     expected = test["expected"]
     assert len(rows) == expected["result_count"], rows

@@ -6,6 +6,7 @@ deletes single delimiters from the valid corpus and expects a problem each time.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -14,19 +15,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tools.spl_check import (
+    BINDS_NAMES,
     COMMANDS,
     GENERATING,
+    SUBSTITUTES,
     Knowledge,
     Problem,
+    Validation,
     check_app,
     check_search,
     main,
+    validation_verdicts,
 )
 
+# A validation both readings of the documentation accept (bare argument name, $arg$ token).
+METRIC_NAME = Validation(
+    ("metric_name",), 'match(coalesce(metric_name, "$metric_name$"), "^[A-Za-z0-9:._-]+$")'
+)
 KNOWLEDGE = Knowledge(
-    macros={"iot_defender_index": 0, "iot_thing_filter": 1, "iot_window": 2},
+    macros={"iot_defender_index": 0, "iot_thing_filter": 1, "iot_window": 2, "iot_metric": 1},
     lookups=frozenset({"iot_thing_owners", "iot_suppressions.csv", "iot_thing_state"}),
     eventtypes=frozenset({"iot_violation", "iot_violation_cleared", "iot_lifecycle"}),
+    validations={"iot_metric": METRIC_NAME},
 )
 
 # Realistic searches the app could ship: every one must pass with no problem at all.
@@ -68,6 +78,7 @@ VALID: list[str] = [
     " | predict count | fit DensityFunction count into model_x",
     "`iot_defender_index`\n| stats count\n    by thingName\n| sort -count",
     '`iot_defender_index` (eventType="Connect" OR EventType=x) | stats count by eventType',
+    "`iot_metric(aws:all-bytes-out)` OR `iot_metric($metric|s$)` | stats count by thing",
 ]
 
 # One mistake each: the search, the code that must be reported, and a word the message names.
@@ -92,6 +103,8 @@ BROKEN: list[tuple[str, str, str]] = [
     ('`iot_defender_index` `iot_thing_filter("a,b", c)`', "macro-arity", "called with 2"),
     ("`iot_defender_index` `iot_thing_filter(x, )`", "macro-arity", "empty argument"),
     ("`iot_defender_index` `iot thing`", "bad-macro-call", "iot thing"),
+    ("`iot_metric(aws:all bytes)` | stats count", "macro-validation", "binds the argument names"),
+    ("`iot_metric(aws:all bytes)` | stats count", "macro-validation", "substitutes $arg$"),
     ("`iot_defender_index` | lookup iot_thing_ownr thingName OUTPUT owner", "undefined-lookup", ""),
     ("| inputlookup append=t max=10 nope.csv", "undefined-lookup", "'nope.csv'"),
     ("`iot_defender_index` | outputlookup create_empty=false iot_state", "undefined-lookup", ""),
@@ -281,6 +294,61 @@ def test_command_lists_are_consistent() -> None:
     assert len(COMMANDS) > 150
 
 
+# --- macro validation: both readings of the documentation ----------------------------------------
+
+
+def test_each_reading_of_a_validation_is_judged() -> None:
+    """Bare names fail if Splunk substitutes tokens first, tokens fail if it binds names."""
+    bare = Validation(("metric_name",), 'match(metric_name, "^[a-z:-]+$")')
+    token = Validation(("metric_name",), 'match("$metric_name$", "^[a-z:-]+$")')
+    assert validation_verdicts(bare, ["aws:bytes"]) == {BINDS_NAMES: True, SUBSTITUTES: None}
+    assert validation_verdicts(token, ["aws:bytes"]) == {BINDS_NAMES: False, SUBSTITUTES: True}
+    assert validation_verdicts(METRIC_NAME, ["aws:bytes"]) == {
+        BINDS_NAMES: True,
+        SUBSTITUTES: True,
+    }
+
+
+def test_a_call_failing_one_reading_is_reported_with_it() -> None:
+    knowledge = Knowledge(
+        macros={"iot_metric": 1},
+        lookups=frozenset(),
+        eventtypes=frozenset(),
+        validations={"iot_metric": Validation(("metric_name",), 'match(metric_name, "^a")')},
+    )
+    problems = check_search("`iot_metric(aws:bytes)` | stats count", knowledge)
+    assert codes(problems) == ["macro-validation"]
+    assert SUBSTITUTES in problems[0].message
+
+
+def test_a_quote_in_an_argument_breaks_the_substituted_expression() -> None:
+    """Substituted, the value ends the string literal early: the expression is not valid."""
+    value = 'x", "y") OR match("'
+    verdicts = validation_verdicts(METRIC_NAME, [value])
+    assert verdicts[BINDS_NAMES] is False
+    assert str(verdicts[SUBSTITUTES]).startswith("unreadable")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["isint(metric_name)", "match(metric_name)", 'match("$metric_name$", "(")', "match(a b)"],
+)
+def test_a_validation_the_checker_cannot_read_is_reported(expression: str) -> None:
+    verdicts = validation_verdicts(Validation(("metric_name",), expression), ["x"])
+    assert all(str(v).startswith("unreadable") for v in verdicts.values()), verdicts
+
+
+@pytest.mark.property
+@given(st.text(alphabet=st.sampled_from(list('aws:-_. ",()$\\')) | st.characters()))
+def test_no_argument_passes_both_readings_unless_it_is_valid(value: str) -> None:
+    """Whatever the argument (quotes that break out of the token's string included), the
+    checker answers, and a call passes only if the value itself is a valid metric name."""
+    verdicts = validation_verdicts(METRIC_NAME, [value])
+    if all(verdict is True for verdict in verdicts.values()):
+        assert re.search(r"^[A-Za-z0-9:._-]+$", value)
+    check_search(f"`iot_metric({value})` | stats count", KNOWLEDGE)
+
+
 # --- the app: Knowledge.from_app and check_app ----------------------------------------------------
 
 MACROS_CONF = r"""
@@ -310,6 +378,11 @@ definition = "thingName=" . $name$ . ")"
 
 [summarise]
 definition = | stats count by thingName
+
+[iot_metric(1)]
+args = metric_name
+definition = `iot_defender_index` metric::"$metric_name$"
+validation = match(coalesce(metric_name, "$metric_name$"), "^[A-Za-z0-9:._-]+$")
 """
 
 TRANSFORMS_CONF = """
@@ -350,6 +423,9 @@ search = `iot_defender_index` | lookup iot_owners thingName OUTPUT owner
 
 [IoT - Report]
 search = `iot_window(-24h, now)` `iot_defender_index` | stats count
+
+[IoT - Metric]
+search = `iot_metric(aws:all-bytes-out)` OR `iot_metric(aws:all bytes)` | stats count
 """
 
 STUDIO_VIEW = """<dashboard version="2" theme="dark">
@@ -411,7 +487,9 @@ def test_knowledge_from_app(app: Path) -> None:
         "leaks_index": 0,
         "eval_built": 1,
         "summarise": 0,
+        "iot_metric": 1,
     }
+    assert dict(knowledge.validations) == {"iot_metric": METRIC_NAME}
     assert knowledge.lookups == {"iot_thing_owners", "iot_thing_state", "iot_thing_owners.csv"}
     assert knowledge.eventtypes == {"iot_violation", "iot_bad"}
 
@@ -433,10 +511,12 @@ def test_check_app_finds_each_problem_and_passes_the_rest(app: Path) -> None:
         "macros.conf [leaks_index]": ["hardcoded-index"],
         "macros.conf [eval_built(1)]": [],
         "macros.conf [summarise]": [],
+        "macros.conf [iot_metric(1)]": [],
         "savedsearches.conf [IoT - Violations by thing]": [],
         "savedsearches.conf [IoT - Unbounded]": ["not-time-bounded"],
         "savedsearches.conf [IoT - Typo]": ["undefined-lookup"],
         "savedsearches.conf [IoT - Report]": [],
+        "savedsearches.conf [IoT - Metric]": ["macro-validation", "macro-validation"],
         "eventtypes.conf [iot_violation]": [],
         "eventtypes.conf [iot_bad]": ["eventtype-not-terms"],
         "views/iot_fleet.xml [ds_chain]": [],
@@ -504,7 +584,7 @@ def test_cli_lists_problems_and_fails(app: Path, capsys: pytest.CaptureFixture[s
     assert main([str(app)]) == 1
     out = capsys.readouterr().out
     assert "savedsearches.conf [IoT - Typo]: undefined-lookup: lookup 'iot_owners'" in out
-    assert "19 searches checked, 7 problem(s)" in out
+    assert "21 searches checked, 9 problem(s)" in out
 
 
 def test_cli_passes_a_clean_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""True-positive datasets for the detections, produced by the real transform Lambda.
+"""Test datasets for the detections, produced by the real transform Lambda.
 
 Every dataset in `detections/data/` is a small story told as the AWS messages that would reach
 Firehose: device-side metrics reports, Detect metrics exports, Detect alarms via SNS, audit
@@ -9,11 +9,13 @@ dataset. Nothing is written by hand, so a change to the transform that would bre
 shows up as a dataset diff (the tests regenerate every dataset and compare).
 
 Timestamps are laid out relative to `REFERENCE_TIME`: days of baseline behaviour, then the
-incident in the last hour. A Splunk replay shifts each dataset so that `REFERENCE_TIME` is
-"now" and then runs the detection with its scheduled time range; `tests:` in each YAML gives
-the result expected then (`expected.fields`: values that every result row has). Detections
-that read a lookup built by a Baseline report expect that report to have run over the dataset
-first, as their test names say.
+incident in the last hour. Some show what must *not* alert (a misfire a detection once had),
+so their expected result count is 0. A Splunk replay shifts each dataset so that
+`REFERENCE_TIME` is "now" and then runs the detection with its scheduled time range; `tests:`
+in each YAML gives the result expected then (`expected.fields`: values that some result row
+has). Detections that read a lookup built by a Baseline report expect that report to have run
+over the dataset first, as their test names say; a test may also set macros of its own
+(`macros:`), as a site would.
 
 `python -m tools.detection_data` rewrites every `detections/data/*.ndjson`.
 """
@@ -55,6 +57,7 @@ RECORDS_PER_INVOCATION = 100
 
 MINUTE = 60
 HOUR = 3600
+DAY = 86_400
 
 # The IP an IoT endpoint would have (documentation range, as in every sample of the project).
 IOT_ENDPOINT = "198.51.100.40"
@@ -107,17 +110,21 @@ def device_report(
     connections: list[Connection] | None = None,
     network: dict[str, int] | None = None,
     custom: dict[str, float] | None = None,
+    interfaces: dict[int, str] | None = None,
 ) -> bytes:
-    """A device-side metrics report as the device-report rule forwards it (thing and time added)."""
+    """A device-side metrics report as the device-report rule forwards it (thing and time added).
+
+    Ports listen on eth0 unless `interfaces` names another for a port."""
     metrics: dict[str, Any] = {}
+    where = interfaces or {}
     if tcp is not None:
         metrics["listening_tcp_ports"] = {
-            "ports": [{"port": port, "interface": "eth0"} for port in tcp],
+            "ports": [{"port": port, "interface": where.get(port, "eth0")} for port in tcp],
             "total": len(tcp),
         }
     if udp is not None:
         metrics["listening_udp_ports"] = {
-            "ports": [{"port": port, "interface": "eth0"} for port in udp],
+            "ports": [{"port": port, "interface": where.get(port, "eth0")} for port in udp],
             "total": len(udp),
         }
     if connections is not None:
@@ -269,6 +276,10 @@ class Resource:
     related_clients: tuple[str, ...] = ()
 
 
+# A finding as the datasets describe it: the check that found it and the resource.
+Finding = tuple[str, Resource]
+
+
 # AWS's severity of each finding's check (the transform keeps the finding's own value).
 FINDING_SEVERITY = {
     "DEVICE_CERTIFICATE_SHARED_CHECK": "CRITICAL",
@@ -353,8 +364,12 @@ def iot_log(
     reason: str | None = None,
     details: str | None = None,
     topic: str | None = None,
+    certificate: str | None = None,
 ) -> LogEntry:
-    """One AWS IoT logs v2 entry and the CloudWatch timestamp it is logged at."""
+    """One AWS IoT logs v2 entry and the CloudWatch timestamp it is logged at.
+
+    The principal is the client's own certificate, unless `certificate` names another (a
+    certificate used with client ids not its own)."""
     entry: dict[str, Any] = {
         "timestamp": _iso(t, sep=" ", millis=True),
         "logLevel": "ERROR" if status == "Failure" else "INFO",
@@ -366,7 +381,8 @@ def iot_log(
     }
     if client_id:
         entry["clientId"] = client_id
-        entry["principalId"] = hashlib.sha256(f"cert:{client_id}".encode()).hexdigest()
+        owner = certificate or client_id
+        entry["principalId"] = hashlib.sha256(f"cert:{owner}".encode()).hexdigest()
     if topic:
         entry["topicName"] = topic
     if source_ip:
@@ -605,6 +621,32 @@ def listening_ports_detect() -> Story:
 
 
 @dataset
+def listening_ports_new_release() -> Story:
+    """A release rolls out a debug server: three pumps of firmware 3.2.0 start listening on 8081.
+
+    Six pumps (firmware 3.2.0) and two cameras (1.9.3) report their ports every 2 hours for three
+    days. pump-0017, pump-0019 and pump-0021 start listening on tcp/8081 on their USB network
+    interface 19, 9 and 3 hours ago, as each takes the update; cam-lobby-2 starts a web server
+    on 8081 too, alone in its segment.
+    """
+    story = Story()
+    starts = {PUMP_17: 19 * HOUR, PUMP_19: 9 * HOUR, PUMP_21: 3 * HOUR, LOBBY_CAMERA: 5 * HOUR}
+    devices = (*PUMPS, LOBBY_CAMERA, DOCK_CAMERA)
+    for slot in range(35, -1, -1):
+        t = ago(25 * MINUTE + slot * 2 * HOUR)
+        for position, device in enumerate(devices):
+            at = t + 6 * position
+            tcp = [443, 554] if device.thing_type == "ip-camera" else [8443]
+            if device in starts and at >= ago(starts[device]):
+                tcp.append(8081)
+            usb = {8081: "usb0"} if device.thing_type == "water-pump" else None
+            story.add(at, device_report(device.name, at, tcp=tcp, interfaces=usb))
+    for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
 def outbound_volume() -> Story:
     """Hourly network stats for a day: six pumps and three cameras, plus the inventory.
 
@@ -660,6 +702,97 @@ def destinations() -> Story:
     return story
 
 
+@dataset
+def exfiltration_to_new_destination() -> Story:
+    """Hourly reports of six pumps; in the last hour pump-0020 sends 40 MB to a new address.
+
+    Every pump talks to the plant's historian (private, allowed) and the IoT endpoint all day,
+    sending about 200 KB an hour. In the last hour pump-0020 sends 40 MB in 30,000 packets and
+    connects to 203.0.113.99:443, an address it never used: both signs in one hour. pump-0018
+    connects to a new address with its usual volume, and pump-0021 sends 30 MB to its usual
+    destinations: each is one sign alone.
+    """
+    story = Story()
+    usual = [Connection("10.20.0.1:443", 48110), Connection(f"{IOT_ENDPOINT}:8883", 50412)]
+    for hour in range(23, -1, -1):
+        t = ago(15 * MINUTE + hour * HOUR)
+        for position, device in enumerate(PUMPS):
+            at = t + 3 * position
+            bytes_out = 200_000 * (1 + jitter(device.name, hour, "bytes", spread=0.1))
+            packets_out = 1_500 * (1 + jitter(device.name, hour, "packets", spread=0.1))
+            connections = list(usual)
+            if hour == 0 and device is PUMP_20:
+                bytes_out, packets_out = 40_000_000, 30_000
+                connections.append(Connection("203.0.113.99:443", 51944))
+            elif hour == 0 and device is PUMP_21:
+                bytes_out, packets_out = 30_000_000, 22_000
+            elif hour == 0 and device is PUMP_18:
+                connections.append(Connection("203.0.113.150:8080", 40880))
+            network = {"bytes_out": int(bytes_out), "packets_out": int(packets_out)}
+            story.add(at, device_report(device.name, at, connections=connections, network=network))
+    for device in PUMPS:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
+def low_and_slow_exfiltration() -> Story:
+    """Three pumps report every two hours for eight days; pump-0018 leaks 48 MB in the last day.
+
+    Pumps send about 400 KB per report. For the last 24 hours pump-0018 sends 4 MB per report:
+    below the 5 MB floor of a single datapoint's spike, ten times its usual day.
+    """
+    story = Story()
+    devices = (PUMP_17, PUMP_18, PUMP_19)
+    for slot in range(95, -1, -1):
+        t = ago(40 * MINUTE + slot * 2 * HOUR)
+        for position, device in enumerate(devices):
+            at = t + 4 * position
+            leaking = device is PUMP_18 and slot < 12
+            bytes_out = (
+                4_000_000 if leaking else 400_000 * (1 + jitter(device.name, slot, spread=0.1))
+            )
+            packets_out = 3_000 * (1 + jitter(device.name, slot, "packets", spread=0.1))
+            network = {"bytes_out": int(bytes_out), "packets_out": int(packets_out)}
+            story.add(at, device_report(device.name, at, network=network))
+    for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+@dataset
+def established_connections() -> Story:
+    """Three devices report their connections every 20 minutes; cam-yard-1 starts scanning.
+
+    Each normally holds two or three connections (the IoT endpoint, a time server, a video
+    relay for the camera). In its last report cam-yard-1 holds 180 connections to Telnet ports
+    (23 and 2323) across 203.0.113.0/24: Mirai-style scanning.
+    """
+    story = Story()
+    endpoint = Connection(f"{IOT_ENDPOINT}:8883", 50412)
+    scan = [
+        Connection(f"203.0.113.{host}:{port}", 41000 + 2 * host + (port == 2323))
+        for host in range(1, 91)
+        for port in (23, 2323)
+    ]
+    for slot in range(71, -1, -1):
+        t = ago(7 * MINUTE + slot * 20 * MINUTE)
+        camera = [endpoint, Connection("10.30.0.5:554", 50100)]
+        if slot % 3 == 0:
+            camera.append(Connection("10.30.0.9:123", 50210))
+        if slot == 0:
+            camera += scan
+        gateway = [endpoint, Connection("10.20.4.17:502", 40122, "eth1")]
+        for position, (device, connections) in enumerate(
+            ((YARD_CAMERA, camera), (GATEWAY, gateway), (PUMP_17, [endpoint]))
+        ):
+            at = t + 5 * position
+            story.add(at, device_report(device.name, at, connections=connections))
+    for device in (YARD_CAMERA, GATEWAY, PUMP_17):
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
 def _log_records(story: Story, entries: list[LogEntry]) -> None:
     """Deliver IoT log entries as CloudWatch does: a payload per burst of up to a minute."""
     batch: list[LogEntry] = []
@@ -672,6 +805,29 @@ def _log_records(story: Story, entries: list[LogEntry]) -> None:
         story.add(batch[-1][0] + 5, cloudwatch_logs(batch))
 
 
+def _refused(device: Device, t: float, event_type: str, topic: str) -> LogEntry:
+    """An IoT Core log entry of a message or subscription refused for authorization."""
+    return iot_log(
+        t,
+        event_type,
+        "Failure",
+        client_id=device.name,
+        source_ip=device.ip,
+        reason="AUTHORIZATION_FAILURE",
+        topic=topic,
+    )
+
+
+def _misconfigured_pump() -> list[LogEntry]:
+    """pump-0017 is refused twice every two hours on its own config topic, all day, as usual."""
+    own_config = "plant-a/pumps/pump-0017/config/set"
+    return [
+        _refused(PUMP_17, ago(20 * MINUTE + slot * 2 * HOUR) + 4 * n, "Publish-In", own_config)
+        for slot in range(11, -1, -1)
+        for n in range(2)
+    ]
+
+
 @dataset
 def auth_failures() -> Story:
     """IoT Core logs and CloudWatch metrics (no Detect) for a day of authorization failures.
@@ -682,32 +838,16 @@ def auth_failures() -> Story:
     against the endpoint), while before that they held a handful of errors every few hours.
     """
 
-    def refused(device: Device, t: float, event_type: str, topic: str) -> LogEntry:
-        return iot_log(
-            t,
-            event_type,
-            "Failure",
-            client_id=device.name,
-            source_ip=device.ip,
-            reason="AUTHORIZATION_FAILURE",
-            topic=topic,
-        )
-
-    own_config = "plant-a/pumps/pump-0017/config/set"
-    entries = [
-        refused(PUMP_17, ago(20 * MINUTE + slot * 2 * HOUR) + 4 * n, "Publish-In", own_config)
-        for slot in range(11, -1, -1)
-        for n in range(2)
-    ]
+    entries = _misconfigured_pump()
     entries += [
         iot_log(t, "Connect", "Success", client_id=GATEWAY.name, source_ip=GATEWAY.ip)
         for t in (ago(50 * MINUTE + slot * 3 * HOUR) for slot in range(7, -1, -1))
     ]
     entries += [
-        refused(PUMP_22, ago(35 * MINUTE - 12 * n), "Publish-In", f"plant-a/pumps/{target}/cmd")
+        _refused(PUMP_22, ago(35 * MINUTE - 12 * n), "Publish-In", f"plant-a/pumps/{target}/cmd")
         for n, target in enumerate(device.name for _ in range(8) for device in PUMPS[:5])
     ]
-    entries += [refused(PUMP_22, ago(33 * MINUTE - 40 * n), "Subscribe", "#") for n in range(6)]
+    entries += [_refused(PUMP_22, ago(33 * MINUTE - 40 * n), "Subscribe", "#") for n in range(6)]
     entries += [
         iot_log(
             ago(10 * MINUTE - 10 * n),
@@ -735,9 +875,196 @@ def auth_failures() -> Story:
     return story
 
 
+# A rogue MQTT client: mosquitto's old default client id, not shaped like a thing name.
+ROGUE_CLIENT = Device("mosqsub|8712-kali", "-", "-", "-", (), "203.0.113.9")
+
+
+@dataset
+def auth_failures_rogue_client() -> Story:
+    """Two authorization spikes in the last hour: a misconfigured pump's and a rogue client's.
+
+    pump-0017 is refused twice every two hours on its own config topic, as usual; 40 minutes
+    ago it starts writing other things' shadows: 30 refusals in ten minutes (the spike's
+    evidence is the shadow topics, not the config topic of its whole day). A client whose id
+    is not a thing name ("mosqsub|8712-kali", mosquitto's old default) connects with a stolen
+    certificate from 203.0.113.9 and is refused 25 times in six minutes.
+    """
+    entries = _misconfigured_pump()
+    entries += [
+        _refused(PUMP_17, ago(40 * MINUTE - 20 * n), "Publish-In", shadow)
+        for n, shadow in enumerate(
+            f"$aws/things/{device.name}/shadow/update" for _ in range(6) for device in PUMPS[1:]
+        )
+    ]
+    entries += [
+        _refused(ROGUE_CLIENT, ago(25 * MINUTE - 15 * n), event_type, topic)
+        for n, (event_type, topic) in enumerate(
+            [("Subscribe", "#"), ("Publish-In", "plant-a/pumps/pump-0021/cmd")] * 12
+            + [("Subscribe", "$aws/things/+/shadow/#")]
+        )
+    ]
+    story = Story()
+    _log_records(story, entries)
+    return story
+
+
+# A plant's NAT gateway: the pumps behind it all connect from this one public address.
+PLANT_NAT = "198.51.100.200"
+
+
+@dataset
+def client_ids_from_one_source() -> Story:
+    """One address tries eight client ids with one stolen certificate; a NAT's devices do not.
+
+    The six pumps behind plant-a's NAT reconnect every four hours from its address, and a new
+    pump (pump-0099) connects through it for the first time in the last hour. Between 40 and 30
+    minutes ago 203.0.113.66 connects as eight different things with pump-0017's certificate
+    and is refused each time (the policy binds client ids to their own certificates).
+    """
+    story = Story()
+    for position, device in enumerate(PUMPS):
+        for slot in range(5, -1, -1):
+            t = ago(50 * MINUTE + position * 7 * MINUTE + slot * 4 * HOUR)
+            story.add(t, lifecycle(device.name, t, "connected", PLANT_NAT, session=slot))
+    t = ago(20 * MINUTE)
+    story.add(t, lifecycle(NEW_PUMP.name, t, "connected", PLANT_NAT))
+    targets = [*PUMPS, GATEWAY, LOBBY_CAMERA]
+    entries = [
+        iot_log(
+            ago(40 * MINUTE - 75 * n),
+            "Connect",
+            "Failure",
+            client_id=device.name,
+            source_ip="203.0.113.66",
+            reason="AUTHORIZATION_FAILURE",
+            certificate=PUMP_17.name,
+        )
+        for n, device in enumerate(targets)
+    ]
+    _log_records(story, entries)
+    return story
+
+
+@dataset
+def authentication_errors_by_source() -> Story:
+    """Internet scanners probe the endpoint all day; one address bursts in the last quarter hour.
+
+    Thirty scanners each hit the endpoint with an unregistered certificate a few times over the
+    day (Connection.AuthNError, no client id). Twelve minutes ago 192.0.2.250 presents 45
+    certificates in four minutes: certificate stuffing from one host.
+    """
+    entries = [
+        iot_log(
+            ago(30 * MINUTE + scanner * 47 * MINUTE + hit * 13),
+            "Connection.AuthNError",
+            "Failure",
+            source_ip=f"203.0.113.{100 + scanner}",
+            reason="AUTHENTICATION_FAILURE",
+            details="Certificate is not registered with AWS IoT",
+        )
+        for scanner in range(30)
+        for hit in range(1 + scanner % 4)
+    ]
+    entries += [
+        iot_log(
+            ago(12 * MINUTE - 5 * n),
+            "Connection.AuthNError",
+            "Failure",
+            source_ip="192.0.2.250",
+            reason="AUTHENTICATION_FAILURE",
+            details="Certificate is not registered with AWS IoT",
+        )
+        for n in range(45)
+    ]
+    story = Story()
+    _log_records(story, entries)
+    return story
+
+
+@dataset
+def auth_failures_low_rate() -> Story:
+    """pump-0019 probes two new topics every 40 minutes all day, always below the spike floor.
+
+    Besides pump-0017's usual refusals on its own config topic, pump-0019 tries to publish to
+    another valve's command topic and to read its shadow every 40 minutes for a day: 72
+    refusals on 72 topics, never more than two in five minutes.
+    """
+    entries = _misconfigured_pump()
+    for slot in range(35, -1, -1):
+        t = ago(25 * MINUTE + slot * 40 * MINUTE)
+        valve = f"valve-{slot:02d}"
+        entries.append(_refused(PUMP_19, t, "Publish-In", f"plant-a/valves/{valve}/cmd"))
+        entries.append(_refused(PUMP_19, t + 9, "Subscribe", f"$aws/things/{valve}/shadow/get"))
+    story = Story()
+    _log_records(story, entries)
+    return story
+
+
+@dataset
+def auth_error_metrics() -> Story:
+    """A day of internet noise in Connection.AuthNError; PublishOut.AuthError surges alone.
+
+    Scanners and probes with unregistered certificates hit the endpoint in about a third of the
+    minutes, 5 to 150 refusals a minute. Now and then the broker refuses to deliver a message
+    to a device (PublishOut.AuthError, 1 or 2 a few times a day). Ten minutes ago a client
+    subscribed with a broad topic filter is refused 15 deliveries a minute for six minutes:
+    lost in the noise of a sum of every AuthError metric, plain in its own series.
+    """
+    story = Story()
+    for minute in range(24 * 60, 0, -1):
+        t = ago(minute * MINUTE)
+        t -= t % MINUTE
+        points = []
+        if jitter("scan", minute, spread=1) > 0.35:
+            noise = 78 + jitter("scan-size", minute, spread=73)
+            points.append(metric_datapoint("Connection.AuthNError", t, round(noise)))
+        if minute % 317 == 0:
+            points.append(metric_datapoint("PublishOut.AuthError", t, 1 + minute % 2))
+        if 5 <= minute <= 10:
+            points.append(metric_datapoint("PublishOut.AuthError", t, 15))
+        if points:
+            story.add(t + MINUTE, metric_stream(points))
+    return story
+
+
+@dataset
+def mqtt_publish_volume() -> Story:
+    """Detect's cloud-side message metrics every 30 minutes; gw-berlin-03 publishes 48 MB.
+
+    gw-berlin-03 forwards about 900 messages (1.2 MB) per period for its PLCs, the pumps about
+    120 (60 KB). In the last period it publishes 9,000 messages and 48 MB: a device draining
+    data over its own MQTT connection, which no network counter on the device has to show.
+    """
+    story = Story()
+    usual = {GATEWAY: (900, 1_200_000), PUMP_17: (120, 60_000), PUMP_18: (120, 60_000)}
+    for slot in range(47, -1, -1):
+        t = ago(15 * MINUTE + slot * 30 * MINUTE)
+        items = []
+        for device, normal in usual.items():
+            messages, size = (9_000, 48_000_000) if device is GATEWAY and slot == 0 else normal
+            spread = 1 + jitter(device.name, slot, spread=0.1)
+            items += [
+                export_item(
+                    device.name, "aws:num-messages-sent", t, {"count": round(messages * spread)}
+                ),
+                export_item(
+                    device.name, "aws:message-byte-size", t, {"count": round(size * spread)}
+                ),
+            ]
+        story.add(t + 2 * MINUTE, detect_export(items))
+    for device in usual:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
 @dataset
 def auth_failures_detect() -> Story:
-    """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes."""
+    """Detect's cloud-side `aws:num-authorization-failures` every 30 min; gw-berlin-03 spikes.
+
+    Detect exports the spike's datapoint again four minutes later, in another invocation, as
+    version 2 with 57 failures and its timestamp in seconds: the same datapoint (same thing,
+    metric and time), whose highest version is the one that counts.
+    """
     story = Story()
     for slot in range(47, -1, -1):
         t = ago(15 * MINUTE + slot * 30 * MINUTE)
@@ -749,6 +1076,10 @@ def auth_failures_detect() -> Story:
             ),
         ]
         story.add(t + 2 * MINUTE, detect_export(items))
+    t = ago(15 * MINUTE)
+    resent = export_item(GATEWAY.name, "aws:num-authorization-failures", t, {"count": 57})
+    resent |= {"version": 2, "timestamp": int(t)}
+    story.add(t + 6 * MINUTE, detect_export([resent]), alone=True)
     return story
 
 
@@ -808,6 +1139,36 @@ def connections() -> Story:
         )
     )
     _log_records(story, entries)
+    return story
+
+
+@dataset
+def connections_across_runs() -> Story:
+    """pump-0020's client id connects from four addresses within 17 minutes, an hour ago.
+
+    It normally reconnects every four hours from its own address. Between 75 and 58 minutes
+    ago its cloned certificate connects from three more addresses, each connection knocking the
+    previous one off: two addresses fall in the hour before, two in the hour after, of an
+    hourly run's fixed window.
+    """
+    story = Story()
+    for slot in range(5, -1, -1):
+        t = ago(3 * HOUR + slot * 4 * HOUR)
+        story.add(t, lifecycle(PUMP_20.name, t, "connected", PUMP_20.ip, session=slot))
+    clone = (PUMP_20.ip, "203.0.113.45", "192.0.2.66", "203.0.113.201")
+    for n, (minutes, ip) in enumerate(zip((75, 70, 62, 58), clone, strict=True)):
+        t = ago(minutes * MINUTE)
+        if n:
+            previous = lifecycle(
+                PUMP_20.name,
+                t - 0.2,
+                "disconnected",
+                clone[n - 1],
+                reason="DUPLICATE_CLIENT_ID",
+                session=10 + n,
+            )
+            story.add(t - 0.2, previous)
+        story.add(t, lifecycle(PUMP_20.name, t, "connected", ip, session=11 + n))
     return story
 
 
@@ -963,7 +1324,7 @@ AUDIT_CHECKS = (
 )
 
 
-def _audit_checks(findings: Sequence[tuple[str, Resource]] = ()) -> list[Check]:
+def _audit_checks(findings: Sequence[Finding] = ()) -> list[Check]:
     """Each audited check's result, non-compliant with as many resources as it has findings."""
     counts = {name: sum(1 for check, _ in findings if check == name) for name in AUDIT_CHECKS}
     return [
@@ -984,6 +1345,25 @@ def _policy(name: str, version: str) -> Resource:
     return Resource("IOT_POLICY", identifier)
 
 
+def _add_audit(
+    story: Story,
+    start: float,
+    findings: Sequence[Finding],
+    suppressed: Sequence[Finding] = (),
+    *,
+    name: str = "daily-fleet-audit",
+) -> None:
+    """One scheduled audit: its completion notification and, if it found any, its findings page."""
+    task = stable_id("audit", start)
+    checks = _audit_checks([*findings, *suppressed])
+    notification = audit_notification(task, start, checks, audit_name=name)
+    story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
+    items = [finding(task, start, check, resource) for check, resource in findings]
+    items += [finding(task, start, *item, suppressed=True) for item in suppressed]
+    if items:
+        story.add(start + 30 * MINUTE, findings_page(items))
+
+
 @dataset
 def audit() -> Story:
     """Two daily audits with their findings pages; the latest finds new problems.
@@ -993,7 +1373,7 @@ def audit() -> Story:
     again plus a second shared certificate, gw-berlin-03's client id used by several devices
     and account logging switched off; a suppressed policy finding is left out of every count.
     """
-    recurring = [
+    recurring: list[Finding] = [
         (
             "DEVICE_CERTIFICATE_SHARED_CHECK",
             _certificate("cert-a", PUMP_18.name, "pump-0018-bench"),
@@ -1001,7 +1381,7 @@ def audit() -> Story:
         ("IOT_POLICY_OVERLY_PERMISSIVE_CHECK", _policy("legacy-device-policy", "4")),
         ("DEVICE_CERTIFICATE_EXPIRING_CHECK", _certificate("cert-c")),
     ]
-    new = [
+    new: list[Finding] = [
         (
             "DEVICE_CERTIFICATE_SHARED_CHECK",
             _certificate("cert-b", LOBBY_CAMERA.name, DOCK_CAMERA.name, "cam-test"),
@@ -1009,20 +1389,72 @@ def audit() -> Story:
         ("CONFLICTING_CLIENT_IDS_CHECK", Resource("CLIENT_ID", {"clientId": GATEWAY.name})),
         ("LOGGING_DISABLED_CHECK", Resource("ACCOUNT_SETTINGS", {"account": ACCOUNT})),
     ]
-    suppressed = (
+    suppressed: Finding = (
         "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
         _policy("camera-telemetry-policy", "2"),
     )
     story = Story()
-    for start, findings in ((ago(26 * HOUR), recurring), (ago(2 * HOUR), recurring + new)):
-        task = stable_id("audit", start)
-        checks = _audit_checks([*findings, suppressed] if findings is not recurring else findings)
-        notification = audit_notification(task, start, checks)
-        story.add(start + 20 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 20 * MINUTE))
-        items = [finding(task, start, check, resource) for check, resource in findings]
-        if findings is not recurring:
-            items.append(finding(task, start, *suppressed, suppressed=True))
-        story.add(start + 30 * MINUTE, findings_page(items))
+    _add_audit(story, ago(26 * HOUR), recurring)
+    _add_audit(story, ago(2 * HOUR), recurring + new, [suppressed])
+    return story
+
+
+@dataset
+def audit_first_finding() -> Story:
+    """Three clean daily audits, then the account's first findings ever, in today's audit.
+
+    Audits 74, 50 and 26 hours ago found nothing. Today's (2 h ago) finds account logging
+    switched off and a certificate shared by pump-0019 and a copy on an unknown client: new
+    findings with a history of completed audits to compare them with, but no earlier finding.
+    """
+    story = Story()
+    for hours in (74, 50, 26):
+        _add_audit(story, ago(hours * HOUR), [])
+    findings: list[Finding] = [
+        ("LOGGING_DISABLED_CHECK", Resource("ACCOUNT_SETTINGS", {"account": ACCOUNT})),
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-d", PUMP_19.name, "pump-0019-clone"),
+        ),
+    ]
+    _add_audit(story, ago(2 * HOUR), findings)
+    return story
+
+
+@dataset
+def audit_check_remediated() -> Story:
+    """A shared certificate found yesterday is fixed and an on-demand audit shows it compliant.
+
+    Last night's scheduled audit (20 h ago) found a certificate shared by pump-0021 and a clone,
+    and gw-berlin-03's client id used by several devices. The certificate was replaced, and an
+    on-demand audit 3 hours ago ran both checks again: the certificate check completed
+    compliant; the client id check failed for lack of permissions, which says nothing about
+    the client id, so yesterday's result stands.
+    """
+    story = Story()
+    findings: list[Finding] = [
+        (
+            "DEVICE_CERTIFICATE_SHARED_CHECK",
+            _certificate("cert-e", PUMP_21.name, "pump-0021-clone"),
+        ),
+        ("CONFLICTING_CLIENT_IDS_CHECK", Resource("CLIENT_ID", {"clientId": GATEWAY.name})),
+    ]
+    _add_audit(story, ago(20 * HOUR), findings)
+    start = ago(3 * HOUR)
+    checks = [
+        Check("DEVICE_CERTIFICATE_SHARED_CHECK", total=14),
+        Check(
+            "CONFLICTING_CLIENT_IDS_CHECK", "FAILED", total=0, error_code="INSUFFICIENT_PERMISSIONS"
+        ),
+    ]
+    notification = audit_notification(
+        stable_id("audit", start),
+        start,
+        checks,
+        task_type="ON_DEMAND_AUDIT_TASK",
+        audit_name=None,
+    )
+    story.add(start + 5 * MINUTE, sns_envelope(AUDIT_TOPIC, notification, start + 5 * MINUTE))
     return story
 
 
@@ -1068,6 +1500,24 @@ def audit_heartbeat() -> Story:
             )
         ),
     )
+    return story
+
+
+@dataset
+def audit_weekly() -> Story:
+    """A clean weekly audit every Friday at 03:00 UTC; the last one completed three days ago."""
+    story = Story()
+    for days in (17, 10, 3):
+        _add_audit(story, ago(days * DAY - HOUR), [], name="weekly-fleet-audit")
+    return story
+
+
+@dataset
+def audit_monthly() -> Story:
+    """A clean monthly audit on the 3rd at 03:00 UTC; the last one completed 20 days ago."""
+    story = Story()
+    for days in (51, 20):
+        _add_audit(story, ago(days * DAY - HOUR), [], name="monthly-fleet-audit")
     return story
 
 
@@ -1132,6 +1582,50 @@ def device_silent() -> Story:
             load = 25 + jitter(device.name, slot, spread=5)
             story.add(at, device_report(device.name, at, custom={"cpu_usage_pct": round(load, 1)}))
     for device in devices:
+        story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
+    return story
+
+
+def _full_report(device: Device, t: float) -> bytes:
+    """A report with every device-side metric: ten datapoints from one report."""
+    return device_report(
+        device.name,
+        t,
+        tcp=[443, 554],
+        udp=[3702],
+        connections=[Connection(f"{IOT_ENDPOINT}:8883", 50412)],
+        network={"bytes_in": 5_200, "bytes_out": 31_000, "packets_in": 40, "packets_out": 61},
+    )
+
+
+@dataset
+def device_cadence() -> Story:
+    """Devices with different cadences: only cam-dock-4 has been silent for longer than usual.
+
+    pump-0017 reports every 20 minutes up to now (the fleet still reports). Two cameras send
+    network stats every 2 hours for three days: cam-yard-1's last report is 100 minutes old,
+    normal for it; cam-dock-4's is 8 hours old, four reports missed. pump-0099 was provisioned
+    yesterday, sent two full reports (20 datapoints) and has been on a shelf since.
+    """
+    story = Story()
+    for slot in range(215, -1, -1):
+        t = ago(7 * MINUTE + slot * 20 * MINUTE)
+        load = 30 + jitter(PUMP_17.name, slot, spread=5)
+        story.add(t, device_report(PUMP_17.name, t, custom={"cpu_usage_pct": round(load, 1)}))
+    for device, last in ((YARD_CAMERA, 100 * MINUTE), (DOCK_CAMERA, 8 * HOUR)):
+        t = ago(last)
+        while t > ago(72 * HOUR):
+            network = {
+                "bytes_in": 48_000,
+                "bytes_out": 2_400_000,
+                "packets_in": 700,
+                "packets_out": 1_900,
+            }
+            story.add(t, device_report(device.name, t, network=network))
+            t -= 2 * HOUR
+    for t in (ago(20 * HOUR), ago(19 * HOUR + 40 * MINUTE)):
+        story.add(t, _full_report(NEW_PUMP, t))
+    for device in (PUMP_17, YARD_CAMERA, DOCK_CAMERA, NEW_PUMP):
         story.add(ago(30 * MINUTE), inventory_record(device, ago(30 * MINUTE)))
     return story
 

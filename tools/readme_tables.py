@@ -1,4 +1,5 @@
-"""The README's generated tables: deployment parameters (sam/template.yaml) and detections.
+"""The README's generated tables: deployment parameters (sam/template.yaml), the app's site
+settings (macros) and its detections.
 
 `python -m tools.readme_tables` rewrites each table between its README markers; the tests fail
 when the README and its sources disagree, so the tables cannot go stale.
@@ -11,10 +12,26 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
+from addonfactory_splunk_conf_parser_lib import TABConfigParser
+
+from tools.build_app import (
+    APP_SOURCE,
+    DETECTIONS_DIR,
+    REPORTS_DIR,
+    SearchDefinition,
+    load_definitions,
+)
 from tools.cfn_template import TEMPLATE_PATH, load_template
 
 README = TEMPLATE_PATH.parent.parent / "README.md"
+# Macros that say how a site runs the stack and its devices: an admin sets them, once.
+SITE_SETTINGS = (
+    "iot_defender_index",
+    "iot_defender_audit_frequency",
+    "iot_defender_device_silence_bound",
+    "iot_defender_spike_floor",
+    "iot_defender_inventory_fields",
+)
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -45,6 +62,17 @@ def parameter_table() -> str:
         for name in group["Parameters"]:
             spec = template["Parameters"][name]
             lines.append(f"| `{name}` | {_default(spec)} | {_cell(spec['Description'])} |")
+    return "\n".join(lines)
+
+
+def site_settings_table() -> str:
+    """The site-setting macros with their shipped definitions and what each decides."""
+    parser = TABConfigParser()
+    parser.read(APP_SOURCE / "default" / "macros.conf", encoding="utf-8")
+    lines = ["| Macro | Ships as | What it decides |", "| --- | --- | --- |"]
+    for name in SITE_SETTINGS:
+        definition = _cell(parser.get(name, "definition"))
+        lines.append(f"| `{name}` | `{definition}` | {_cell(parser.get(name, 'description'))} |")
     return "\n".join(lines)
 
 
@@ -80,6 +108,7 @@ def detection_table() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "parameters": parameter_table,
+    "site-settings": site_settings_table,
     "detections": detection_table,
 }
 

@@ -4,7 +4,8 @@ No maintained SPL parser runs on Python 3, so this is a small, strict lexer and 
 It cannot tell whether a search finds the right events; it catches the mistakes that make Splunk
 reject a search or quietly search the wrong data: unbalanced quotes, parentheses, brackets and
 backticks, empty pipeline stages, misspelt commands, macros, lookups and eventtypes the app does
-not define, hard-coded indexes, and scheduled searches with no time bound of their own.
+not define, macro arguments their macro's validation rejects, hard-coded indexes, and
+scheduled searches with no time bound of their own.
 
 `python -m tools.spl_check APP_DIR` checks every search the app ships and exits 1 on a problem.
 """
@@ -111,27 +112,42 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """A macro's `validation` eval expression and the argument names it may refer to."""
+
+    args: tuple[str, ...]
+    expression: str
+
+
+@dataclass(frozen=True)
 class Knowledge:
     """What the app defines, so references to undefined knowledge objects can be caught."""
 
     macros: Mapping[str, int]
     lookups: frozenset[str]
     eventtypes: frozenset[str]
+    validations: Mapping[str, Validation] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_app(cls, app_dir: Path) -> Knowledge:
-        """Macros (name -> arity), lookup definitions and files, eventtypes of an app."""
+        """Macros (name -> arity, validations), lookup definitions and files, eventtypes."""
         default = app_dir / "default"
+        parser = _read_conf(default / "macros.conf")
         macros: dict[str, int] = {}
+        validations: dict[str, Validation] = {}
         for stanza in _stanzas(default / "macros.conf"):
             name, arity = _macro_signature(stanza)
             macros[name] = arity
+            if expression := parser.get(stanza, "validation", fallback="").strip():
+                args = parser.get(stanza, "args", fallback="").split(",")
+                validations[name] = Validation(tuple(a.strip() for a in args), expression)
         lookups = set(_stanzas(default / "transforms.conf"))
         lookups.update(p.name for p in (app_dir / "lookups").glob("*.csv") if p.is_file())
         return cls(
             macros=MappingProxyType(macros),
             lookups=frozenset(lookups),
             eventtypes=frozenset(_stanzas(default / "eventtypes.conf")),
+            validations=MappingProxyType(validations),
         )
 
 
@@ -607,6 +623,19 @@ class _Checker:
                 "macro-arity",
                 f"macro `{name}` takes {arity} argument(s), called with {len(args)}",
             )
+            return
+        validation = self.knowledge.validations.get(name)
+        values = [text.strip() for text, _ in args]
+        if validation is None or any(_VAR.search(value) for value in values):
+            return  # no validation, or dashboard tokens only known when the dashboard runs
+        for reading, verdict in validation_verdicts(validation, values).items():
+            if verdict is not True:
+                self.add(
+                    token.start,
+                    "macro-validation",
+                    f"{token.text} fails the validation {validation.expression!r} {reading}"
+                    f" ({verdict})",
+                )
 
     def lookup(self, stage: _Stage, command: str) -> None:
         """`lookup`/`inputlookup`/`outputlookup [option=value ...] <name>`."""
@@ -644,6 +673,108 @@ def _bounds_time(stages: list[_Stage], *, top: bool = False) -> bool:
         and bool(subs)
         and all(_bounds_time(sub.stages) for sub in subs)
     )
+
+
+# --- macro validation expressions ----------------------------------------------------------------
+
+# How a validation expression sees a macro's arguments. The documentation reads both ways:
+# macros.conf.example writes bare argument names (`validation = foo > bar`), the Knowledge
+# Manager manual writes tokens (`isnum($arg$)`). An expression must pass under either reading.
+BINDS_NAMES: Final = "if Splunk binds the argument names to the values"
+SUBSTITUTES: Final = "if Splunk substitutes $arg$ tokens before evaluating it"
+_EVAL_TOKEN = re.compile(
+    r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<name>[A-Za-z_]\w*)|(?P<punct>[(),]))'
+)
+_EvalValue = str | bool | None
+
+
+class _UnreadableEvalError(ValueError):
+    """An eval expression outside the small subset validations are checked in."""
+
+
+def _coalesce(values: list[_EvalValue]) -> _EvalValue:
+    return next((value for value in values if value is not None), None)
+
+
+def _match(values: list[_EvalValue]) -> _EvalValue:
+    if len(values) != 2:
+        raise _UnreadableEvalError("match() takes two arguments")
+    subject, regex = values
+    if subject is None:
+        return None
+    try:
+        return re.search(str(regex), str(subject)) is not None
+    except re.error as error:
+        raise _UnreadableEvalError(f"match() regex {regex!r}: {error}") from error
+
+
+_EVAL_FUNCTIONS: Final[dict[str, Callable[[list[_EvalValue]], _EvalValue]]] = {
+    "coalesce": _coalesce,
+    "match": _match,
+}
+
+
+def validation_verdicts(validation: Validation, values: Sequence[str]) -> dict[str, object]:
+    """Each reading -> the expression's value for these arguments (True means valid), or why
+    it cannot be evaluated. Only string literals, argument names, match() and coalesce() are
+    understood; anything else is reported as unreadable, never passed."""
+    bound = dict(zip(validation.args, values, strict=True))
+    substituted = validation.expression
+    for name, value in bound.items():
+        substituted = substituted.replace(f"${name}$", value)
+    verdicts: dict[str, object] = {}
+    for reading, text, names in (
+        (BINDS_NAMES, validation.expression, bound),
+        (SUBSTITUTES, substituted, {}),
+    ):
+        try:
+            verdicts[reading] = _evaluate(text, names)
+        except _UnreadableEvalError as error:
+            verdicts[reading] = f"unreadable: {error}"
+    return verdicts
+
+
+def _evaluate(text: str, names: Mapping[str, str]) -> _EvalValue:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        match = _EVAL_TOKEN.match(text, pos)
+        if match is None or match.lastgroup is None:
+            raise _UnreadableEvalError(f"cannot read {text[pos:]!r}")
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        pos = match.end()
+    value, rest = _expression(tokens, names)
+    if rest:
+        raise _UnreadableEvalError(f"unexpected {rest[0][1]!r}")
+    return value
+
+
+def _expression(
+    tokens: list[tuple[str, str]], names: Mapping[str, str]
+) -> tuple[_EvalValue, list[tuple[str, str]]]:
+    """One expression from the front of `tokens`, and the tokens after it."""
+    if not tokens:
+        raise _UnreadableEvalError("the expression ends too early")
+    (kind, text), rest = tokens[0], tokens[1:]
+    if kind == "string":
+        return re.sub(r"\\(.)", r"\1", text[1:-1]), rest
+    if kind != "name":
+        raise _UnreadableEvalError(f"unexpected {text!r}")
+    if not rest or rest[0][1] != "(":
+        return names.get(text), rest  # a field: the argument's value, or null
+    function = _EVAL_FUNCTIONS.get(text)
+    if function is None:
+        raise _UnreadableEvalError(f"{text}() is not checked offline")
+    values: list[_EvalValue] = []
+    rest = rest[1:]
+    while True:
+        value, rest = _expression(rest, names)
+        values.append(value)
+        if not rest or rest[0][1] not in ",)":
+            raise _UnreadableEvalError(f"{text}() is not closed")
+        separator, rest = rest[0][1], rest[1:]
+        if separator == ")":
+            return function(values), rest
 
 
 # --- the app's files ------------------------------------------------------------------------------
