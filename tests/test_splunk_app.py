@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from addonfactory_splunk_conf_parser_lib import TABConfigParser
 
+from shared.catalog import audit_check
 from tests.splunk_conf import props_outputs, read_conf, stanza
 from tests.support import record_bytes, report_events, transform
 from tests.test_template import DETECT_METRICS
@@ -34,7 +35,6 @@ from tools.build_app import (
     saved_search_stanza,
 )
 from tools.samples import sample_paths
-from transform.catalog import audit_check
 from transform.sourcetypes import ALL_SOURCETYPES
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from shared.catalog import audit_check
 from tools.cfn_template import (
     TEMPLATE_PATH,
     Stack,
@@ -24,7 +25,6 @@ from tools.cfn_template import (
     switch_combinations,
 )
 from tools.readme_tables import README, rendered_readme
-from transform.catalog import audit_check
 from transform.decoders.rule_envelope import ROUTES
 from transform.validation import checker
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transform.catalog import audit_check
+from shared.catalog import audit_check
 from transform.context import RecordContext
 from transform.decoders.common import valid_items
 from transform.sourcetypes import AUDIT_CHECK, AUDIT_TASK
