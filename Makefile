@@ -129,5 +129,9 @@ build-QuarantinePolicyFunction:
 	$(COPY_SOURCES) provision shared | tar -xf - -C $(ARTIFACTS_DIR)
 	$(LAMBDA_PIP) -r provision/requirements.txt
 
+build-ResponderFunction:
+	$(COPY_SOURCES) respond shared | tar -xf - -C $(ARTIFACTS_DIR)
+	$(LAMBDA_PIP) -r respond/requirements.txt
+
 clean:
 	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) $(DASH_VALIDATION)/node_modules sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

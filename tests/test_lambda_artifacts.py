@@ -18,13 +18,14 @@ BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", "")) if os.environ.get("SAM_BUI
 pytestmark = pytest.mark.skipif(BUILD_DIR is None, reason="needs `make sam-build` (SAM_BUILD_DIR)")
 
 REPO = TEMPLATE_PATH.parent.parent
-FIRST_PARTY = ("transform", "collect", "provision", "shared")
+FIRST_PARTY = ("transform", "collect", "provision", "respond", "shared")
 # The package of its own each function ships, beside `shared`.
 OWN_PACKAGE = {
     "TransformFunction": "transform",
     "AuditFindingsFunction": "collect",
     "InventoryFunction": "collect",
     "QuarantinePolicyFunction": "provision",
+    "ResponderFunction": "respond",
 }
 # The Lambda Python runtime provides these; pinning our own copy would only add size.
 RUNTIME_PROVIDED = {"boto3", "botocore"}

@@ -11,7 +11,7 @@ import pytest
 from tests.source_imports import runtime_imports, top_level
 
 REPO = Path(__file__).resolve().parent.parent
-LAMBDA_PACKAGES = ("transform", "collect", "provision")
+LAMBDA_PACKAGES = ("transform", "collect", "provision", "respond")
 
 
 def sources(package: str) -> list[Path]:

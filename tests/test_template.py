@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from respond.settings import load_settings as load_responder_settings
 from shared.catalog import audit_check
 from tools.cfn_template import (
     TEMPLATE_PATH,
@@ -71,6 +72,8 @@ ACCOUNT_LEVEL_ACTIONS = {
     "iot:GetIndexingConfiguration",  # account fleet-indexing settings
     "iot:ListThings",  # list operation, no resource type
     "iot:SetV2LoggingOptions",  # account logging setting
+    "iot:DescribeEndpoint",  # the account's data endpoint (for DeleteConnection)
+    "iot:DescribeAuditFinding",  # Device Defender audit: no resource type
 }
 
 
@@ -623,3 +626,104 @@ def test_every_parameter_is_in_a_console_group() -> None:
     groups = TEMPLATE["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
     grouped = [name for group in groups for name in group["Parameters"]]
     assert sorted(grouped) == sorted(TEMPLATE["Parameters"])
+
+
+# --- Responder -----------------------------------------------------------------------------------
+
+
+def _responder_statements(role: str = "ResponderRole") -> dict[str, dict[str, Any]]:
+    (policy,) = stack().properties(role)["Policies"]
+    return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+
+def test_the_responder_may_change_only_the_quarantine_group_certificates_and_stack_actions() -> (
+    None
+):
+    granted = _responder_statements()
+    changing = {
+        "iot:AddThingToThingGroup",
+        "iot:RemoveThingFromThingGroup",
+        "iot:UpdateCertificate",
+        "iot:DeleteConnection",
+        "iot:StartAuditMitigationActionsTask",
+    }
+    by_action = {
+        action: statement
+        for statement in granted.values()
+        for action in as_list(statement["Action"])
+        if action in changing
+    }
+    assert set(by_action) == changing
+    membership = as_list(by_action["iot:AddThingToThingGroup"]["Resource"])
+    assert {"Fn::GetAtt": ["QuarantineThingGroup", "Arn"]} in membership
+    assert not any("thinggroup/*" in json.dumps(resource) for resource in membership)
+    mitigations = json.dumps(by_action["iot:StartAuditMitigationActionsTask"]["Resource"])
+    for action in (
+        "EnableLoggingMitigation",
+        "ReplacePolicyVersionMitigation",
+        "DeactivateCertificateMitigation",
+    ):
+        assert f"${{{action}}}" in mitigations
+    assert (
+        "QuarantineThingMitigation" not in mitigations
+    )  # quarantine goes through the responder itself
+
+
+def test_the_responders_settings_are_what_it_reads_and_map_real_checks() -> None:
+    variables = stack().properties("ResponderFunction")["Environment"]["Variables"]
+    concrete = {
+        name: "placeholder" if isinstance(value, dict) else str(value)
+        for name, value in variables.items()
+    }
+    mapping_template, names = variables["MITIGATION_ACTIONS"]["Fn::Sub"]
+    mapping = json.loads(
+        re.sub(r"\$\{(\w+)\}", lambda m: f"stack-{m[1].lower()}", mapping_template)
+    )
+    assert set(names) == {"Logging", "Policy", "Certificate"}
+    assert all(audit_check(check) is not None for check in mapping)
+    concrete |= {
+        "QUARANTINE_THING_GROUP": "iot-defender-splunk-quarantine",
+        "PROTECTED_THING_GROUPS": "safety-critical",
+        "FLEET_ACTION_CAP": "50",
+        "MITIGATION_ACTIONS": json.dumps(mapping),
+    }
+    settings = load_responder_settings(concrete)
+    assert settings.mitigation_actions == mapping
+    assert settings.fleet_cap == 50
+
+
+def test_the_responders_tables_keep_history_and_use_the_stacks_key() -> None:
+    for table in ("ResponderStateTable", "ResponderIdempotencyTable"):
+        properties = stack().properties(table)
+        assert properties["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True
+        }
+        assert properties["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "PipelineKey"}
+    idempotency = stack().properties("ResponderIdempotencyTable")
+    assert idempotency["TimeToLiveSpecification"] == {
+        "AttributeName": "expiration",
+        "Enabled": True,
+    }
+
+
+def test_a_soar_role_exists_only_for_a_named_principal_and_may_only_invoke_the_responder() -> None:
+    assert "SoarInvokeRole" not in stack().resources
+    principal = "arn:aws:iam::210987654321:role/soar-aws-lambda-asset"
+    with_soar = stack(SoarPrincipalArn=principal)
+    role = with_soar.properties("SoarInvokeRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": principal}
+    (policy,) = role["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == (
+        "lambda:InvokeFunction",
+        {"Fn::GetAtt": ["ResponderFunction", "Arn"]},
+    )
+
+
+def test_responder_errors_and_throttles_alarm() -> None:
+    alarms = {
+        stack().properties(name)["MetricName"]
+        for name in ("ResponderErrorsAlarm", "ResponderThrottlesAlarm")
+    }
+    assert alarms == {"Errors", "Throttles"}

@@ -1,0 +1,395 @@
+"""The responder end to end through its handler, against moto's IoT and DynamoDB: what each
+action changes, what it refuses, what a retry does, and the audit trail it writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from respond import handler
+from respond.requests import InvalidInvocationError
+from tests.responder_aws import PROTECTED, QUARANTINE, Account, account, invoke, request
+
+__all__ = ["account"]  # the fixture, used by name
+
+
+# --- quarantine_thing ------------------------------------------------------------------------
+
+
+def test_quarantine_isolates_the_thing_deactivates_its_certificate_and_ends_its_session(
+    account: Account,
+) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2", groups=("cameras",))
+    account.expect_disconnect("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "ok", answer
+    assert account.groups_of("cam-lobby-2") == ["cameras", QUARANTINE]
+    assert account.status(certificate) == "INACTIVE"
+    (target,) = answer["targets"]
+    assert target["before"] == {
+        "groups": ["cameras"],
+        "quarantined": False,
+        "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+    }
+    assert target["after"] == {
+        "groups": ["cameras", QUARANTINE],
+        "quarantined": True,
+        "certificates": [{"certificate_id": certificate, "status": "INACTIVE"}],
+        "session": "ended",
+    }
+    assert answer["counts"] == {
+        "targets": 1,
+        "ok": 1,
+        "noop": 0,
+        "planned": 0,
+        "refused": 0,
+        "error": 0,
+    }
+
+
+def test_quarantining_a_quarantined_thing_is_a_noop(account: Account) -> None:
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    again = invoke(request("quarantine_thing", thing_name="cam-lobby-2", request_id="second-try"))
+
+    assert again["status"] == "noop"
+    assert again["targets"][0]["message"] == "cam-lobby-2 is already quarantined"
+
+
+def test_keep_certificate_and_no_disconnect_change_only_the_group(account: Account) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+
+    answer = invoke(
+        request(
+            "quarantine_thing", thing_name="cam-lobby-2", keep_certificate=True, disconnect=False
+        )
+    )
+
+    assert answer["status"] == "ok"
+    assert account.status(certificate) == "ACTIVE"
+    assert "session" not in answer["targets"][0]["after"]
+
+
+def test_a_certificate_shared_with_other_things_is_left_active_and_named(account: Account) -> None:
+    account.add_thing("gw-berlin-03", certificates=())
+    (shared,) = account.add_thing("cam-lobby-2", share_with=("gw-berlin-03",))
+    account.expect_disconnect("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert account.status(shared) == "ACTIVE"
+    assert "1 shared certificate(s) left active" in answer["message"]
+    assert answer["targets"][0]["before"]["certificates"] == [
+        {"certificate_id": shared, "status": "ACTIVE", "shared_with": ["gw-berlin-03"]}
+    ]
+
+
+def test_a_thing_in_a_protected_group_is_never_quarantined(account: Account) -> None:
+    (certificate,) = account.add_thing("plc-line-1", groups=(PROTECTED,))
+
+    answer = invoke(request("quarantine_thing", thing_name="plc-line-1"))
+
+    assert answer["status"] == "refused"
+    assert f"protected thing group {PROTECTED}" in answer["message"]
+    assert account.groups_of("plc-line-1") == [PROTECTED]
+    assert account.status(certificate) == "ACTIVE"
+
+
+def test_a_dry_run_plans_and_changes_nothing(account: Account) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2", dry_run=True))
+
+    assert answer["status"] == "planned"
+    assert answer["targets"][0]["after"]["quarantined"] is True
+    assert account.groups_of("cam-lobby-2") == []
+    assert account.status(certificate) == "ACTIVE"
+    assert account.response_records() == []  # nothing was done, so nothing to audit
+
+
+def test_a_failure_half_way_undoes_what_was_done_for_the_thing(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = account.add_thing("cam-lobby-2", certificates=("ACTIVE", "ACTIVE"))
+    client = handler.iot_client()
+    real_update = client.update_certificate
+
+    def update(**call: Any) -> Any:
+        if call["certificateId"] == second and call["newStatus"] == "INACTIVE":
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "UpdateCertificate",
+            )
+        return real_update(**call)
+
+    monkeypatch.setattr(client, "update_certificate", update)
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "error"
+    assert answer["error"] == {"code": "ThrottlingException", "message": "Rate exceeded"}
+    assert "the steps taken were undone" in answer["message"]
+    assert account.groups_of("cam-lobby-2") == []
+    assert [account.status(first), account.status(second)] == ["ACTIVE", "ACTIVE"]
+    assert handler.store().get("cam-lobby-2") is None  # a later quarantine starts afresh
+
+
+def test_a_thing_that_does_not_exist_is_an_error_with_the_aws_code(account: Account) -> None:
+    answer = invoke(request("quarantine_thing", thing_name="no-such-thing"))
+    assert answer["status"] == "error"
+    assert answer["error"]["code"] == "ResourceNotFoundException"
+
+
+# --- release ---------------------------------------------------------------------------------
+
+
+def test_release_restores_exactly_what_quarantine_changed(account: Account) -> None:
+    active, inactive = account.add_thing(
+        "cam-lobby-2", groups=("cameras",), certificates=("ACTIVE", "INACTIVE")
+    )
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2", reason="false positive"))
+
+    assert answer["status"] == "ok", answer
+    assert account.groups_of("cam-lobby-2") == ["cameras"]
+    assert account.status(active) == "ACTIVE"
+    assert account.status(inactive) == "INACTIVE"  # inactive before the quarantine: stays so
+    assert handler.store().get("cam-lobby-2") is None
+
+
+def test_releasing_a_thing_quarantined_by_something_else_is_refused(account: Account) -> None:
+    account.add_thing("cam-lobby-2", groups=(QUARANTINE,))
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "refused"
+    assert "by something other than the responder" in answer["message"]
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+
+
+def test_releasing_a_thing_that_is_not_quarantined_is_a_noop(account: Account) -> None:
+    account.add_thing("cam-lobby-2")
+    assert invoke(request("release_thing", thing_name="cam-lobby-2"))["status"] == "noop"
+
+
+# --- fleet-wide ------------------------------------------------------------------------------
+
+
+def _cameras(account: Account, count: int) -> list[str]:
+    names = [f"cam-{n:02d}" for n in range(count)]
+    for name in names:
+        account.add_thing(name, groups=("cameras",), attributes={"firmware_version": "2.0.10"})
+    return names
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"expected_count": 2}, "thing group cameras holds 3 things, not expected_count 2"),
+        ({"expected_count": 4}, "holds 3 things, not expected_count 4"),
+    ],
+)
+def test_a_fleet_action_needs_the_exact_count(
+    account: Account, keys: dict[str, int], message: str
+) -> None:
+    _cameras(account, 3)
+    answer = invoke(request("quarantine_group", thing_group="cameras", **keys))
+    assert answer["status"] == "refused"
+    assert message in answer["message"]
+    assert all(QUARANTINE not in account.groups_of(f"cam-{n:02d}") for n in range(3))
+
+
+def test_a_fleet_action_above_the_cap_is_refused(account: Account) -> None:
+    _cameras(account, 6)  # the tests' FleetActionCap is 5
+    answer = invoke(request("quarantine_group", thing_group="cameras", expected_count=6))
+    assert answer["status"] == "refused"
+    assert "more than the cap of 5 things" in answer["message"]
+
+
+@pytest.mark.parametrize("group", [PROTECTED, QUARANTINE])
+def test_a_protected_group_is_never_a_fleet_target(account: Account, group: str) -> None:
+    answer = invoke(request("quarantine_group", thing_group=group, expected_count=0))
+    assert answer["status"] == "refused"
+    assert "is protected" in answer["message"]
+
+
+def test_a_group_quarantine_reports_each_thing_and_one_failure_leaves_that_thing_untouched(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = _cameras(account, 3)
+    account.iot.add_thing_to_thing_group(thingGroupName=PROTECTED, thingName=names[2])
+    client = handler.iot_client()
+    real_add = client.add_thing_to_thing_group
+
+    def add(**call: Any) -> Any:
+        if call["thingName"] == names[1]:
+            raise ClientError(
+                {"Error": {"Code": "InternalFailureException", "Message": "boom"}},
+                "AddThingToThingGroup",
+            )
+        return real_add(**call)
+
+    monkeypatch.setattr(client, "add_thing_to_thing_group", add)
+    account.expect_disconnect(names[0])
+
+    answer = invoke(request("quarantine_group", thing_group="cameras", expected_count=3))
+
+    assert answer["status"] == "error"
+    assert [t["status"] for t in answer["targets"]] == ["ok", "error", "refused"]
+    assert answer["counts"] == {
+        "targets": 3,
+        "ok": 1,
+        "noop": 0,
+        "planned": 0,
+        "refused": 1,
+        "error": 1,
+    }
+    assert QUARANTINE in account.groups_of(names[0])
+    assert QUARANTINE not in account.groups_of(names[1])
+    assert all(account.status(c) == "ACTIVE" for c in account.certificates[names[1]])
+    assert QUARANTINE not in account.groups_of(names[2])
+
+
+def test_a_version_quarantine_finds_the_things_through_the_fleet_index(account: Account) -> None:
+    names = _cameras(account, 2)
+    account.add_thing("cam-new", attributes={"firmware_version": "2.1.0"})
+    for name in names:
+        account.expect_disconnect(name)
+
+    answer = invoke(
+        request(
+            "quarantine_version", attribute="firmware_version", value="2.0.10", expected_count=2
+        )
+    )
+
+    assert answer["status"] == "ok", answer
+    assert [t["thing_name"] for t in answer["targets"]] == names
+    assert QUARANTINE not in account.groups_of("cam-new")
+    records = account.response_records()
+    assert [(r["target"]["thingName"], r["target"]["firmwareVersion"]) for r in records] == [
+        (name, "2.0.10") for name in names
+    ]
+
+
+def test_a_group_release_undoes_the_group_quarantine(account: Account) -> None:
+    names = _cameras(account, 2)
+    for name in names:
+        account.expect_disconnect(name)
+    invoke(request("quarantine_group", thing_group="cameras", expected_count=2))
+
+    answer = invoke(request("release_group", thing_group="cameras", expected_count=2))
+
+    assert answer["status"] == "ok", answer
+    assert all(account.groups_of(name) == ["cameras"] for name in names)
+    assert all(account.status(account.certificates[name][0]) == "ACTIVE" for name in names)
+
+
+# --- certificates ----------------------------------------------------------------------------
+
+
+def test_deactivate_certificate_sets_it_inactive_and_names_its_things(account: Account) -> None:
+    account.add_thing("gw-berlin-03", certificates=())
+    (certificate,) = account.add_thing("cam-lobby-2", share_with=("gw-berlin-03",))
+
+    answer = invoke(request("deactivate_certificate", certificate_id=certificate))
+
+    assert answer["status"] == "ok"
+    assert account.status(certificate) == "INACTIVE"
+    assert answer["targets"][0]["before"]["things"] == ["cam-lobby-2", "gw-berlin-03"]
+    again = invoke(
+        request("deactivate_certificate", certificate_id=certificate, request_id="again")
+    )
+    assert again["status"] == "noop"
+
+
+def test_an_unknown_certificate_is_an_error_with_the_aws_code(account: Account) -> None:
+    answer = invoke(request("deactivate_certificate", certificate_id="ab" * 32))
+    assert (answer["status"], answer["error"]["code"]) == ("error", "ResourceNotFoundException")
+
+
+# --- idempotency, malformed input, the audit trail -------------------------------------------
+
+
+def test_a_retried_request_gets_the_first_answer_and_acts_once(account: Account) -> None:
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")  # once only: a second call would fail the stub
+    ask = request("quarantine_thing", thing_name="cam-lobby-2")
+
+    first = invoke(ask)
+    second = invoke(ask)
+
+    assert second == first
+    assert len(account.response_records()) == 1
+
+
+def test_a_request_id_reused_for_another_request_is_refused(account: Account) -> None:
+    account.add_thing("cam-lobby-2")
+    account.add_thing("cam-lobby-3")
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2", request_id="r-1"))
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-3", request_id="r-1"))
+
+    assert answer["status"] == "refused"
+    assert answer["message"] == "request_id was already used for a different request"
+    assert QUARANTINE not in account.groups_of("cam-lobby-3")
+
+
+def test_a_refused_request_is_answered_not_raised(account: Account) -> None:
+    answer = invoke({"action": "quarantine_thing", "request_id": "r-1", "thing_name": "x"})
+    assert answer["status"] == "refused"
+    assert (
+        answer["message"]
+        == "quarantine_thing changes AWS IoT: requested_by and reason are required"
+    )
+    assert answer["targets"] == []
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_only_an_invocation_that_is_not_an_object_raises(account: Account) -> None:
+    with pytest.raises(InvalidInvocationError):
+        invoke(["quarantine_thing"])
+
+
+def test_every_executed_target_leaves_one_response_record(account: Account) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+    account.add_thing("plc-line-1", groups=(PROTECTED,))
+    account.expect_disconnect("cam-lobby-2")
+    ask = request("quarantine_thing", thing_name="cam-lobby-2", request_id="r-audit")
+
+    answer = invoke(ask)
+    invoke(request("quarantine_thing", thing_name="plc-line-1"))
+
+    records = account.response_records()
+    assert [(r["action"], r["status"], r["target"]) for r in records] == [
+        ("quarantine_thing", "SUCCEEDED", {"thingName": "cam-lobby-2"}),
+        ("quarantine_thing", "SKIPPED", {"thingName": "plc-line-1"}),
+    ]
+    first = records[0]
+    assert first["actionId"] == answer["response_id"]
+    assert first["requestedBy"] == ask["requested_by"]
+    assert first["reason"] == ask["reason"]
+    assert first["details"]["requestId"] == "r-audit"
+    assert first["details"]["after"]["certificates"] == [
+        {"certificate_id": certificate, "status": "INACTIVE"}
+    ]
+    assert first["completedAt"] >= first["requestedAt"]
+
+
+def test_an_undelivered_audit_trail_is_said_in_the_answer(account: Account) -> None:
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+    account.firehose.raises = 100  # every PutRecordBatch call fails
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"), remaining_ms=12_000)
+
+    assert answer["status"] == "ok"
+    assert answer["audit_trail"] == "1 of 1 response records not delivered"

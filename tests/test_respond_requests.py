@@ -1,0 +1,142 @@
+"""Requests are validated before anything is read or changed; a bad one is refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from respond.requests import InvalidInvocationError, RefusedError, parse_request
+
+BASE = {
+    "action": "quarantine_thing",
+    "request_id": "soar-4711-quarantine-cam-lobby-2",
+    "requested_by": "soar:iot_open_port_response:approved-by:jdoe",
+    "reason": "telnet listening on tcp/23",
+    "thing_name": "cam-lobby-2",
+}
+
+
+def test_a_valid_request_gets_its_defaults() -> None:
+    request = parse_request(BASE)
+    assert (request.action, request.request_id, request.dry_run) == (
+        "quarantine_thing",
+        "soar-4711-quarantine-cam-lobby-2",
+        False,
+    )
+    assert request.params == {
+        "thing_name": "cam-lobby-2",
+        "keep_certificate": False,
+        "disconnect": True,
+    }
+    assert request.changes
+
+
+def test_describe_needs_no_requester_or_reason() -> None:
+    request = parse_request({"action": "describe_thing", "request_id": "r-1", "thing_name": "a"})
+    assert not request.changes
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"action": "reboot_thing"}, "unknown action 'reboot_thing'"),
+        ({"action": None}, "unknown action 'None'"),
+        ({"request_id": ""}, "request_id must be 1-64"),
+        ({"request_id": "a" * 65}, "request_id must be 1-64"),
+        ({"request_id": "soar 4711"}, "request_id must be 1-64"),
+        ({"thing": "cam-lobby-2"}, "quarantine_thing takes no 'thing'"),
+        ({"reason": ""}, "requested_by and reason are required"),
+        ({"requested_by": "   "}, "requested_by and reason are required"),
+        ({"reason": "x" * 2049}, "reason must be printable text of at most 2048"),
+        ({"reason": "line\nbreak"}, "reason must be printable text"),
+        ({"dry_run": "yes"}, "dry_run must be true or false"),
+        ({"thing_name": "cam lobby"}, "thing_name must match"),
+        ({"thing_name": "cam-lobby-2\n"}, "thing_name must match"),
+        ({"thing_name": 42}, "thing_name must match"),
+        ({"keep_certificate": 1}, "keep_certificate must be true or false"),
+    ],
+)
+def test_a_bad_request_is_refused_with_its_reason(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(RefusedError, match=message.replace("(", r"\(")):
+        parse_request({**BASE, **changes})
+
+
+def test_a_missing_action_key_is_named() -> None:
+    event = {key: value for key, value in BASE.items() if key != "thing_name"}
+    with pytest.raises(RefusedError, match="quarantine_thing needs thing_name"):
+        parse_request(event)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"thing_group": "cameras", "expected_count": -1}, "expected_count must be a whole number"),
+        (
+            {"thing_group": "cameras", "expected_count": True},
+            "expected_count must be a whole number",
+        ),
+        ({"thing_group": "cam eras", "expected_count": 3}, "thing_group must match"),
+    ],
+)
+def test_fleet_requests_need_a_count_and_a_valid_scope(keys: dict[str, Any], message: str) -> None:
+    event = {**BASE, "action": "quarantine_group", **keys}
+    del event["thing_name"]
+    with pytest.raises(RefusedError, match=message):
+        parse_request(event)
+
+
+@pytest.mark.parametrize("value", ["2.0.10 OR *", "a:b", "v(1)", "", "x" * 129])
+def test_an_attribute_value_must_be_one_fleet_index_term(value: str) -> None:
+    event = {
+        **BASE,
+        "action": "quarantine_version",
+        "attribute": "firmware_version",
+        "value": value,
+        "expected_count": 1,
+    }
+    del event["thing_name"]
+    with pytest.raises(RefusedError, match="value must match"):
+        parse_request(event)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({}, "needs either finding_ids, or audit_task_id with check_name"),
+        (
+            {"finding_ids": ["f1"], "audit_task_id": "t1", "check_name": "LOGGING_DISABLED_CHECK"},
+            "needs either",
+        ),
+        ({"audit_task_id": "t1"}, "needs both audit_task_id and check_name"),
+        ({"finding_ids": []}, "finding_ids must be a list of 1 to 25"),
+        ({"finding_ids": [f"f{n}" for n in range(26)]}, "finding_ids must be a list of 1 to 25"),
+        ({"finding_ids": ["f1", "f1"]}, "finding_ids lists a finding twice"),
+        (
+            {"audit_task_id": "t1", "check_name": "NO_SUCH_CHECK"},
+            "check_name must be a Device Defender audit check",
+        ),
+    ],
+)
+def test_audit_remediation_needs_one_kind_of_target(keys: dict[str, Any], message: str) -> None:
+    event = {**BASE, "action": "remediate_audit_finding", **keys}
+    del event["thing_name"]
+    with pytest.raises(RefusedError, match=message):
+        parse_request(event)
+
+
+def test_a_former_check_name_is_read_as_the_current_one() -> None:
+    event = {
+        **BASE,
+        "action": "remediate_audit_finding",
+        "audit_task_id": "t1",
+        "check_name": "IOT_POLICY_UNRESTRICTED_CHECK",
+    }
+    del event["thing_name"]
+    assert parse_request(event)["check_name"] == "IOT_POLICY_OVERLY_PERMISSIVE_CHECK"
+
+
+@pytest.mark.parametrize("event", [["a"], "quarantine", None, 42])
+def test_only_an_invocation_that_is_not_an_object_raises(event: object) -> None:
+    with pytest.raises(InvalidInvocationError):
+        parse_request(event)
