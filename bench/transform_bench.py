@@ -39,7 +39,7 @@ from typing import Any, Final, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tests.fakes import FakeFirehose
-from tools.samples import LocalLambdaContext
+from tools.samples import RULE_ADDED_KEYS, LocalLambdaContext, rule_record
 from transform import handler, validation
 
 Doc = dict[str, Any]
@@ -390,7 +390,18 @@ def _b64_length(size: int) -> int:
 
 
 def _encode(doc: Doc) -> bytes:
-    """Compact JSON, as IoT rules and SNS put it into the stream."""
+    """A record's bytes as its producer puts them into the stream: compact JSON for SNS, and
+    for what an IoT rule forwards, the rule's route envelope around the message."""
+    if "metrics" in doc and "header" not in doc:
+        return rule_record("detect-export", _compact(doc))
+    if "header" in doc:
+        message = {key: value for key, value in doc.items() if key not in RULE_ADDED_KEYS}
+        added = {key: doc[key] for key in RULE_ADDED_KEYS}
+        return rule_record("device-report", _compact(message), **added)
+    return _compact(doc)
+
+
+def _compact(doc: Doc) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
@@ -477,10 +488,16 @@ def _naive_wrappers(doc: Any) -> list[Doc]:
 
 
 def naive_handler(event: Doc) -> tuple[Doc, int]:
-    """The public sample's approach: stdlib json, no validation, no dedupe, no size guard."""
+    """The public sample's approach: stdlib json, no validation, no dedupe, no size guard.
+
+    It reads what today's rules forward, a route envelope, by decoding its base64 payload:
+    the least it must do with the same input (the sample itself predates route envelopes).
+    """
     output = []
     for record in event["records"]:
         doc = json.loads(base64.b64decode(record["data"]))
+        if "route" in doc:
+            doc = json.loads(base64.b64decode(doc["payload"]))
         data = "".join(json.dumps(wrapper) for wrapper in _naive_wrappers(doc))
         encoded = base64.b64encode(data.encode("utf-8")).decode("utf-8")
         output.append({"recordId": record["recordId"], "result": "Ok", "data": encoded})
