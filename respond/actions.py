@@ -109,10 +109,9 @@ class Responder:
     def quarantine_thing(self, request: Request, name: str | None = None) -> Target:
         name = name or request["thing_name"]
         key = {"thing_name": name}
-        try:
-            state = things.read_state(self.iot, name, self.settings.quarantine_group)
-        except (ClientError, BotoCoreError) as error:
-            return Target(ERROR, f"cannot read {name}", key, error=failure(error))
+        state = self._read(name)
+        if isinstance(state, Target):
+            return state
         before = state.as_dict()
         protected = sorted(set(state.groups) & self.settings.protected_groups)
         if protected:
@@ -186,10 +185,9 @@ class Responder:
     def release_thing(self, request: Request, name: str | None = None) -> Target:
         name = name or request["thing_name"]
         key = {"thing_name": name}
-        try:
-            state = things.read_state(self.iot, name, self.settings.quarantine_group)
-        except (ClientError, BotoCoreError) as error:
-            return Target(ERROR, f"cannot read {name}", key, error=failure(error))
+        state = self._read(name)
+        if isinstance(state, Target):
+            return state
         before = state.as_dict()
         record = self.store.get(name)
         if record is None:
@@ -233,6 +231,13 @@ class Responder:
         except (ClientError, BotoCoreError) as error:
             return self._undo(done, key, before, error, what="release", keep_record=True)
         return Target(OK, summary, key, before, after)
+
+    def _read(self, name: str) -> things.ThingState | Target:
+        """The thing's state, or the error target that reading it gave."""
+        try:
+            return things.read_state(self.iot, name, self.settings.quarantine_group)
+        except (ClientError, BotoCoreError) as error:
+            return Target(ERROR, f"cannot read {name}", {"thing_name": name}, error=failure(error))
 
     def _undo(
         self,
