@@ -674,12 +674,14 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         # (headline, detail, target) of one remediation; done only when the responder says so.
         if status != "success" or not isinstance(answer, dict):
             detail = answer.get("errorMessage") if isinstance(answer, dict) else None
-            return "not remediated", f"the invoke lambda action failed: {detail or message}", None
+            return (
+                "not remediated",
+                f"the invoke lambda action failed: {detail or message}",
+                None,
+                None,
+            )
         target = (answer.get("targets") or [{}])[0]
-        text = (
-            f"{answer.get('status')}: {answer.get('message')} (request {answer.get('request_id')},"
-            f" response {answer.get('response_id')})"
-        )
+        text = f"{answer.get('status')}: {answer.get('message')}"
         if answer.get("status") == "error" and answer.get("error"):
             text += f" [{answer['error'].get('code')}]"
         if answer.get("task_id"):
@@ -687,7 +689,7 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         headline = {"ok": "remediated", "noop": "already remediated"}.get(
             answer.get("status"), "not remediated"
         )
-        return headline, text, target
+        return headline, text, target, answer.get("response_id")
 
 
     responses = [r for r in approve_remediation_summary_responses_0 if r]
@@ -712,13 +714,14 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         outcomes[json.loads(payload)["request_id"]] = outcome(status, message, answer)
 
     heading = f"SOAR container {container['id']}: {container.get('name')}"
-    lines = [f"IoT Audit Remediation for {heading}.", f"Approval: {approval}."]
+    lines = [f"IoT Audit Remediation for {heading}.", "", f"Approval: {approval}."]
     phrases = []
     for entry in assess_plan__assessment or []:
         details = [f"- Findings: {'; '.join(entry['findings'])}"]
         if entry["request_id"] in outcomes:
-            headline, text, target = outcomes[entry["request_id"]]
-            details.append(f"- Responder: {text}")
+            headline, text, target, response = outcomes[entry["request_id"]]
+            ids = f"request {entry['request_id']}" + (f", response {response}" if response else "")
+            details.append(f"- Responder: {text} ({ids})")
             details += [
                 f"- {when.capitalize()}: {show(target[when])}"
                 for when in ("before", "after")

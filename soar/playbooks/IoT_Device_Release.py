@@ -672,20 +672,27 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         # responder says so and its after state shows the device out of quarantine.
         if status != "success" or not isinstance(answer, dict):
             detail = answer.get("errorMessage") if isinstance(answer, dict) else None
-            return "not released", f"the invoke lambda action failed: {detail or message}", None
+            return (
+                "not released",
+                f"the invoke lambda action failed: {detail or message}",
+                None,
+                None,
+            )
         target = (answer.get("targets") or [{}])[0]
         kind = target.get("status", answer.get("status"))
-        text = (
-            f"{answer.get('status')}: {answer.get('message')} (request {answer.get('request_id')},"
-            f" response {answer.get('response_id')})"
-        )
+        text = f"{answer.get('status')}: {answer.get('message')}"
         if answer.get("status") == "error" and answer.get("error"):
             text += f" [{answer['error'].get('code')}]"
         if kind in ("ok", "noop"):
             if (target.get("after") or {}).get("quarantined") is False:
-                return ("released" if kind == "ok" else "already released"), text, target
+                return (
+                    ("released" if kind == "ok" else "already released"),
+                    text,
+                    target,
+                    answer.get("response_id"),
+                )
             text += " (but its after state is not released)"
-        return "not released", text, target
+        return "not released", text, target, answer.get("response_id")
 
 
     responses = approve_release_summary_responses_0
@@ -713,9 +720,9 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         outcomes[json.loads(payload)["thing_name"]] = outcome(status, message, answer)
 
     heading = f"SOAR container {container['id']}: {container.get('name')}"
-    lines = [f"IoT Device Release for {heading}.", f"Approval: {approval}."]
+    lines = [f"IoT Device Release for {heading}.", "", f"Approval: {approval}."]
     if collect_devices__ignored:
-        lines.append(f"Ignored, not thing names: {', '.join(collect_devices__ignored)}.")
+        lines += ["", f"Ignored, not thing names: {', '.join(collect_devices__ignored)}."]
     phrases = []
     for entry in assess_devices__assessment:
         thing = entry["thing"]
@@ -723,8 +730,11 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         if entry["decision"] == "ask":
             details.append(f"- Quarantine: {entry['why']}")
         if thing in outcomes:
-            headline, text, target = outcomes[thing]
-            details.append(f"- Responder: {text}")
+            headline, text, target, response = outcomes[thing]
+            ids = f"request {entry['release_request_id']}" + (
+                f", response {response}" if response else ""
+            )
+            details.append(f"- Responder: {text} ({ids})")
             details += [
                 f"- {when.capitalize()}: {show(target[when])}"
                 for when in ("before", "after")

@@ -162,8 +162,8 @@ def collect_devices(action=None, success=None, container=None, results=None, han
         transport = " ".join(values(transport_field)) or "port"
         ports = [int(p) for p in values(port) if p.isdigit()]
         labels = " ".join(values(service) + [f"({r})" for r in values(risk)])
-        findings = [f"{transport}/{p} {labels}".strip() for p in ports]
-        findings += [f"{transport} listening ports: {text}" for text in values(change)]
+        findings = [f"listens on {transport}/{p} {labels}".strip() for p in ports]
+        findings += [f"{transport} listening port count: {text}" for text in values(change)]
         for thing in values(things):
             if not re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", thing):
                 collect_devices__ignored.append(thing)
@@ -309,6 +309,8 @@ def assess_devices(action=None, success=None, container=None, results=None, hand
     describe_devices_result_data = phantom.collect2(container=container, datapath=["describe_devices:action_result.parameter.payload","describe_devices:action_result.status","describe_devices:action_result.message","describe_devices:action_result.data.*.Payload"], action_results=results)
     collect_devices__devices = json.loads(_ if (_ := phantom.get_run_data(key="collect_devices:devices")) != "" else "null")  # pylint: disable=used-before-assignment
     playbook_settings__auto_approve_ports = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:auto_approve_ports")) != "" else "null")  # pylint: disable=used-before-assignment
+    playbook_settings__keep_certificate = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:keep_certificate")) != "" else "null")  # pylint: disable=used-before-assignment
+    playbook_settings__disconnect = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:disconnect")) != "" else "null")  # pylint: disable=used-before-assignment
 
     describe_devices_parameter_payload = [item[0] for item in describe_devices_result_data]
     describe_devices_status = [item[1] for item in describe_devices_result_data]
@@ -383,7 +385,15 @@ def assess_devices(action=None, success=None, container=None, results=None, hand
             f"| {entry['thing']} | {'; '.join(entry['findings'])} | {groups}"
             f" | {connected} | {certificates or 'none'} | {entry['why']} |"
         )
-    assess_devices__approval_summary = "\n".join(lines)
+    effects = (
+        "its certificates stay active"
+        if playbook_settings__keep_certificate
+        else "its active certificates are deactivated (one another thing shares stays active)",
+        "its MQTT session is ended" if playbook_settings__disconnect else "its MQTT session stays",
+    )
+    assess_devices__approval_summary = (
+        f"For each device, {effects[0]} and {effects[1]}.\n\n" + "\n".join(lines)
+    )
 
     ################################################################################
     ## Custom Code End
@@ -448,7 +458,7 @@ def format_approval_request(action=None, success=None, container=None, results=N
     # current state.
     ################################################################################
 
-    template = """SOAR container {0} ({1}) reports new or risky listening ports. Quarantine adds each device below to the quarantine thing group, whose policy denies every AWS IoT action, and ends its MQTT session (see the playbook settings for its certificates).\n\n{2}"""
+    template = """SOAR container {0} ({1}) reports new or risky listening ports. Quarantine adds each device below to the quarantine thing group, whose policy denies every AWS IoT action. {2}"""
 
     # parameter list for template variable replacement
     parameters = [
@@ -595,8 +605,8 @@ def build_quarantine_requests(action=None, success=None, container=None, results
         if entry["decision"] == "skip":
             continue
         reason = (
-            f"{container.get('name')} (SOAR container {container['id']}): {entry['thing']}"
-            f" listens on {'; '.join(entry['findings'])}"
+            f"{container.get('name')} (SOAR container {container['id']}): {entry['thing']}:"
+            f" {'; '.join(entry['findings'])}"
         )
         request = {
             "action": "quarantine_thing",
@@ -735,27 +745,34 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         # responder says so and its after state shows the device quarantined.
         if status != "success" or not isinstance(answer, dict):
             detail = answer.get("errorMessage") if isinstance(answer, dict) else None
-            return "not quarantined", f"the invoke lambda action failed: {detail or message}", None
+            return (
+                "not quarantined",
+                f"the invoke lambda action failed: {detail or message}",
+                None,
+                None,
+            )
         targets = answer.get("targets") or [{}]
         target = targets[0]
         kind = target.get("status", answer.get("status"))
-        text = (
-            f"{answer.get('status')}: {answer.get('message')} (request {answer.get('request_id')},"
-            f" response {answer.get('response_id')})"
-        )
+        text = f"{answer.get('status')}: {answer.get('message')}"
         if answer.get("status") == "error" and answer.get("error"):
             text += f" [{answer['error'].get('code')}]"
         if kind in ("ok", "noop"):
             if (target.get("after") or {}).get("quarantined"):
-                return ("quarantined" if kind == "ok" else "already quarantined"), text, target
+                return (
+                    ("quarantined" if kind == "ok" else "already quarantined"),
+                    text,
+                    target,
+                    answer.get("response_id"),
+                )
             text += " (but its after state is not quarantined)"
-        return "not quarantined", text, target
+        return "not quarantined", text, target, answer.get("response_id")
 
 
     responses = [r for r in approve_quarantine_summary_responses_0 if r]
     approver = next((user for user in approve_quarantine_result_item_1 if user), "unknown")
     if assess_devices__route == "auto":
-        approval = "auto-approved (a port on the auto-approve list)"
+        approval = "auto-approved: a port on the auto-approve list"
     elif assess_devices__route == "none":
         approval = "not asked: no device to quarantine"
     elif responses and responses[0] == "Yes":
@@ -776,16 +793,19 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         outcomes[json.loads(payload)["thing_name"]] = outcome(status, message, answer)
 
     heading = f"SOAR container {container['id']}: {container.get('name')}"
-    lines = [f"IoT Open Port Response for {heading}.", f"Approval: {approval}."]
+    lines = [f"IoT Open Port Response for {heading}.", "", f"Approval: {approval}."]
     if collect_devices__ignored:
-        lines.append(f"Ignored, not thing names: {', '.join(collect_devices__ignored)}.")
+        lines += ["", f"Ignored, not thing names: {', '.join(collect_devices__ignored)}."]
     phrases = []
     for entry in assess_devices__assessment:
         thing = entry["thing"]
         details = [f"- Alert: {'; '.join(entry['findings'])}"]
         if thing in outcomes:
-            headline, text, target = outcomes[thing]
-            details.append(f"- Responder: {text}")
+            headline, text, target, response = outcomes[thing]
+            ids = f"request {entry['quarantine_request_id']}" + (
+                f", response {response}" if response else ""
+            )
+            details.append(f"- Responder: {text} ({ids})")
             details += [
                 f"- {when.capitalize()}: {show(target[when])}"
                 for when in ("before", "after")
