@@ -161,19 +161,19 @@ class Soar:
     def debug(self, *args: Any, **kwargs: Any) -> None:
         """Debug output goes to the playbook's log in SOAR; nothing here."""
 
-    def save_run_data(self, key: str, value: str, auto: bool = True) -> None:
+    def save_run_data(self, *, key: str, value: str, auto: bool = True) -> None:
         self._record("save_run_data", key=key, value=value, auto=auto)
         if not isinstance(value, str):
             raise TypeError(f"save_run_data({key!r}) takes a string, not {type(value).__name__}")
         self.run_data[key] = value
 
-    def get_run_data(self, key: str) -> str:
+    def get_run_data(self, *, key: str) -> str:
         return self.run_data.get(key, "")
 
-    def get_format_data(self, name: str) -> str:
+    def get_format_data(self, *, name: str) -> str:
         return self.formatted[name]
 
-    def completed(self, action_names: list[str]) -> bool:
+    def completed(self, *, action_names: list[str]) -> bool:
         """Whether every named action ran and finished (an action never launched has not)."""
         self._record("completed", action_names=action_names)
         return all(name in self.results for name in action_names)
@@ -181,6 +181,7 @@ class Soar:
     def collect2(
         self,
         container: dict[str, Any],
+        *,
         datapath: list[str],
         action_results: Any = None,
     ) -> list[list[Any]]:
@@ -191,18 +192,22 @@ class Soar:
     def condition(
         self,
         container: dict[str, Any],
+        *,
         conditions: list[list[Any]],
         name: str,
         logical_operator: str = "and",
         delimiter: str | None = None,
     ) -> tuple[list[int], list[Any]]:
         """A filter's condition over the artifacts; the matches are kept under ``name``."""
-        self._record("condition", conditions=conditions, name=name, logical_operator=logical_operator)
+        self._record(
+            "condition", conditions=conditions, name=name, logical_operator=logical_operator
+        )
         self._same_container(container)
         matched = []
         for artifact in self.artifacts:
             outcomes = [
-                _compare(self._artifact_value(artifact, lhs), op, rhs) for lhs, op, rhs in conditions
+                _compare(self._artifact_value(artifact, lhs), op, rhs)
+                for lhs, op, rhs in conditions
             ]
             if _combine(outcomes, logical_operator):
                 matched.append(artifact.id)
@@ -212,6 +217,7 @@ class Soar:
     def decision(
         self,
         container: dict[str, Any],
+        *,
         conditions: list[list[Any]],
         logical_operator: str = "and",
         delimiter: str | None = None,
@@ -225,7 +231,7 @@ class Soar:
         return _combine(outcomes, logical_operator)
 
     def format(
-        self, container: dict[str, Any], template: str, parameters: list[str], name: str
+        self, *, container: dict[str, Any], template: str, parameters: list[str], name: str
     ) -> str:
         self._record("format", template=template, parameters=parameters, name=name)
         self._same_container(container)
@@ -235,6 +241,7 @@ class Soar:
     def prompt2(
         self,
         container: dict[str, Any],
+        *,
         user: str | None,
         message: str,
         respond_in_mins: int,
@@ -258,6 +265,7 @@ class Soar:
         if not (user or role):
             raise ValueError(f"prompt {name!r} has neither a user nor a role to ask")
         answer = self.prompts[name]  # a test scripts every prompt the playbook reaches
+        result: dict[str, Any]
         if answer is None:
             result = {"status": "failed", "message": "Prompt expired", "summary": {}, "data": []}
         else:
@@ -275,6 +283,7 @@ class Soar:
     def act(
         self,
         action: str,
+        *,
         parameters: list[dict[str, Any]],
         name: str,
         assets: list[str],
@@ -307,6 +316,7 @@ class Soar:
     def add_note(
         self,
         container: dict[str, Any],
+        *,
         content: str,
         note_format: str,
         note_type: str,
@@ -317,7 +327,7 @@ class Soar:
         )
         self._same_container(container)
 
-    def comment(self, container: dict[str, Any], comment: str) -> None:
+    def comment(self, *, container: dict[str, Any], comment: str) -> None:
         self._record("comment", comment=comment)
         self._same_container(container)
 
@@ -400,13 +410,12 @@ class Soar:
         if not all(matches) or len(blocks) != 1:
             raise ValueError(f"one collect2 reads one source: {datapaths}")
         paths = [m["path"] for m in matches if m]
-        rows = []
-        for result in self.results.get(blocks.pop(), []):
-            per_item = any(p.startswith("data.*.") for p in paths)
-            items = (result["data"] or [None]) if per_item else [None]
-            for item in items:
-                rows.append([_result_value(result, item, p) for p in paths])
-        return rows
+        per_item = any(p.startswith("data.*.") for p in paths)
+        return [
+            [_result_value(result, item, p) for p in paths]
+            for result in self.results.get(blocks.pop(), [])
+            for item in ((result["data"] or [None]) if per_item else [None])
+        ]
 
     def _values(self, datapath: str) -> list[Any]:
         """A datapath's values, as decisions, formats and prompts see them."""
@@ -453,7 +462,7 @@ def _result_value(result: dict[str, Any], item: Any, path: str) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
+    return value in (None, "", [])
 
 
 def _compare(value: Any, op: str, rhs: Any) -> bool:

@@ -349,8 +349,8 @@ def assess_plan(action=None, success=None, container=None, results=None, handle=
             remediation["plan_request_id"], ("failed", "no result", None)
         )
         answer = answer if isinstance(answer, dict) else {}
-        entry = dict(remediation, planned=answer.get("message"))
         kind = answer.get("status") if status == "success" else None
+        entry = dict(remediation, planned=answer.get("message"), plan=kind)
         if kind == "planned":
             entry["decision"], entry["why"] = "ask", "planned"
         elif kind == "noop":
@@ -368,8 +368,11 @@ def assess_plan(action=None, success=None, container=None, results=None, handle=
     candidates = [entry for entry in assess_plan__assessment if entry["decision"] == "ask"]
     assess_plan__route = "ask" if candidates else "none"
 
-    lines = ["| Remediation | Findings | The responder plans |", "| --- | --- | --- |"] + [
-        f"| {e['action']} {e['target']} | {'; '.join(e['findings'])} | {e['planned']} |"
+    lines = [
+        "| Action | Target | Findings | The responder plans |",
+        "| --- | --- | --- | --- |",
+    ] + [
+        f"| {e['action']} | {e['target']} | {'; '.join(e['findings'])} | {e['planned']} |"
         for e in candidates
     ]
     assess_plan__approval_summary = "\n".join(lines)
@@ -670,25 +673,27 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         )
 
 
-    def outcome(status, message, answer):
-        # (headline, detail, target) of one remediation; done only when the responder says so.
+    # What each remediation is called once done, when there was nothing to do, and otherwise: a
+    # mitigation task is started, and runs on in AWS IoT.
+    headlines = {
+        "deactivate_certificate": ("deactivated", "already inactive", "not deactivated"),
+        "remediate_audit_finding": ("mitigation started", "nothing to mitigate", "not mitigated"),
+    }
+
+
+    def outcome(action, status, message, answer):
+        # (headline, detail, target, response id) of one remediation, from the responder's answer.
+        done, noop, failed = headlines[action]
         if status != "success" or not isinstance(answer, dict):
             detail = answer.get("errorMessage") if isinstance(answer, dict) else None
-            return (
-                "not remediated",
-                f"the invoke lambda action failed: {detail or message}",
-                None,
-                None,
-            )
+            return failed, f"the invoke lambda action failed: {detail or message}", None, None
         target = (answer.get("targets") or [{}])[0]
         text = f"{answer.get('status')}: {answer.get('message')}"
         if answer.get("status") == "error" and answer.get("error"):
             text += f" [{answer['error'].get('code')}]"
-        if answer.get("task_id"):
-            text += f"; mitigation task {answer['task_id']}"
-        headline = {"ok": "remediated", "noop": "already remediated"}.get(
-            answer.get("status"), "not remediated"
-        )
+        if answer.get("task_id") and answer["task_id"] not in text:
+            text += f" (mitigation task {answer['task_id']})"
+        headline = {"ok": done, "noop": noop}.get(answer.get("status"), failed)
         return headline, text, target, answer.get("response_id")
 
 
@@ -711,12 +716,14 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         remediate_findings_result_item_3,
     )
     for payload, status, message, answer in rows:
-        outcomes[json.loads(payload)["request_id"]] = outcome(status, message, answer)
+        request = json.loads(payload)
+        outcomes[request["request_id"]] = outcome(request["action"], status, message, answer)
 
     heading = f"SOAR container {container['id']}: {container.get('name')}"
     lines = [f"IoT Audit Remediation for {heading}.", "", f"Approval: {approval}."]
     phrases = []
     for entry in assess_plan__assessment or []:
+        failed = headlines[entry["action"]][2]
         details = [f"- Findings: {'; '.join(entry['findings'])}"]
         if entry["request_id"] in outcomes:
             headline, text, target, response = outcomes[entry["request_id"]]
@@ -727,19 +734,18 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
                 for when in ("before", "after")
                 if target and target.get(when)
             ]
-            detail = text if headline == "not remediated" else ""
+            detail = text if headline == failed else ""
         else:
-            headline = "not remediated"
+            done_before = entry["plan"] == "noop"
+            headline = headlines[entry["action"]][1] if done_before else failed
             detail = entry["why"] if entry["decision"] == "skip" else ""
-            details.append(f"- Not remediated: {detail or approval}")
-            if entry["planned"] and entry["decision"] != "skip":
+            details.append(f"- Not done: {detail or approval}")
+            if entry["decision"] != "skip":
                 details.append(f"- Planned: {entry['planned']}")
-        lines += ["", f"#### {entry['action']} {entry['target']}: {headline}", *details]
-        phrases.append(
-            f"{entry['action']} {entry['target']} {headline}" + (f" ({detail})" if detail else "")
-        )
+        lines += ["", f"#### {entry['target']}: {headline}", *details]
+        phrases.append(f"{entry['target']} {headline}" + (f" ({detail})" if detail else ""))
     if route_findings__manual:
-        lines += ["", "#### For an analyst (no automated remediation)"]
+        lines += ["", "#### Left for an analyst"]
         lines += [f"- {item['finding']}: {item['why']}" for item in route_findings__manual]
         phrases.append(f"{len(route_findings__manual)} finding(s) left for an analyst")
 

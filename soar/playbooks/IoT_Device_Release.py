@@ -293,7 +293,7 @@ def assess_devices(action=None, success=None, container=None, results=None, hand
     def record(quarantine):
         # The responder's quarantine record (when, by whom, why): its plain fields.
         return "; ".join(
-            f"{key} {value}"
+            f"{key}: {value}"
             for key, value in sorted(quarantine.items())
             if isinstance(value, (str, int, float))
         )

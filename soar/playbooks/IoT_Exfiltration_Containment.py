@@ -184,17 +184,14 @@ def collect_devices(action=None, success=None, container=None, results=None, han
             ports,
             connections,
         ) = row
-        findings = []
-        baseline = suffix("over a baseline of", samples) + (
-            " datapoints" if values(samples) else ""
-        )
-        findings += [f"outbound spike {spike}{baseline}" for spike in values(spikes)]
+        findings = [f"outbound spike {spike}" for spike in values(spikes)]
+        findings += [f"baseline of {n} datapoints" for n in values(samples)]
         if values(spiking) and not values(spikes):
             findings.append(
                 f"outbound spike in {', '.join(values(spiking))}{suffix('up to', max_volume)}"
             )
-        days_text = f" ({' '.join(values(days))}-day baseline)" if values(days) else ""
-        findings += [f"daily outbound volume {volume}{days_text}" for volume in values(daily)]
+        findings += [f"daily outbound volume {volume}" for volume in values(daily)]
+        findings += [f"baseline of {n} days" for n in values(days)]
         if values(rising) and not values(daily):
             findings.append(f"daily outbound volume rising in {', '.join(values(rising))}")
         if values(new):
@@ -203,9 +200,10 @@ def collect_devices(action=None, success=None, container=None, results=None, han
                 f"new destinations {', '.join(values(new))}{suffix('ports', ports)}{since}"
             )
         for ip in values(dest_ip):
-            name = [d for d in values(destination) if d != ip]
+            # destination is the CIDR the address is in; a host's own /32 or /128 adds nothing.
+            name = [d for d in values(destination) if d.split("/")[0] != ip]
             named = f" ({', '.join(name)})" if name else ""
-            count = suffix("connections", connections)
+            count = f", {' '.join(values(connections))} connections" if values(connections) else ""
             findings.append(
                 f"destination outside the allowed CIDRs {ip}{named}{suffix('ports', ports)}{count}"
             )
