@@ -121,7 +121,6 @@ def route_findings(action=None, success=None, container=None, results=None, hand
     # Each playbook is imported into SOAR on its own and SOAR forbids global custom code, so the
     # small helpers below are repeated in the playbooks that need them.
 
-
     def values(field):
         # A CEF field holds one value, a list (multivalue field) or newline-separated values.
         items = field if isinstance(field, list) else [field]
@@ -133,13 +132,11 @@ def route_findings(action=None, success=None, container=None, results=None, hand
             if part.strip() not in ("", "-")
         ]
 
-
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
         digest = hashlib.sha256(target.encode("utf-8")).hexdigest()[:12]
         return f"soar-{container['id']}-{step}-{digest}"
-
 
     remediations = {}
     route_findings__manual = []
@@ -541,7 +538,6 @@ def build_remediation_requests(action=None, success=None, container=None, result
     def printable(text, limit):
         return "".join(ch for ch in str(text) if ch.isprintable())[:limit]
 
-
     approver = next((user for user in approve_remediation_result_item_0 if user), "unknown")
     requested_by = printable(f"soar:iot_audit_remediation:approved-by:{approver}", 256)
 
@@ -672,14 +668,12 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
             if isinstance(value, (str, int, float))
         )
 
-
     # What each remediation is called once done, when there was nothing to do, and otherwise: a
     # mitigation task is started, and runs on in AWS IoT.
     headlines = {
         "deactivate_certificate": ("deactivated", "already inactive", "not deactivated"),
         "remediate_audit_finding": ("mitigation started", "nothing to mitigate", "not mitigated"),
     }
-
 
     def outcome(action, status, message, answer):
         # (headline, detail, target, response id) of one remediation, from the responder's answer.
@@ -695,7 +689,6 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
             text += f" (mitigation task {answer['task_id']})"
         headline = {"ok": done, "noop": noop}.get(answer.get("status"), failed)
         return headline, text, target, answer.get("response_id")
-
 
     responses = [r for r in approve_remediation_summary_responses_0 if r]
     approver = next((user for user in approve_remediation_result_item_1 if user), "unknown")

@@ -108,7 +108,6 @@ def collect_devices(action=None, success=None, container=None, results=None, han
     # Each playbook is imported into SOAR on its own and SOAR forbids global custom code, so the
     # small helpers below are repeated in the playbooks that need them.
 
-
     def values(field):
         # A CEF field holds one value, a list (multivalue field) or newline-separated values.
         items = field if isinstance(field, list) else [field]
@@ -120,13 +119,11 @@ def collect_devices(action=None, success=None, container=None, results=None, han
             if part.strip() not in ("", "-")
         ]
 
-
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
         digest = hashlib.sha256(target.encode("utf-8")).hexdigest()[:12]
         return f"soar-{container['id']}-{step}-{digest}"
-
 
     things = set()
     collect_devices__ignored = []
@@ -297,7 +294,6 @@ def assess_devices(action=None, success=None, container=None, results=None, hand
             for key, value in sorted(quarantine.items())
             if isinstance(value, (str, int, float))
         )
-
 
     answers = {}
     rows = zip(
@@ -525,7 +521,6 @@ def build_release_requests(action=None, success=None, container=None, results=No
     def printable(text, limit):
         return "".join(ch for ch in str(text) if ch.isprintable())[:limit]
 
-
     approver = next((user for user in approve_release_result_item_0 if user), "unknown")
     given = next((r for r in approve_release_summary_responses_1 if r), "")
     requested_by = printable(f"soar:iot_device_release:approved-by:{approver}", 256)
@@ -666,7 +661,6 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         ]
         return "; ".join(parts)
 
-
     def outcome(status, message, answer):
         # (headline, detail, target) of one release_thing invocation; success only when the
         # responder says so and its after state shows the device out of quarantine.
@@ -693,7 +687,6 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
                 )
             text += " (but its after state is not released)"
         return "not released", text, target, answer.get("response_id")
-
 
     responses = approve_release_summary_responses_0
     approver = next((user for user in approve_release_result_item_2 if user), "unknown")

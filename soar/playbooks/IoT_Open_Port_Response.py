@@ -128,7 +128,6 @@ def collect_devices(action=None, success=None, container=None, results=None, han
     # Each playbook is imported into SOAR on its own and SOAR forbids global custom code, so the
     # small helpers below are repeated in the playbooks that need them.
 
-
     def values(field):
         # A CEF field holds one value, a list (multivalue field) or newline-separated values.
         items = field if isinstance(field, list) else [field]
@@ -140,13 +139,11 @@ def collect_devices(action=None, success=None, container=None, results=None, han
             if part.strip() not in ("", "-")
         ]
 
-
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
         digest = hashlib.sha256(target.encode("utf-8")).hexdigest()[:12]
         return f"soar-{container['id']}-{step}-{digest}"
-
 
     devices = {}
     collect_devices__ignored = []
@@ -593,7 +590,6 @@ def build_quarantine_requests(action=None, success=None, container=None, results
     def printable(text, limit):
         return "".join(ch for ch in str(text) if ch.isprintable())[:limit]
 
-
     if assess_devices__route == "auto":
         requested_by = "soar:iot_open_port_response:auto-approved"
     else:
@@ -739,7 +735,6 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
             parts.append("disconnected")
         return "; ".join(parts)
 
-
     def outcome(status, message, answer):
         # (headline, detail, target) of one quarantine_thing invocation; success only when the
         # responder says so and its after state shows the device quarantined.
@@ -767,7 +762,6 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
                 )
             text += " (but its after state is not quarantined)"
         return "not quarantined", text, target, answer.get("response_id")
-
 
     responses = [r for r in approve_quarantine_summary_responses_0 if r]
     approver = next((user for user in approve_quarantine_result_item_1 if user), "unknown")
