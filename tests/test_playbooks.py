@@ -4,7 +4,8 @@
   joins existing nodes and ports and is a call in the code, start reaches end through every
   block, each block does what its node configures, and custom code is only inside its markers
   and is the node's `userCode`.
-- The community repository's scanner rules (phantomcyber/playbooks, PlaybookScanner.robot).
+- The community repository's scanner rules (phantomcyber/playbooks, PlaybookScanner.robot),
+  and its formatting of custom code.
 - The metadata (`.yml`): it matches the export, and its detections are exactly those whose
   alerts the playbook's first filter keeps.
 - Offline runs against the stand-in for phantom.rules (tests/phantom_stub.py), on containers of
@@ -19,6 +20,7 @@ import ast
 import html
 import importlib.util
 import re
+import subprocess
 import sys
 import types
 import uuid
@@ -408,6 +410,29 @@ def test_scanner_block_rules(name: str) -> None:
             assert node["data"]["connectorConfigs"] == [
                 node["data"]["connector"].lower().replace(" ", "_")
             ]
+
+
+def _formatted(code: str) -> str:
+    """Custom code as the scanner formats it (black's style, here ruff's): inside `if True:`."""
+    wrapped = f"if True:\n    print(1)\n{code}    print(2)\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "custom_code.py", "-"],
+        input=wrapped,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PLAYBOOKS_DIR.parent.parent,
+    )
+    return done.stdout.removeprefix("if True:\n    print(1)\n").removesuffix("    print(2)\n")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scanner_custom_code_is_formatted(name: str) -> None:
+    pb = playbook(name)
+    for node in pb.nodes.values():
+        if "userCode" in node:
+            code = node["userCode"]
+            assert _formatted(code).strip("\n") == code.strip("\n"), node["data"]["functionName"]
 
 
 # --- the metadata ---------------------------------------------------------------------------
