@@ -18,6 +18,7 @@ SPLUNK_VENV := .venv-splunk
 SPLUNK_STAMP := $(SPLUNK_VENV)/.installed
 APP_ID := iot_defender_security
 APP_BUILD := build/app
+SOAR_DIST := dist/soar
 # Splunk's Dashboard Studio schema and validator (npm), pinned by package-lock.json.
 DASH_VALIDATION := tools/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
@@ -79,6 +80,7 @@ sam-build: $(SAM_STAMP) $(STAMP)
 
 # The Splunk app: generated parts built from detections/, reports/ and dashboards/, a manifest
 # from slim, then dist/<app id>-<version>.tgz with the app id as its only top-level folder.
+# Then the SOAR playbooks: dist/soar/<Name>.tgz each, as SOAR's playbook import takes them.
 package: $(STAMP) $(SPLUNK_STAMP)
 	rm -rf $(APP_BUILD) dist/$(APP_ID)-*.tgz
 	$(PY) -m tools.build_app $(APP_BUILD)
@@ -87,6 +89,8 @@ package: $(STAMP) $(SPLUNK_STAMP)
 	mkdir -p dist
 	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from tools.build_app import app_version; print(app_version())').tgz $(APP_ID)
 	@ls dist/$(APP_ID)-*.tgz
+	rm -rf $(SOAR_DIST)
+	$(PY) -m tools.build_playbooks --output $(SOAR_DIST)
 
 # AppInspect (Splunk Cloud checks) on the package: it always exits 0, so its JSON is read.
 package-check: package
