@@ -1533,6 +1533,24 @@ def test_device_alerts_carry_what_a_responder_needs(definition: SearchDefinition
         assert "interfaces" in columns
 
 
+# What a playbook acts on first, so every detection it serves must output it (docs/response.md):
+# the thing to describe and quarantine; the finding, or the audit task and check, to remediate.
+PLAYBOOK_TARGETS = {
+    "IoT_Open_Port_Response": {"thing"},
+    "IoT_Exfiltration_Containment": {"thing"},
+    "IoT_Audit_Remediation": {"finding_id", "task_id", "check_name"},
+}
+WIRED = [d for d in DETECTIONS if "playbook" in d.spec]
+
+
+@pytest.mark.parametrize("definition", WIRED, ids=_ids(WIRED))
+def test_detections_a_playbook_serves_output_its_target(definition: SearchDefinition) -> None:
+    wanted = PLAYBOOK_TARGETS[definition.spec["playbook"]]
+    for search in definition.searches():  # a variant hands off to the same playbook
+        table = [s for s in pipeline(search) if s.startswith("table ")][-1]
+        assert wanted <= set(table.split()[1:])
+
+
 def _spl_string(text: str) -> str:
     """An SPL string literal's value (backslash escapes a quote or a backslash)."""
     return re.sub(r'\\(["\\])', r"\1", text)
