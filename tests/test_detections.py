@@ -336,6 +336,7 @@ class _Reader:
             "bucket": self.read_words,
             "fit": self.fit,
             "append": self.append,
+            "multisearch": self.multisearch,
             "makeresults": self.makeresults,
         }
 
@@ -434,6 +435,18 @@ class _Reader:
         sub = self.walk(pipeline(inner.group(1)), Scope())
         if scope.fields is not None and sub.fields is not None:
             scope.fields |= sub.fields | sub.defined
+
+    def multisearch(self, scope: Scope, command: str, args: str) -> None:
+        """`multisearch [search ...] [search ...]`: the events of every subsearch, with the fields
+        each made."""
+        subsearches = [part for part in _split_top(args.strip(), " ") if part]
+        assert subsearches, "multisearch without subsearches"
+        for part in subsearches:
+            inner = re.fullmatch(r"\[(.*)\]", part, re.DOTALL)
+            assert inner, f"multisearch takes subsearches only: {part!r}"
+            sub = self.walk(pipeline(inner.group(1)), Scope())
+            scope.add(sub.defined)
+            scope.open |= sub.open
 
     def makeresults(self, scope: Scope, command: str, args: str) -> None:
         scope.replace(["_time"])
@@ -729,6 +742,13 @@ def test_field_reading_catches_mistakes() -> None:
     )
     assert not missing_fields(
         expand(base + "stats count by thing behavior.name | where count>1"), names, indexed
+    )
+    violations = "[search `iot_defender_violations`]"
+    multi = f"| multisearch [search `iot_defender_violations` | eval x=1] {violations}"
+    assert not missing_fields(expand(multi + " | where x=1 AND thing=1"), names, indexed)
+    assert missing_fields(expand(multi + " | where y=1"), names, indexed)
+    assert missing_fields(
+        expand("| multisearch [search `iot_defender_violations` | where nope=1]"), names, indexed
     )
 
 
@@ -2085,3 +2105,100 @@ def test_containment_records_are_the_responders_quarantines_and_releases() -> No
     times = macros()["iot_defender_containment_times"].definition
     assert 'quarantined_at=if(match(response_action, "^quarantine_")' in times
     assert 'released_at=if(match(response_action, "^release_")' in times
+
+
+RELAPSE = "released_thing_misbehaving_again"
+
+
+def _relapse_bounds() -> tuple[int, int]:
+    """(how long before its quarantine a device's behaviour is its usual one, how recent a
+    release is judged), in seconds, from the search."""
+    search = " ".join(_spec(RELAPSE)["search"].split())
+    usual = re.search(r'_time < quarantine_time - (\d+), "before"', search)
+    recent = re.search(r"release_time >= info_max_time - (\d+)", search)
+    assert usual, "the search compares with the behaviour before the quarantine's incident"
+    assert recent, "the search judges recent releases"
+    return int(usual[1]), int(recent[1])
+
+
+def _signs(dataset: str, shift: float) -> list[tuple[float, str, str, str]]:
+    """(time, thing, signal, what) of every listening port, destination outside the allowed
+    networks (or inside: 'allowed ...') and outbound datapoint ('metric value')."""
+    found = []
+    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
+        metric, t = e["fields"].get("metric", ""), e["time"] + shift
+        if metric.startswith("aws:listening-"):
+            transport = metric.split("-")[1]
+            found += [
+                (t, e["fields"]["thing"], "port", f"{transport}/{p}")
+                for p in e["event"]["value"]["ports"]
+            ]
+    for t, thing, ip, _ in _connections_out(dataset):
+        allowed = any(ipaddress.ip_address(ip) in net for net in _allowed_networks())
+        found.append((t + shift, thing, "destination", f"allowed {ip}" if allowed else ip))
+    found += [
+        (t + shift, thing, "volume", f"{metric} {value}")
+        for t, thing, metric, value in _datapoints(dataset, OUTBOUND)
+    ]
+    return found
+
+
+def _relapsed(
+    dataset: str, replay: tuple[int, int], *, usual: int | None = None
+) -> dict[str, set[str]]:
+    """Thing -> its signals since a release of the last day (no quarantine since): a port or a
+    disallowed destination it did not use before `usual` seconds ahead of its quarantine, or a
+    datapoint above the bound of its datapoints from then."""
+    shift, delay = replay
+    earliest, latest = _window(RELAPSE, detection_data.REFERENCE_TIME + shift + delay)
+    default_usual, recent = _relapse_bounds()
+    usual = default_usual if usual is None else usual
+    state = _containment(dataset, shift, earliest, latest, frozenset({"SUCCEEDED"}))
+    released = {thing: (q, r) for thing, (q, r) in state.items() if r > q and r >= latest - recent}
+    before: dict[tuple[str, str], list[str]] = defaultdict(list)
+    after: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for t, thing, signal, what in _signs(dataset, shift):
+        if thing not in released or not earliest <= t < latest:
+            continue
+        quarantine, release = released[thing]
+        if t < quarantine - usual:
+            before[thing, signal].append(what)
+        elif t > release:
+            after[thing, signal].append(what)
+    flagged: dict[str, set[str]] = defaultdict(set)
+    for (thing, signal), seen in after.items():
+        usual_signs = before[thing, signal]
+        if not usual_signs:
+            continue  # nothing to compare with
+        if signal == "volume":
+            for metric in {what.split()[0] for what in seen}:
+                base = [float(w.split()[1]) for w in usual_signs if w.split()[0] == metric]
+                now = max(float(w.split()[1]) for w in seen if w.split()[0] == metric)
+                if len(base) < 12:
+                    continue
+                avg = sum(base) / len(base)
+                stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
+                if now > max(avg + 3 * stdev, _floor(metric)):
+                    flagged[thing].add(f"volume {metric}")
+        else:
+            new = {w for w in set(seen) - set(usual_signs) if not w.startswith("allowed ")}
+            flagged[thing] |= {f"{signal} {what}" for what in new}
+    return {thing: signs for thing, signs in flagged.items() if signs}
+
+
+@pytest.mark.parametrize("replay", REPLAYS)
+def test_oracle_released_thing_misbehaving_again(replay: tuple[int, int]) -> None:
+    found = _relapsed("released_thing_misbehaving", replay)
+    assert found == {
+        "gw-berlin-03": {"port tcp/4444"},
+        "pump-0021": {"volume aws:all-bytes-out"},
+        "cam-lobby-2": {"destination 203.0.113.77"},
+    }
+    assert len(found) == _expected(RELAPSE, "released_thing_misbehaving")
+    assert not _relapsed("released_thing_behaving", replay)
+    assert _expected(RELAPSE, "released_thing_behaving") == 0
+    # The dataset shows the misfire: compared with everything before the quarantine, the
+    # incident's own port and destination look usual when they come back.
+    assert set(_relapsed("released_thing_misbehaving", replay, usual=0)) == {"pump-0021"}
+    # cam-yard-1 starts Telnet too, but its release is three days old.
+    assert "cam-yard-1" not in found

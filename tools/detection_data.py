@@ -2318,6 +2318,123 @@ def quarantine_holds() -> Story:
     return story
 
 
+@dataclass(frozen=True)
+class Relapse:
+    """A device of the release story: what it reports, and its quarantine and release."""
+
+    device: Device
+    quarantined: float
+    released: float
+    tcp: tuple[int, ...] = ()
+    connections: tuple[Connection, ...] = ()
+    bytes_out: int = 0
+
+
+def _release_report(
+    entry: Relapse,
+    t: float,
+    slot: int,
+    *,
+    port: int | None = None,
+    dest: Connection | None = None,
+    bytes_out: int | None = None,
+) -> bytes:
+    """The device's usual report (its ports, connections or network stats), with a sign added."""
+    network = None
+    if entry.bytes_out:
+        usual = entry.bytes_out * (1 + jitter(entry.device.name, slot, "bytes", spread=0.1))
+        packets = 1_500 * (1 + jitter(entry.device.name, slot, "packets", spread=0.1))
+        network = {"bytes_out": int(bytes_out or usual), "packets_out": int(packets)}
+    return device_report(
+        entry.device.name,
+        t,
+        tcp=[*entry.tcp, *([port] if port else [])] if entry.tcp else None,
+        connections=[*entry.connections, *([dest] if dest else [])] if entry.connections else None,
+        network=network,
+    )
+
+
+def _release_story(*, relapse: bool) -> Story:
+    """Eight days of four-hourly reports of devices quarantined for one sign and released.
+
+    gw-berlin-03 (ports) listens on tcp/4444 40 hours ago, is quarantined 39 hours ago and
+    released 12 hours ago. pump-0021 (network stats) sends 48 MB 32 hours ago; the pumps group
+    (with pump-0017) is quarantined 30 hours ago and released 10 hours ago. cam-lobby-2
+    (connections) reaches 203.0.113.77:6667 52 hours ago; firmware 1.9.3 (with cam-dock-4) is
+    quarantined 50 hours ago and released 20 hours ago. No report arrives in quarantine (its
+    policy denies publishing). After the release cam-dock-4 reaches a new private address, as
+    it may. With `relapse`, each shows its sign again: tcp/4444 in the last two reports, 40 MB
+    4 hours ago, 203.0.113.77 in the last report; and cam-yard-1 (ports), released 3 days ago
+    after 2 days in quarantine, starts Telnet.
+    """
+    endpoint = Connection(f"{IOT_ENDPOINT}:8883", 50412)
+    entries = [
+        Relapse(GATEWAY, ago(39 * HOUR), ago(12 * HOUR), tcp=(22, 8443)),
+        Relapse(PUMP_17, ago(30 * HOUR), ago(10 * HOUR), bytes_out=400_000),
+        Relapse(PUMP_21, ago(30 * HOUR), ago(10 * HOUR), bytes_out=400_000),
+        Relapse(LOBBY_CAMERA, ago(50 * HOUR), ago(20 * HOUR), connections=(endpoint,)),
+        Relapse(DOCK_CAMERA, ago(50 * HOUR), ago(20 * HOUR), connections=(endpoint,)),
+        Relapse(YARD_CAMERA, ago(5 * DAY), ago(3 * DAY), tcp=(443, 554)),
+    ]
+    story = Story()
+    for slot in range(47, -1, -1):
+        t = ago(20 * MINUTE + slot * 4 * HOUR)
+        for position, entry in enumerate(entries):
+            at = t + 5 * position
+            if entry.quarantined <= at < entry.released:
+                continue
+            incident = entry.quarantined - 4 * HOUR <= at < entry.quarantined
+            again = relapse and at > entry.released
+            signs: dict[str, Any] = {}
+            if entry.device is GATEWAY and (incident or (again and slot < 2)):
+                signs["port"] = 4444
+            if entry.device is PUMP_21 and (incident or (again and slot == 1)):
+                signs["bytes_out"] = 40_000_000 if again else 48_000_000
+            if entry.device is LOBBY_CAMERA and (incident or (again and slot == 0)):
+                signs["dest"] = Connection("203.0.113.77:6667", 49201)
+            if entry.device is DOCK_CAMERA and at > entry.released:
+                signs["dest"] = Connection("10.30.0.9:554", 50100)
+            if entry.device is YARD_CAMERA and again and slot < 2:
+                signs["port"] = 23
+            story.add(at, _release_report(entry, at, slot, **signs))
+    requests: list[tuple[str, dict[str, Any], tuple[Relapse, ...]]] = [
+        ("thing", {"thing_name": GATEWAY.name}, (entries[0],)),
+        ("group", {"thing_group": "pumps", "expected_count": 2}, tuple(entries[1:3])),
+        (
+            "version",
+            {"attribute": "firmware_version", "value": "1.9.3", "expected_count": 2},
+            tuple(entries[3:5]),
+        ),
+        ("thing", {"thing_name": YARD_CAMERA.name}, (entries[5],)),
+    ]
+    for number, (scope, keys, contained) in enumerate(requests):
+        first = contained[0]
+        for step, t, target, why in (
+            ("quarantine", first.quarantined, quarantined, "a sign of compromise"),
+            ("release", first.released, released, "reimaged"),
+        ):
+            request = _quarantine_request(
+                f"{step}_{scope}",
+                f"soar-61{number}-{step}-{first.device.name}",
+                f"{first.device.name}: {why}",
+                **keys,
+            )
+            story.respond(t, request, [target(entry.device) for entry in contained])
+    return story
+
+
+@dataset
+def released_thing_misbehaving() -> Story:
+    """Released devices show the sign they were quarantined for again (see _release_story)."""
+    return _release_story(relapse=True)
+
+
+@dataset
+def released_thing_behaving() -> Story:
+    """Released devices behave as before their incident (see _release_story)."""
+    return _release_story(relapse=False)
+
+
 # --- running the real handler -------------------------------------------------------------------
 
 
