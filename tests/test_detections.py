@@ -410,8 +410,11 @@ class _Reader:
             scope.add([new.strip('"')])
 
     def table(self, scope: Scope, command: str, args: str) -> None:
+        """`table` and `fields` keep the named fields; `fields -` removes them."""
+        names = [n for n in re.split(r"[\s,]+", args) if n and n not in {"+", "-"}]
         if not args.startswith("-"):
-            scope.replace(n for n in re.split(r"[\s,]+", args) if n and n != "+")
+            self.need(scope, [n for n in names if "*" not in n], command)
+            scope.replace(names)
 
     def fillnull(self, scope: Scope, command: str, args: str) -> None:
         scope.add(word for word in args.split() if "=" not in word)
@@ -743,6 +746,11 @@ def test_field_reading_catches_mistakes() -> None:
     assert not missing_fields(
         expand(base + "stats count by thing behavior.name | where count>1"), names, indexed
     )
+    assert missing_fields(
+        expand(base + "stats count by thing | table thing behavior"), names, indexed
+    )
+    assert missing_fields(expand(base + "table thing violationEventTyp"), names, indexed)
+    assert not missing_fields(expand(base + "table _time thing behavior.name"), names, indexed)
     violations = "[search `iot_defender_violations`]"
     multi = f"| multisearch [search `iot_defender_violations` | eval x=1] {violations}"
     assert not missing_fields(expand(multi + " | where x=1 AND thing=1"), names, indexed)
