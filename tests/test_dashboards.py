@@ -4,6 +4,8 @@ Offline checks of what Splunk would otherwise only reveal in a browser: every re
 definition resolves (data sources, chains, layout items, inputs, tokens), drilldowns point at
 dashboards and tokens that exist, and every search is a pipeline over the app's own macros and
 lookups. When tools/spl_check.py is present, each search also passes its structural checker.
+The searches over the responder's audit trail read only fields its events have (the events of
+its own records, through the real transform), and so does the props CIM mapping they rely on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from respond.requests import ACTIONS
+from tests.splunk_conf import props_outputs, read_conf
+from tests.splunk_conf import stanza as conf_stanza
+from tests.test_detections import (
+    DEFAULT_FIELDS,
+    dataset_events,
+    expand,
+    expression_fields,
+    flatten,
+    missing_fields,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
@@ -363,3 +377,83 @@ def test_searches_pass_spl_check(view: str) -> None:
             found = spl_check.check_search(source["options"]["query"], knowledge, fragment=True)
             problems += [f"{ds_id} (chain): {p.code}: {p.message}" for p in found]
     assert not problems, "\n".join(problems)
+
+
+# --- the responder's audit trail: what its events hold, and who reads it --------------------------
+
+# A day of the responder's records of every action and outcome, through the real transform.
+RESPONDER_EVENTS = dataset_events("detections/data/response_actions.ndjson")
+RESPONSE_PROPS = conf_stanza(read_conf(APP_DIR / "default" / "props.conf"), "aws:iot:response")
+# The CIM Change fields that name the target; every record must give them a value.
+CIM_TARGET_FIELDS = ("object", "object_id", "dest", "object_category")
+
+
+def _record_fields(event: dict[str, Any]) -> set[str]:
+    """Fields Splunk extracts from one response event before props computes any (KV_MODE=json
+    and the index-time fields)."""
+    return set(flatten(event["event"])) | set(event["fields"]) | DEFAULT_FIELDS
+
+
+def _responder_fields() -> tuple[set[str], set[str]]:
+    """(every field the response events have at search time, the index-time ones)."""
+    extracted = set().union(*map(_record_fields, RESPONDER_EVENTS))
+    indexed = set().union(*(e["fields"] for e in RESPONDER_EVENTS))
+    return extracted | props_outputs(RESPONSE_PROPS), indexed
+
+
+def _responder_searches() -> Iterator[tuple[str, str]]:
+    """(view: label, query with its tokens filled) of every search over response events only."""
+    for view in VIEWS:
+        for label, query in _searches(_load(view)):
+            filled = _TOKEN.sub('"x"', query)
+            if set(re.findall(r'sourcetype="([^"]+)"', expand(filled))) == {"aws:iot:response"}:
+                yield f"{view}: {label}", filled
+
+
+def test_responder_events_cover_every_action_outcome_and_target() -> None:
+    events = [e["event"] for e in RESPONDER_EVENTS]
+    assert {e["action"] for e in events} == {a for a, spec in ACTIONS.items() if spec.changes}
+    assert {e["status"] for e in events} == {"SUCCEEDED", "FAILED", "SKIPPED"}
+    targets = {key for e in events for key in flatten(e["target"])}
+    assert targets >= {
+        "thingName",
+        "thingGroupName",
+        "firmwareVersion",
+        "certificateId",
+        "auditTarget.finding_ids{}",
+        "auditTarget.check_name",
+        "scope.value",
+    }
+    assert {"error.code", "error.message"} <= set(flatten(next(e for e in events if "error" in e)))
+
+
+def test_searches_over_the_responders_events_read_fields_they_have() -> None:
+    names, indexed = _responder_fields()
+    searches = dict(_responder_searches())
+    assert any(label.startswith("iot_response_activity:") for label in searches)
+    for label, query in searches.items():
+        assert missing_fields(expand(query), names, indexed) == [], label
+        terms = set(re.findall(r"([A-Za-z_][\w.]*)::", query))
+        assert terms <= indexed, f"{label}: {sorted(terms - indexed)} are not index-time fields"
+
+
+def test_cim_change_mapping_reads_fields_the_responders_events_have() -> None:
+    """Every field an EVAL of the mapping reads is in some record (EVALs do not see each other),
+    and every record gives the target fields a value."""
+    extracted = set().union(*map(_record_fields, RESPONDER_EVENTS))
+    for key, expression in RESPONSE_PROPS.items():
+        if key.startswith("EVAL-"):
+            missing = expression_fields(expression) - extracted
+            assert not missing, f"{key} reads {sorted(missing)}"
+    for name in CIM_TARGET_FIELDS:
+        inputs = set(re.findall(r"'([^']+)'", RESPONSE_PROPS[f"EVAL-{name}"]))
+        for event in RESPONDER_EVENTS:
+            assert inputs & _record_fields(event), (name, event["event"]["target"])
+
+
+def test_things_in_quarantine_counts_every_quarantine_and_release() -> None:
+    """Group and version quarantines (one record per thing) count as a thing's own; only the
+    responder's successful records do (iot_defender_containment_records)."""
+    query = _full_query(_load("iot_response_activity"), "ds_quarantined")
+    assert query.startswith("`iot_defender_containment_records`\n")
+    assert 'where match(last_action, "^quarantine_")' in query

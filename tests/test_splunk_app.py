@@ -27,12 +27,15 @@ from tools.build_app import (
     APP_ID,
     DASHBOARDS_DIR,
     DETECTIONS_DIR,
+    REPO,
     REPORTS_DIR,
+    SOAR_PLAYBOOKS,
     SearchDefinition,
     build,
     conf_value,
     load_definitions,
     saved_search_stanza,
+    soar_label,
 )
 from tools.samples import sample_paths
 from transform.sourcetypes import ALL_SOURCETYPES
@@ -392,6 +395,77 @@ def test_report_stanza_has_no_alert_settings() -> None:
     text = saved_search_stanza(SearchDefinition(Path("example.yml"), spec))
     assert "alert." not in text
     assert "counttype" not in text
+
+
+def test_a_detection_a_playbook_serves_hands_off_to_soar_disabled() -> None:
+    """The Splunk App for SOAR Export's sendtophantom action, off until an admin enables it:
+    the default SOAR server, the playbook's label, one container per result row."""
+    spec = SPEC | {"playbook": "IoT_Open_Port_Response"}
+    lines = saved_search_stanza(SearchDefinition(Path("example.yml"), spec)).splitlines()
+    assert [line for line in lines if line.startswith("action.sendtophantom")] == [
+        "action.sendtophantom = 0",
+        "action.sendtophantom.param.phantom_server = Default",
+        "action.sendtophantom.param.label = iot_open_port_response",
+        "action.sendtophantom.param.severity = high",
+        "action.sendtophantom.param.sensitivity = amber",
+        "action.sendtophantom.param.grouping = 0",
+        "action.sendtophantom.param.container_name = search_name",
+        f"action.sendtophantom.param.search_description = {SPEC['description']}",
+    ]
+    # The alert triggers once per result, so each row becomes its own container.
+    assert "alert.digest_mode = 0" in lines
+
+
+@pytest.mark.parametrize(
+    ("severity", "container"),
+    [("critical", "high"), ("high", "high"), ("medium", "medium"), ("low", "low"),
+     ("informational", "low")],
+)  # fmt: skip
+def test_soar_severity_is_one_soar_ships(severity: str, container: str) -> None:
+    spec = SPEC | {"playbook": "IoT_Audit_Remediation", "severity": severity}
+    lines = saved_search_stanza(SearchDefinition(Path("example.yml"), spec)).splitlines()
+    assert f"action.sendtophantom.param.severity = {container}" in lines
+
+
+def test_a_detection_no_playbook_serves_sends_nothing_to_soar() -> None:
+    assert "sendtophantom" not in saved_search_stanza(SearchDefinition(Path("example.yml"), SPEC))
+
+
+def test_an_unknown_playbook_fails_the_build() -> None:
+    spec = SPEC | {"playbook": "IoT_Open_Port_Responce"}
+    with pytest.raises(ValueError, match="unknown SOAR playbook"):
+        saved_search_stanza(SearchDefinition(Path("example.yml"), spec))
+
+
+def test_built_hand_offs_are_disabled_and_labelled_for_their_playbooks(app: Path) -> None:
+    definitions = load_definitions(DETECTIONS_DIR, REPORTS_DIR)
+    wired = {d.name: d.spec["playbook"] for d in definitions if "playbook" in d.spec}
+    wired |= {
+        variant["name"]: d.spec["playbook"]
+        for d in definitions
+        if "playbook" in d.spec
+        for variant in d.spec.get("variants", [])
+    }
+    assert wired
+    saved = conf(app, "savedsearches")
+    for name in saved.sections():
+        settings = stanza(saved, name)
+        if name in wired:
+            assert settings["action.sendtophantom"] == "0", name
+            assert settings["action.sendtophantom.param.label"] == soar_label(wired[name]), name
+        else:
+            assert not [key for key in settings if key.startswith("action.sendtophantom")], name
+
+
+def test_detections_name_the_projects_playbooks() -> None:
+    """Each playbook a detection names is one SOAR knows, and each that detections feed has one;
+    the analyst's release playbook is fed by none. Labels tell the playbooks apart."""
+    schema = json.loads((REPO / "detections" / "detection.schema.json").read_text("utf-8"))
+    named = set(schema["properties"]["playbook"]["enum"])
+    assert named == set(SOAR_PLAYBOOKS) - {"IoT_Device_Release"}
+    served = {d.spec["playbook"] for d in load_definitions(DETECTIONS_DIR) if "playbook" in d.spec}
+    assert served == named
+    assert len({soar_label(playbook) for playbook in SOAR_PLAYBOOKS}) == len(SOAR_PLAYBOOKS)
 
 
 def test_the_app_passes_the_spl_checker(app: Path) -> None:

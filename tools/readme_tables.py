@@ -89,19 +89,21 @@ def _state(definition: SearchDefinition) -> str:
 
 
 def detection_table() -> str:
-    """Detections and reports: what each finds, the data it needs, with or without Detect."""
+    """Detections and reports: what each finds, the data it needs, with or without Detect, and
+    the SOAR playbook that serves its alerts."""
     lines = [
-        "| Name | Type | What it finds | Data needed | Without Detect | Ships |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Name | Type | What it finds | Data needed | Without Detect | Ships | SOAR playbook |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for definition in load_definitions(DETECTIONS_DIR, REPORTS_DIR):
         spec = definition.spec
         data = ", ".join(f"`{source}`" for source in spec["data_source"])
         without = "yes" if spec["works_without_detect"] else "**no**"
         finds = _cell(_first_sentence(spec["description"]))
+        playbook = f"`{spec['playbook']}`" if "playbook" in spec else ""
         lines.append(
             f"| {_cell(spec['name'])} | {spec['type']} | {finds} | {data} | {without}"
-            f" | {_state(definition)} |"
+            f" | {_state(definition)} | {playbook} |"
         )
     return "\n".join(lines)
 
