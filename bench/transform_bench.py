@@ -862,7 +862,8 @@ def print_validation(batch: Batch) -> None:
     """The runtime validator against the oracle library, on the same export documents."""
     import jsonschema  # noqa: PLC0415 - a dev dependency, used here only
 
-    docs = [json.loads(base64.b64decode(r["data"])) for r in batch.event["records"][:100]]
+    envelopes = [json.loads(base64.b64decode(r["data"])) for r in batch.event["records"][:100]]
+    docs = [json.loads(base64.b64decode(envelope["payload"])) for envelope in envelopes]
     items = sum(len(doc["metrics"]) for doc in docs)
     schema = validation.schema_for("metrics_export")
     print(f"Validation alone: {len(docs)} metrics-export documents, {items:,} metric items")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,7 +38,6 @@ class Target:
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     error: dict[str, str] | None = None
-    record: dict[str, Any] = field(default_factory=dict)  # what the audit trail's target holds
 
     def as_dict(self) -> dict[str, Any]:
         shown: dict[str, Any] = {**self.key, "status": self.status, "message": self.message}
