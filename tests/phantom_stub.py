@@ -9,8 +9,9 @@ AWS Lambda app's ``invoke lambda`` action (its parameters and ``action_result`` 
   the action completes;
 - ``prompt2`` answers from the scripted answers (user and responses, or no answer: expired);
 - ``collect2``, ``condition``, ``decision`` and ``format`` resolve the datapaths the playbooks
-  use: artifact CEF fields (filtered or not), action results, code block outputs
-  (``<block>:custom_function:<name>``), formatted data and the container's id and name;
+  use: artifact CEF fields and an artifact's whole CEF (``artifact:*.cef``, a copy of its dict),
+  filtered or not, action results, code block outputs (``<block>:custom_function:<name>``),
+  formatted data and the container's id and name;
 - run data, format data, ``completed``, ``add_note`` and ``comment`` behave as in a playbook
   run; ``playbook_block`` records the order blocks run in.
 
@@ -32,7 +33,7 @@ LAMBDA_ACTION = "invoke lambda"
 LAMBDA_ASSETS = ["aws_lambda"]
 _INVOKE_KEYS = {"function_name", "invocation_type", "payload"}
 _FILTERED = re.compile(r"filtered-data:(?P<block>\w+):(?P<condition>condition_\d+):(?P<path>.+)")
-_ARTIFACT = re.compile(r"artifact:\*\.(?P<path>cef\.[^.]+|id)")
+_ARTIFACT = re.compile(r"artifact:\*\.(?P<path>cef(?:\.[^.]+)?|id)")
 _RESULT = re.compile(r"(?P<block>\w+):action_result\.(?P<path>.+)")
 _OUTPUT = re.compile(r"(?P<block>\w+):custom_function:(?P<name>\w+)")
 _FORMATTED = re.compile(r"(?P<block>\w+):formatted_data")
@@ -389,7 +390,11 @@ class Soar:
         if match is None:
             raise ValueError(f"not an artifact datapath: {datapath}")
         path = match["path"]
-        return artifact.id if path == "id" else artifact.cef.get(path[len("cef.") :])
+        if path == "id":
+            return artifact.id
+        if path == "cef":
+            return dict(artifact.cef)
+        return artifact.cef.get(path[len("cef.") :])
 
     def _rows(self, datapaths: list[str]) -> list[list[Any]]:
         """collect2: one row per artifact, or per action result (and data item)."""

@@ -6,8 +6,12 @@
   and is the node's `userCode`.
 - The community repository's scanner rules (phantomcyber/playbooks, PlaybookScanner.robot),
   and its formatting of custom code.
-- The metadata (`.yml`): it matches the export, and its detections are exactly those whose
-  alerts the playbook's first filter keeps.
+- The metadata (`.yml`): it matches the export; its detections are exactly those wired to the
+  playbook, its fields exactly the CEF fields the playbook reads; its first filter keeps the
+  alerts of its detections and no other.
+- The hand-off: every CEF field a playbook collects by name (`artifact:*.cef.<field>`) is a
+  result field of every detection wired to it, in every variant; every other field it reads
+  (from the whole CEF, or in its filter) is a result field of at least one of them.
 - Offline runs against the stand-in for phantom.rules (tests/phantom_stub.py), on containers of
   artifacts shaped like the feeding detections' results, with the responder's answers and the
   analyst's prompt answers scripted: the exact requests sent to the responder, the prompts, and
@@ -39,7 +43,15 @@ from tests.phantom_stub import (
     function_error,
     invoke_failed,
 )
-from tests.soar_playbooks import NAMES, PLAYBOOKS_DIR, Playbook, detection_results, playbook
+from tests.soar_playbooks import (
+    NAMES,
+    PLAYBOOKS_DIR,
+    RELEASES,
+    Playbook,
+    detection_results,
+    playbook,
+    wired_detections,
+)
 
 # --- the export: the graph matches the code ------------------------------------------------
 
@@ -459,9 +471,21 @@ def test_metadata_describes_the_export(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_metadata_lists_the_detections_wired_to_the_playbook(name: str) -> None:
+    # Wired: the detection names the playbook (`playbook:`), so its alerts are sent to SOAR
+    # labelled for it; the release playbook's are those of the playbooks that quarantine.
+    assert playbook(name).meta["tags"]["detections"] == wired_detections(name)
+    assert wired_detections(name), f"no detection feeds {name}"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_metadata_lists_the_cef_fields_the_playbook_reads(name: str) -> None:
     pb = playbook(name)
-    assert pb.meta["tags"]["playbook_fields"] == sorted(pb.collected_fields())
+    tags = pb.meta["tags"]
+    assert tags["playbook_fields"] == sorted(pb.collected_fields())
+    assert tags["evidence_fields"] == sorted(
+        (pb.evidence_fields() | pb.filter_fields()) - pb.collected_fields()
+    )
 
 
 def _selects(pb: Playbook, fields: list[str]) -> bool:
@@ -478,25 +502,83 @@ def _selects(pb: Playbook, fields: list[str]) -> bool:
     return any(present) if condition["logic"] == "or" else all(present)
 
 
+# Results of detections wired to no playbook that a first filter still keeps: the audit playbook
+# routes any audit result with a check name (its offline runs below give it a check-level and a
+# conflicting client ids result). Only the detections in `tags.detections` send it alerts.
+KEPT_UNWIRED = {
+    "IoT_Audit_Remediation": {
+        "audit_conflicting_client_ids",
+        "audit_critical_or_high_check_non_compliant",
+    }
+}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_first_filter_keeps_the_alerts_of_the_detections_served(name: str) -> None:
     # The playbooks operate on every label ("*"): the filter alone keeps them off other alerts.
     pb = playbook(name)
-    served = pb.meta["tags"]["detections"]
+    served = set(pb.meta["tags"]["detections"])
+    results = detection_results()
+    for stem in served:
+        for fields in results[stem]:  # every variant
+            assert _selects(pb, fields), f"{name} drops the alerts of {stem}: {fields}"
     selected = {
-        stem
-        for stem, tables in detection_results().items()
-        if any(_selects(pb, fields) for fields in tables)
+        stem for stem, tables in results.items() if any(_selects(pb, fields) for fields in tables)
     }
-    assert served == sorted(served)
-    if name == "IoT_Device_Release":  # run by hand on a quarantine's container
-        assert set(served) <= selected
-        assert set(served) == set(
-            playbook("IoT_Open_Port_Response").meta["tags"]["detections"]
-            + playbook("IoT_Exfiltration_Containment").meta["tags"]["detections"]
-        )
+    if name in RELEASES:  # run by hand on a quarantine's container
+        assert served <= selected
     else:
-        assert set(served) == selected
+        wired = {stem for other in NAMES for stem in wired_detections(other)}
+        assert not KEPT_UNWIRED.get(name, set()) & wired
+        assert selected == served | KEPT_UNWIRED.get(name, set())
+
+
+# --- the hand-off: the CEF fields a playbook reads, against the detections wired to it -------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_cef_field_a_playbook_collects_is_output_by_every_detection_wired_to_it(
+    name: str,
+) -> None:
+    # The key fields, collected by name (artifact:*.cef.<field>): what the playbook acts on.
+    # A detection that lacked one would hand the playbook an empty value where it needs one.
+    collected = playbook(name).collected_fields()
+    assert collected
+    results = detection_results()
+    missing = {
+        f"{stem} (search {index})": sorted(collected - set(fields))
+        for stem in wired_detections(name)
+        for index, fields in enumerate(results[stem])
+        if collected - set(fields)
+    }
+    assert missing == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_other_cef_field_a_playbook_reads_is_output_by_a_detection_wired_to_it(
+    name: str,
+) -> None:
+    # The evidence, read from the whole CEF (artifact:*.cef) by the cef_values helper, and the
+    # fields the first filter tests for: present in some alerts only, never in none.
+    pb = playbook(name)
+    assert None not in pb.evidence_reads(), "cef_values names its field with a string literal"
+    output = {
+        field for stem in wired_detections(name) for f in detection_results()[stem] for field in f
+    }
+    assert sorted(pb.evidence_fields() - output) == [], "read from the CEF, sent by none"
+    assert sorted(pb.filter_fields() - output) == [], "tested by the filter, sent by none"
+    assert not pb.evidence_fields() & pb.collected_fields(), (
+        "collected by name and read from the CEF"
+    )
+    # The whole CEF is collected exactly where evidence is read from it.
+    assert pb.collects_whole_cef() == bool(pb.evidence_fields())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_cef_field_a_playbook_names_is_collected_or_tested_for(name: str) -> None:
+    # No artifact:*.cef.<field> datapath escapes the two checks above, whatever its place.
+    pb = playbook(name)
+    assert pb.named_fields() == pb.collected_fields() | pb.filter_fields()
 
 
 # --- running the playbooks -----------------------------------------------------------------

@@ -95,16 +95,14 @@ def route_findings(action=None, success=None, container=None, results=None, hand
     # builds one dry run per remediation.
     ################################################################################
 
-    filtered_artifact_0_data_select_audit_findings = phantom.collect2(container=container, datapath=["filtered-data:select_audit_findings:condition_1:artifact:*.cef.check_name","filtered-data:select_audit_findings:condition_1:artifact:*.cef.resource_type","filtered-data:select_audit_findings:condition_1:artifact:*.cef.resource_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef.certificate_ids","filtered-data:select_audit_findings:condition_1:artifact:*.cef.task_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef.reason"])
+    filtered_artifact_0_data_select_audit_findings = phantom.collect2(container=container, datapath=["filtered-data:select_audit_findings:condition_1:artifact:*.cef.check_name","filtered-data:select_audit_findings:condition_1:artifact:*.cef.resource_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef.task_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef"])
     playbook_settings__certificate_checks = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:certificate_checks")) != "" else "null")  # pylint: disable=used-before-assignment
     playbook_settings__mitigation_checks = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:mitigation_checks")) != "" else "null")  # pylint: disable=used-before-assignment
 
     filtered_artifact_0__cef_check_name = [item[0] for item in filtered_artifact_0_data_select_audit_findings]
-    filtered_artifact_0__cef_resource_type = [item[1] for item in filtered_artifact_0_data_select_audit_findings]
-    filtered_artifact_0__cef_resource_id = [item[2] for item in filtered_artifact_0_data_select_audit_findings]
-    filtered_artifact_0__cef_certificate_ids = [item[3] for item in filtered_artifact_0_data_select_audit_findings]
-    filtered_artifact_0__cef_task_id = [item[4] for item in filtered_artifact_0_data_select_audit_findings]
-    filtered_artifact_0__cef_reason = [item[5] for item in filtered_artifact_0_data_select_audit_findings]
+    filtered_artifact_0__cef_resource_id = [item[1] for item in filtered_artifact_0_data_select_audit_findings]
+    filtered_artifact_0__cef_task_id = [item[2] for item in filtered_artifact_0_data_select_audit_findings]
+    filtered_artifact_0__cef = [item[3] for item in filtered_artifact_0_data_select_audit_findings]
 
     route_findings__remediations = None
     route_findings__manual = None
@@ -132,6 +130,13 @@ def route_findings(action=None, success=None, container=None, results=None, hand
             if part.strip() not in ("", "-")
         ]
 
+    def cef_values(cef, name):
+        # An evidence field, read from the artifact's whole CEF: the detections this playbook
+        # serves send different fields, so one a finding does not send gives no values. Only
+        # check_name, resource_id and task_id, which every one of them sends, are collected by
+        # name.
+        return values(cef.get(name) if isinstance(cef, dict) else None)
+
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
@@ -142,22 +147,21 @@ def route_findings(action=None, success=None, container=None, results=None, hand
     route_findings__manual = []
     rows = zip(
         filtered_artifact_0__cef_check_name,
-        filtered_artifact_0__cef_resource_type,
         filtered_artifact_0__cef_resource_id,
-        filtered_artifact_0__cef_certificate_ids,
         filtered_artifact_0__cef_task_id,
-        filtered_artifact_0__cef_reason,
+        filtered_artifact_0__cef,
     )
-    for check_field, resource_type, resource_id, certificate_ids, task_id, reason in rows:
+    for check_field, resource_id, task_id, cef in rows:
         check = " ".join(values(check_field))
         resources = values(resource_id)
-        subject = " ".join(values(resource_type) + resources) or "the account"
-        finding = f"{check} on {subject}" + (
-            f": {' '.join(values(reason))}" if values(reason) else ""
-        )
+        subject = " ".join(cef_values(cef, "resource_type") + resources) or "the account"
+        reasons = cef_values(cef, "reason")
+        finding = f"{check} on {subject}" + (f": {' '.join(reasons)}" if reasons else "")
         if check in playbook_settings__certificate_checks:
             certificates = [
-                c for c in values(certificate_ids) + resources if re.fullmatch(r"[0-9a-f]{64}", c)
+                c
+                for c in cef_values(cef, "certificate_ids") + resources
+                if re.fullmatch(r"[0-9a-f]{64}", c)
             ]
             if not certificates:
                 route_findings__manual.append(

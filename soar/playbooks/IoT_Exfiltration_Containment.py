@@ -98,23 +98,11 @@ def collect_devices(action=None, success=None, container=None, results=None, han
     # describe_thing request per device, unless the container names too many.
     ################################################################################
 
-    filtered_artifact_0_data_select_exfil_alerts = phantom.collect2(container=container, datapath=["filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.thing","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.spiking_metrics","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.spikes","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.max_volume","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.baseline_samples","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.rising_metrics","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.daily_volumes","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.baseline_days","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.new_destinations","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.first_new_destination","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.dest_ip","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.destination","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.dest_ports","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.connections"])
+    filtered_artifact_0_data_select_exfil_alerts = phantom.collect2(container=container, datapath=["filtered-data:select_exfil_alerts:condition_1:artifact:*.cef.thing","filtered-data:select_exfil_alerts:condition_1:artifact:*.cef"])
     playbook_settings__max_devices = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:max_devices")) != "" else "null")  # pylint: disable=used-before-assignment
 
     filtered_artifact_0__cef_thing = [item[0] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_spiking_metrics = [item[1] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_spikes = [item[2] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_max_volume = [item[3] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_baseline_samples = [item[4] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_rising_metrics = [item[5] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_daily_volumes = [item[6] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_baseline_days = [item[7] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_new_destinations = [item[8] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_first_new_destination = [item[9] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_dest_ip = [item[10] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_destination = [item[11] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_dest_ports = [item[12] for item in filtered_artifact_0_data_select_exfil_alerts]
-    filtered_artifact_0__cef_connections = [item[13] for item in filtered_artifact_0_data_select_exfil_alerts]
+    filtered_artifact_0__cef = [item[1] for item in filtered_artifact_0_data_select_exfil_alerts]
 
     collect_devices__devices = None
     collect_devices__describe_requests = None
@@ -144,61 +132,58 @@ def collect_devices(action=None, success=None, container=None, results=None, han
             if part.strip() not in ("", "-")
         ]
 
+    def cef_values(cef, name):
+        # An evidence field, read from the artifact's whole CEF: the detections this playbook
+        # serves send different fields, so one an alert does not send gives no values. Only
+        # thing, which every one of them sends, is collected by name.
+        return values(cef.get(name) if isinstance(cef, dict) else None)
+
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
         digest = hashlib.sha256(target.encode("utf-8")).hexdigest()[:12]
         return f"soar-{container['id']}-{step}-{digest}"
 
-    def when(field):
+    def when(texts):
         # Splunk's epoch seconds as UTC time; anything else as it is.
-        text = " ".join(values(field))
+        text = " ".join(texts)
         try:
             return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(text)))
         except (ValueError, OverflowError, OSError):
             return text
 
-    def suffix(label, field):
-        text = ", ".join(values(field))
+    def suffix(label, texts):
+        text = ", ".join(texts)
         return f" {label} {text}" if text else ""
 
-    def alert_findings(row):
-        # Volume, baseline and destinations of one alert, in words.
-        (
-            spiking,
-            spikes,
-            max_volume,
-            samples,
-            rising,
-            daily,
-            days,
-            new,
-            first_new,
-            dest_ip,
-            destination,
-            ports,
-            connections,
-        ) = row
-        findings = [f"outbound spike {spike}" for spike in values(spikes)]
-        findings += [f"baseline of {n} datapoints" for n in values(samples)]
-        if values(spiking) and not values(spikes):
-            findings.append(
-                f"outbound spike in {', '.join(values(spiking))}{suffix('up to', max_volume)}"
-            )
-        findings += [f"daily outbound volume {volume}" for volume in values(daily)]
-        findings += [f"baseline of {n} days" for n in values(days)]
-        if values(rising) and not values(daily):
-            findings.append(f"daily outbound volume rising in {', '.join(values(rising))}")
-        if values(new):
-            since = f" since {when(first_new)}" if values(first_new) else ""
-            findings.append(
-                f"new destinations {', '.join(values(new))}{suffix('ports', ports)}{since}"
-            )
-        for ip in values(dest_ip):
+    def alert_findings(cef):
+        # Volume, baseline and destinations of one alert, in words: each detection sends some.
+        spiking = cef_values(cef, "spiking_metrics")
+        spikes = cef_values(cef, "spikes")
+        max_volume = cef_values(cef, "max_volume")
+        rising = cef_values(cef, "rising_metrics")
+        daily = cef_values(cef, "daily_volumes")
+        new = cef_values(cef, "new_destinations")
+        first_new = cef_values(cef, "first_new_destination")
+        destination = cef_values(cef, "destination")
+        ports = cef_values(cef, "dest_ports")
+        connections = cef_values(cef, "connections")
+        findings = [f"outbound spike {spike}" for spike in spikes]
+        findings += [f"baseline of {n} datapoints" for n in cef_values(cef, "baseline_samples")]
+        if spiking and not spikes:
+            findings.append(f"outbound spike in {', '.join(spiking)}{suffix('up to', max_volume)}")
+        findings += [f"daily outbound volume {volume}" for volume in daily]
+        findings += [f"baseline of {n} days" for n in cef_values(cef, "baseline_days")]
+        if rising and not daily:
+            findings.append(f"daily outbound volume rising in {', '.join(rising)}")
+        if new:
+            since = f" since {when(first_new)}" if first_new else ""
+            findings.append(f"new destinations {', '.join(new)}{suffix('ports', ports)}{since}")
+        for ip in cef_values(cef, "dest_ip"):
             # destination is the CIDR the address is in; a host's own /32 or /128 adds nothing.
-            name = [d for d in values(destination) if d.split("/")[0] != ip]
+            name = [d for d in destination if d.split("/")[0] != ip]
             named = f" ({', '.join(name)})" if name else ""
-            count = f", {' '.join(values(connections))} connections" if values(connections) else ""
+            count = f", {' '.join(connections)} connections" if connections else ""
             findings.append(
                 f"destination outside the allowed CIDRs {ip}{named}{suffix('ports', ports)}{count}"
             )
@@ -206,24 +191,8 @@ def collect_devices(action=None, success=None, container=None, results=None, han
 
     devices = {}
     collect_devices__ignored = []
-    rows = zip(
-        filtered_artifact_0__cef_thing,
-        filtered_artifact_0__cef_spiking_metrics,
-        filtered_artifact_0__cef_spikes,
-        filtered_artifact_0__cef_max_volume,
-        filtered_artifact_0__cef_baseline_samples,
-        filtered_artifact_0__cef_rising_metrics,
-        filtered_artifact_0__cef_daily_volumes,
-        filtered_artifact_0__cef_baseline_days,
-        filtered_artifact_0__cef_new_destinations,
-        filtered_artifact_0__cef_first_new_destination,
-        filtered_artifact_0__cef_dest_ip,
-        filtered_artifact_0__cef_destination,
-        filtered_artifact_0__cef_dest_ports,
-        filtered_artifact_0__cef_connections,
-    )
-    for things, *alert in rows:
-        findings = alert_findings(alert)
+    for things, cef in zip(filtered_artifact_0__cef_thing, filtered_artifact_0__cef):
+        findings = alert_findings(cef)
         for thing in values(things):
             if not re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", thing):
                 collect_devices__ignored.append(thing)

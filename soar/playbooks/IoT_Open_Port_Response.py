@@ -102,15 +102,12 @@ def collect_devices(action=None, success=None, container=None, results=None, han
     # names too many.
     ################################################################################
 
-    filtered_artifact_0_data_select_port_alerts = phantom.collect2(container=container, datapath=["filtered-data:select_port_alerts:condition_1:artifact:*.cef.thing","filtered-data:select_port_alerts:condition_1:artifact:*.cef.transport","filtered-data:select_port_alerts:condition_1:artifact:*.cef.port","filtered-data:select_port_alerts:condition_1:artifact:*.cef.service","filtered-data:select_port_alerts:condition_1:artifact:*.cef.risk","filtered-data:select_port_alerts:condition_1:artifact:*.cef.change"])
+    filtered_artifact_0_data_select_port_alerts = phantom.collect2(container=container, datapath=["filtered-data:select_port_alerts:condition_1:artifact:*.cef.thing","filtered-data:select_port_alerts:condition_1:artifact:*.cef.transport","filtered-data:select_port_alerts:condition_1:artifact:*.cef"])
     playbook_settings__max_devices = json.loads(_ if (_ := phantom.get_run_data(key="playbook_settings:max_devices")) != "" else "null")  # pylint: disable=used-before-assignment
 
     filtered_artifact_0__cef_thing = [item[0] for item in filtered_artifact_0_data_select_port_alerts]
     filtered_artifact_0__cef_transport = [item[1] for item in filtered_artifact_0_data_select_port_alerts]
-    filtered_artifact_0__cef_port = [item[2] for item in filtered_artifact_0_data_select_port_alerts]
-    filtered_artifact_0__cef_service = [item[3] for item in filtered_artifact_0_data_select_port_alerts]
-    filtered_artifact_0__cef_risk = [item[4] for item in filtered_artifact_0_data_select_port_alerts]
-    filtered_artifact_0__cef_change = [item[5] for item in filtered_artifact_0_data_select_port_alerts]
+    filtered_artifact_0__cef = [item[2] for item in filtered_artifact_0_data_select_port_alerts]
 
     collect_devices__devices = None
     collect_devices__describe_requests = None
@@ -139,6 +136,12 @@ def collect_devices(action=None, success=None, container=None, results=None, han
             if part.strip() not in ("", "-")
         ]
 
+    def cef_values(cef, name):
+        # An evidence field, read from the artifact's whole CEF: the detections this playbook
+        # serves send different fields, so one an alert does not send gives no values. Only
+        # thing and transport, which every one of them sends, are collected by name.
+        return values(cef.get(name) if isinstance(cef, dict) else None)
+
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
         # so a re-run of this step replays the first answer instead of acting twice.
@@ -150,17 +153,15 @@ def collect_devices(action=None, success=None, container=None, results=None, han
     rows = zip(
         filtered_artifact_0__cef_thing,
         filtered_artifact_0__cef_transport,
-        filtered_artifact_0__cef_port,
-        filtered_artifact_0__cef_service,
-        filtered_artifact_0__cef_risk,
-        filtered_artifact_0__cef_change,
+        filtered_artifact_0__cef,
     )
-    for things, transport_field, port, service, risk, change in rows:
+    for things, transport_field, cef in rows:
         transport = " ".join(values(transport_field)) or "port"
-        ports = [int(p) for p in values(port) if p.isdigit()]
-        labels = " ".join(values(service) + [f"({r})" for r in values(risk)])
+        ports = [int(p) for p in cef_values(cef, "port") if p.isdigit()]
+        labels = " ".join(cef_values(cef, "service") + [f"({r})" for r in cef_values(cef, "risk")])
         findings = [f"listens on {transport}/{p} {labels}".strip() for p in ports]
-        findings += [f"{transport} listening port count: {text}" for text in values(change)]
+        changes = cef_values(cef, "change")
+        findings += [f"{transport} listening port count: {text}" for text in changes]
         for thing in values(things):
             if not re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", thing):
                 collect_devices__ignored.append(thing)
