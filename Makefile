@@ -20,7 +20,7 @@ APP_ID := iot_defender_security
 APP_BUILD := build/app
 SOAR_DIST := dist/soar
 # Splunk's Dashboard Studio schema and validator (npm), pinned by package-lock.json.
-DASH_VALIDATION := tools/dashboard_validation
+DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
 .PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
@@ -50,7 +50,7 @@ $(SPLUNK_STAMP): requirements-splunk.txt
 	touch $(SPLUNK_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m tools.demo
+	$(PY) -m iot_defender_splunk demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -83,20 +83,20 @@ sam-build: $(SAM_STAMP) $(STAMP)
 # Then the SOAR playbooks: dist/soar/<Name>.tgz each, as SOAR's playbook import takes them.
 package: $(STAMP) $(SPLUNK_STAMP)
 	rm -rf $(APP_BUILD) dist/$(APP_ID)-*.tgz
-	$(PY) -m tools.build_app $(APP_BUILD)
+	$(PY) -m appbuild.build_app $(APP_BUILD)
 	$(SPLUNK_VENV)/bin/slim generate-manifest $(APP_BUILD)/$(APP_ID) --output $(APP_BUILD)/$(APP_ID)/app.manifest
 	$(SPLUNK_VENV)/bin/slim validate $(APP_BUILD)/$(APP_ID)
 	mkdir -p dist
-	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from tools.build_app import app_version; print(app_version())').tgz $(APP_ID)
+	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from appbuild.build_app import app_version; print(app_version())').tgz $(APP_ID)
 	@ls dist/$(APP_ID)-*.tgz
 	rm -rf $(SOAR_DIST)
-	$(PY) -m tools.build_playbooks --output $(SOAR_DIST)
+	$(PY) -m appbuild.build_playbooks --output $(SOAR_DIST)
 
 # AppInspect (Splunk Cloud checks) on the package: it always exits 0, so its JSON is read.
 package-check: package
 	$(SPLUNK_VENV)/bin/splunk-appinspect inspect dist/$(APP_ID)-*.tgz --mode precert \
 		--included-tags cloud --data-format json --output-file build/appinspect.json > build/appinspect.log
-	$(PY) -m tools.appinspect_report build/appinspect.json
+	$(PY) -m appbuild.appinspect_report build/appinspect.json
 
 $(DASH_STAMP): $(DASH_VALIDATION)/package.json $(DASH_VALIDATION)/package-lock.json
 	cd $(DASH_VALIDATION) && npm ci --no-audit --no-fund --silent

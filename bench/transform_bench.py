@@ -38,8 +38,9 @@ from typing import Any, Final, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from iot_defender_splunk.local_lambda import LocalLambdaContext
+from iot_defender_splunk.simulator.delivery import RULE_ADDED_KEYS, rule_record
 from tests.fakes import FakeFirehose
-from tools.samples import RULE_ADDED_KEYS, LocalLambdaContext, rule_record
 from transform import handler, validation
 
 Doc = dict[str, Any]
@@ -63,7 +64,7 @@ _RECORD_ID_PREFIX: Final = "4954698668313554428650745793632162567570019247115678
 _MAX_MISSES: Final = 100  # candidates that did not fit before a batch counts as full
 
 # ---------------------------------------------------------------------------------------------
-# Input generation: shapes follow tests/events, values come from one seeded generator.
+# Input generation: shapes follow samples, values come from one seeded generator.
 # ---------------------------------------------------------------------------------------------
 
 _NOV_START_MS: Final = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1000

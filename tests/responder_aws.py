@@ -14,10 +14,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from iot_defender_splunk.local_lambda import LocalLambdaContext
 from respond import handler
 from respond.actions import Responder
 from tests.fakes import FakeFirehose
-from tools.samples import LocalLambdaContext
 
 REGION = "eu-west-1"
 QUARANTINE = "iot-defender-splunk-quarantine"

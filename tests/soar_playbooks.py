@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, load_definitions
+from appbuild.build_app import DETECTIONS_DIR, REPORTS_DIR, load_definitions
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "soar" / "playbooks"
 NAMES = tuple(sorted(path.stem for path in PLAYBOOKS_DIR.glob("*.json")))

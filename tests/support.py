@@ -7,25 +7,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tools.samples import (
+from devtools.samples import SAMPLES_DIR, record_bytes
+from devtools.samples import sample_paths as fixture_paths
+from iot_defender_splunk.local_lambda import LocalLambdaContext as FakeLambdaContext
+from iot_defender_splunk.simulator.delivery import (
     ARRIVAL_MS,
-    EVENTS_DIR,
     RULE_ADDED_KEYS,
     RULE_ROUTES,
     STREAM_ARN,
     firehose_event,
-    record_bytes,
     rule_record,
 )
-from tools.samples import LocalLambdaContext as FakeLambdaContext
-from tools.samples import sample_paths as fixture_paths
 from transform.batch import BatchReport, InputRecord, Outcome, Reput, transform_batch
 from transform.config import Settings
 
 __all__ = [
     "ARRIVAL_MS",
-    "EVENTS_DIR",
     "NOW",
+    "SAMPLES_DIR",
     "STREAM_ARN",
     "FakeLambdaContext",
     "all_events",
@@ -50,11 +49,11 @@ def fixture_id(path: Path) -> str:
 
 
 def fixture(kind: str, name: str) -> bytes:
-    return record_bytes(EVENTS_DIR / kind / name)
+    return record_bytes(SAMPLES_DIR / kind / name)
 
 
 def fixture_json(kind: str, name: str) -> Any:
-    return json.loads((EVENTS_DIR / kind / name).read_text(encoding="utf-8"))
+    return json.loads((SAMPLES_DIR / kind / name).read_text(encoding="utf-8"))
 
 
 def routed(kind: str, message: dict[str, Any]) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from tests.support import (
     ARRIVAL_MS,
     STREAM_ARN,
@@ -27,7 +28,6 @@ from tests.support import (
     fixture_json,
     hec_events,
 )
-from tools.samples import RULE_ROUTES, rule_record
 from transform import reingest
 from transform.sourcetypes import (
     AUDIT_CHECK,

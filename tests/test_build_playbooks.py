@@ -1,4 +1,4 @@
-"""tools/build_playbooks.py: one importable .tgz per playbook, and one clear line on a problem."""
+"""appbuild/build_playbooks.py: one importable .tgz per playbook, one clear line on a problem."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from appbuild import build_playbooks
 from tests.soar_playbooks import NAMES, PLAYBOOKS_DIR
-from tools import build_playbooks
 
 
 def test_each_playbook_becomes_an_archive_of_its_export(tmp_path, monkeypatch, capsys):

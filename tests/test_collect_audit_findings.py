@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -40,10 +39,10 @@ from collect.audit_findings import (
 from collect.delivery import DeliveryError
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
-from tests.support import FakeLambdaContext, all_events, firehose_event
+from tests.support import SAMPLES_DIR, FakeLambdaContext, all_events, firehose_event
 
-# In sub-folders: tests/events/<kind>/*.json are transform inputs, iterated by other tests.
-FIXTURES = Path(__file__).resolve().parent / "events" / "audit_collector"
+# In sub-folders: samples/<kind>/*.json are transform inputs, iterated by other tests.
+FIXTURES = SAMPLES_DIR / "audit_collector"
 STREAM = "iot-defender-splunk"
 
 

@@ -29,7 +29,7 @@ from shared.names import thing_name
 from shared.settings import ConfigError
 from tests.fakes import FakeFirehose
 from tests.support import (
-    EVENTS_DIR,
+    SAMPLES_DIR,
     FakeLambdaContext,
     all_events,
     by_sourcetype,
@@ -40,7 +40,7 @@ from transform.validation import checker
 
 Run = Callable[[dict[str, Any]], dict[str, Any]]
 
-FIXTURES = EVENTS_DIR / "inventory_collector"
+FIXTURES = SAMPLES_DIR / "inventory_collector"
 REGION = "eu-west-1"
 STREAM = "iot-defender-splunk"
 

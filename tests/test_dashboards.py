@@ -3,7 +3,7 @@
 Offline checks of what Splunk would otherwise only reveal in a browser: every reference inside a
 definition resolves (data sources, chains, layout items, inputs, tokens), drilldowns point at
 dashboards and tokens that exist, and every search is a pipeline over the app's own macros and
-lookups. When tools/spl_check.py is present, each search also passes its structural checker.
+lookups. When appbuild/spl_check.py is present, each search also passes its structural checker.
 The searches over the responder's audit trail read only fields its events have (the events of
 its own records, through the real transform), and so does the props CIM mapping they rely on.
 """
@@ -184,7 +184,7 @@ def test_file_is_readable_json_with_two_space_indent(view: str) -> None:
 
 @views
 def test_fits_in_the_cdata_section_of_its_view(view: str) -> None:
-    # tools/build_app.py wraps the JSON in <definition><![CDATA[...]]></definition>.
+    # appbuild/build_app.py wraps the JSON in <definition><![CDATA[...]]></definition>.
     assert "]]>" not in (DASHBOARDS / f"{view}.json").read_text(encoding="utf-8")
 
 
@@ -365,7 +365,7 @@ def test_device_investigation_is_filtered_on_the_thing() -> None:
 
 @views
 def test_searches_pass_spl_check(view: str) -> None:
-    spl_check = pytest.importorskip("tools.spl_check")
+    spl_check = pytest.importorskip("appbuild.spl_check")
     knowledge = spl_check.Knowledge.from_app(APP_DIR)
     dash = _load(view)
     problems: list[str] = []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from iot_defender_splunk import cli
 from tests.hec_server import HecStub
 from tests.support import fixture_paths
-from tools import demo
 from transform.sourcetypes import ALL_SOURCETYPES
 
 TOKEN = "00000000-0000-4000-8000-00000000d3m0"
@@ -26,7 +26,7 @@ def test_demo_writes_every_sourcetype_and_summarises(
     monkeypatch.delenv("SPLUNK_HEC_URL", raising=False)
     out = tmp_path / "hec.ndjson"
 
-    assert demo.main(["--out", str(out)]) == 0
+    assert cli.main(["demo", "--out", str(out)]) == 0
 
     events = _events(out)
     sourcetypes = Counter(str(e["sourcetype"]) for e in events)
@@ -46,7 +46,7 @@ def test_demo_sends_to_hec_with_a_channel_and_waits_for_acks(
         monkeypatch.setenv("SPLUNK_HEC_URL", hec.url)
         monkeypatch.setenv("SPLUNK_HEC_TOKEN", TOKEN)
 
-        assert demo.main(["--out", str(out)]) == 0
+        assert cli.main(["demo", "--out", str(out)]) == 0
 
         received = hec.events
         requests = hec.requests
@@ -61,5 +61,5 @@ def test_demo_reports_a_refused_token(
     with HecStub(token=TOKEN) as hec:
         monkeypatch.setenv("SPLUNK_HEC_URL", hec.url)
         monkeypatch.setenv("SPLUNK_HEC_TOKEN", "wrong-token")
-        assert demo.main(["--out", str(tmp_path / "hec.ndjson")]) == 1
+        assert cli.main(["demo", "--out", str(tmp_path / "hec.ndjson")]) == 1
     assert "Invalid token" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Detections and reports as code: format, references, datasets, and what can be checked offline.
 
 Every `detections/*.yml` and `reports/*.yml` is checked against the schema and the app it ships
-in (macros, lookups, sourcetypes). Datasets must be exactly what `tools.detection_data` builds
+in (macros, lookups, sourcetypes). Datasets must be exactly what `appbuild.detection_data` builds
 with the real transform. A small static reading of each search checks that the fields it filters
 and groups on exist in its dataset; plain-Python oracles re-derive the expected result counts
 from the datasets, true positives and the datasets showing a misfire is gone (where they can,
@@ -28,12 +28,12 @@ from typing import Any
 import jsonschema
 import pytest
 
+from appbuild import detection_data
+from appbuild.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
+from devtools.cfn_template import load_template
+from devtools.readme_tables import SITE_SETTINGS
 from respond.requests import ACTIONS
 from tests.splunk_conf import props_outputs, read_conf, renamed_fields, stanza
-from tools import detection_data
-from tools.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
-from tools.cfn_template import load_template
-from tools.readme_tables import SITE_SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "splunk_app" / "iot_defender_security"
@@ -149,7 +149,7 @@ def expand(spl: str) -> str:
     def substitute(match: re.Match[str]) -> str:
         name, raw_args = match.group(1).strip(), match.group(2)
         if name.endswith("_filter"):
-            return "search *"  # what tools/build_app.py defines them as
+            return "search *"  # what appbuild/build_app.py defines them as
         macro = macros()[name]
         body = macro.definition
         values = [a.strip().strip('"') for a in _split_top(raw_args, ",")] if raw_args else []
@@ -556,7 +556,7 @@ def test_macros_are_defined_with_valid_arguments(definition: SearchDefinition) -
             assert name in macros(), f"macro `{name}` is not in macros.conf"
             macro = macros()[name]
             assert len(macro.args) == len(values), f"`{name}` called with {len(values)} args"
-        expand(search)  # every nested macro resolves too; tools/spl_check judges validations
+        expand(search)  # every nested macro resolves too; appbuild/spl_check judges validations
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
@@ -658,7 +658,7 @@ def test_throttling_fields_are_result_fields(definition: SearchDefinition) -> No
 def test_dataset_is_what_the_transform_produces(name: str) -> None:
     path = detection_data.dataset_path(name)
     assert path.read_bytes() == detection_data.build(name), (
-        f"{path.name} is stale or edited: run python -m tools.detection_data"
+        f"{path.name} is stale or edited: run python -m appbuild.detection_data"
     )
 
 
@@ -761,7 +761,7 @@ def test_field_reading_catches_mistakes() -> None:
 
 
 def test_spl_structure_passes_the_app_checker() -> None:
-    spl_check = pytest.importorskip("tools.spl_check")
+    spl_check = pytest.importorskip("appbuild.spl_check")
     knowledge = spl_check.Knowledge.from_app(APP)
     filters = {d.filter_macro: 0 for d in DEFINITIONS}
     knowledge = dataclasses.replace(knowledge, macros={**knowledge.macros, **filters})

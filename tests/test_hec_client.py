@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from iot_defender_splunk.hec import HecClient, HecError, SendReport
 from tests.hec_server import HecStub, refusing_url
-from tools.hec_client import HecClient, HecError, SendReport
 
 TOKEN = "9d2c6a1e-7f3b-4e8a-b5c4-1a2b3c4d5e6f"
 CHANNEL = "3c9e1f7a-2b4d-4a6c-8e0f-9a8b7c6d5e4f"
@@ -253,7 +253,7 @@ def test_channel_must_be_a_guid():
 
 
 def test_token_never_appears_in_repr_errors_or_logs(fake, caplog):
-    caplog.set_level(logging.DEBUG, logger="tools.hec_client")
+    caplog.set_level(logging.DEBUG, logger="iot_defender_splunk.hec")
     with HecStub(TOKEN, busy_responses=1, confirm_acks=False) as stub:
         client = client_for(stub, fake, ack_timeout=1.0)
         with pytest.raises(HecError, match="timed out") as caught:

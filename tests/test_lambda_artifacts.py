@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.cfn_template import TEMPLATE_PATH, Stack, load_template
 from tests.source_imports import runtime_imports
-from tools.cfn_template import TEMPLATE_PATH, Stack, load_template
 
 BUILD_DIR = Path(os.environ.get("SAM_BUILD_DIR", "")) if os.environ.get("SAM_BUILD_DIR") else None
 pytestmark = pytest.mark.skipif(BUILD_DIR is None, reason="needs `make sam-build` (SAM_BUILD_DIR)")

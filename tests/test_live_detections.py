@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from appbuild.build_app import APP_ID, DETECTIONS_DIR, REPO, REPORTS_DIR, load_definitions
+from appbuild.detection_data import REFERENCE_TIME
+from iot_defender_splunk.hec import HecClient
 from tests.live import LIVE, connect, verify_tls
-from tools.build_app import APP_ID, DETECTIONS_DIR, REPO, REPORTS_DIR, load_definitions
-from tools.detection_data import REFERENCE_TIME
-from tools.hec_client import HecClient
 
 pytestmark = LIVE
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from iot_defender_splunk import cli
 from tests.live import LIVE, connect
-from tools import demo
 
 pytestmark = LIVE
 
@@ -37,7 +37,7 @@ def test_demo_events_are_indexed_with_their_own_time_and_sourcetype(
     # Only events indexed from now on count: earlier runs' copies of the same demo must not.
     sent_after = int(time.time()) - 1
     out = tmp_path / "demo.ndjson"
-    assert demo.main(["--out", str(out)]) == 0
+    assert cli.main(["demo", "--out", str(out)]) == 0
     sent = sum(1 for _ in out.open(encoding="utf-8"))
     index = os.environ.get("SPLUNK_INDEX", "main")
     query = (

@@ -21,9 +21,14 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
+from iot_defender_splunk.simulator.delivery import (
+    GZIPPED_KINDS,
+    RULE_ADDED_KEYS,
+    RULE_ROUTES,
+    rule_record,
+)
 from tests.fakes import FakeFirehose
 from tests.support import ARRIVAL_MS, STREAM_ARN, FakeLambdaContext, firehose_event, fixture_paths
-from tools.samples import GZIPPED_KINDS, RULE_ADDED_KEYS, RULE_ROUTES, rule_record
 from transform import handler
 from transform.config import Settings
 from transform.decoders.device_report import _LONG_NAMES

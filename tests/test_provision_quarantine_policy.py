@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,10 +23,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from devtools.samples import SAMPLES_DIR
 from provision import quarantine_policy
 from provision.quarantine_policy import Attachment, lambda_handler
 
-REQUESTS = Path(__file__).parent / "events" / "custom_resource" / "requests"
+REQUESTS = SAMPLES_DIR / "custom_resource" / "requests"
 REGION = "eu-west-1"
 POLICY = "iot-defender-splunk-quarantine-deny"
 POLICY_V2 = "iot-defender-splunk-quarantine-deny-v2"

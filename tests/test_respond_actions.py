@@ -10,13 +10,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from iot_defender_splunk.local_lambda import LocalLambdaContext
 from respond import handler, things
 from respond.actions import Responder
 from respond.requests import parse_request
 from tests.responder_aws import MITIGATIONS, QUARANTINE, REGION, Account, account, invoke, request
 from tests.support import all_events, firehose_event
 from tests.test_detections import dataset_events, flatten
-from tools.samples import LocalLambdaContext
 from transform import handler as transform_handler
 
 __all__ = ["account"]
@@ -220,7 +220,7 @@ def test_response_records_become_the_response_events_the_datasets_hold(
     account: Account,
 ) -> None:
     """The detections' datasets build their response records with the responder's own record
-    code (tools/detection_data.py); a real quarantine and release give events of the same
+    code (appbuild/detection_data.py); a real quarantine and release give events of the same
     fields, so what the app is tested on is what it will get. Which fields the app reads:
     tests/test_dashboards.py."""
     account.add_thing("cam-lobby-2", groups=("cameras",))

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.support import EVENTS_DIR, fixture_id, fixture_paths
+from devtools.samples import TRANSFORM_KINDS, record_bytes
+from iot_defender_splunk.simulator.delivery import RULE_ADDED_KEYS, RULE_ROUTES
+from tests.support import SAMPLES_DIR, fixture_id, fixture_paths
 from tests.test_properties import Choices, mutate
-from tools.samples import RULE_ADDED_KEYS, RULE_ROUTES, TRANSFORM_KINDS, record_bytes
 from transform.decoders.device_report import _long_names
 from transform.validation import SCHEMA_DIR, checker, load_schema, schema_for
 
@@ -210,7 +211,7 @@ def test_patterns_end_in_their_only_dollar(name: str) -> None:
 
 def test_every_fixture_folder_is_a_transform_input_or_another_lambdas_event() -> None:
     """A new transform input folder must join TRANSFORM_KINDS, or the demo and tests miss it."""
-    folders = {path.name for path in EVENTS_DIR.iterdir() if path.is_dir()}
+    folders = {path.name for path in SAMPLES_DIR.iterdir() if path.is_dir()}
     assert set(TRANSFORM_KINDS) == set(KINDS)
     assert folders - set(TRANSFORM_KINDS) == {
         "audit_collector",

@@ -1,4 +1,4 @@
-"""tools/spl_check.py: the offline SPL checker catches real mistakes and accepts real searches.
+"""appbuild/spl_check.py: the offline SPL checker catches real mistakes and accepts real searches.
 
 Every rule has a broken search it must flag and correct searches it must leave alone; a property
 deletes single delimiters from the valid corpus and expects a problem each time.
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.spl_check import (
+from appbuild.spl_check import (
     BINDS_NAMES,
     COMMANDS,
     GENERATING,

@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-from respond.settings import load_settings as load_responder_settings
-from shared.catalog import audit_check
-from tools.cfn_template import (
+from devtools.cfn_template import (
     TEMPLATE_PATH,
     Stack,
     as_list,
@@ -25,7 +23,9 @@ from tools.cfn_template import (
     statements,
     switch_combinations,
 )
-from tools.readme_tables import README, rendered_readme
+from devtools.readme_tables import README, rendered_readme
+from respond.settings import load_settings as load_responder_settings
+from shared.catalog import audit_check
 from transform.decoders.rule_envelope import ROUTES
 from transform.validation import checker
 
@@ -617,7 +617,7 @@ def test_samconfig_builds_in_source_and_deploys_safely() -> None:
 
 
 def test_readme_tables_match_the_template_and_the_detections() -> None:
-    """Regenerate with `python -m tools.readme_tables` after changing a parameter or detection."""
+    """Regenerate with `python -m devtools.readme_tables` after a parameter or detection changes."""
     readme = README.read_text(encoding="utf-8")
     assert rendered_readme(readme) == readme
 

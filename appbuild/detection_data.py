@@ -17,7 +17,7 @@ has). Detections that read a lookup built by a Baseline report expect that repor
 over the dataset first, as their test names say; a test may also set macros of its own
 (`macros:`), as a site would.
 
-`python -m tools.detection_data` rewrites every `detections/data/*.ndjson`.
+`python -m appbuild.detection_data` rewrites every `detections/data/*.ndjson`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iot_defender_splunk.local_lambda import LocalLambdaContext
+from iot_defender_splunk.simulator.delivery import STREAM_ARN, firehose_event, rule_record
 from respond.actions import ERROR, NOOP, OK, REFUSED, Target
 from respond.records import response_records
 from respond.requests import parse_request
 from respond.things import Certificate, ThingState
-from tools.samples import STREAM_ARN, LocalLambdaContext, firehose_event, rule_record
 from transform.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -104,7 +104,7 @@ def build(source: Path, output: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.build_playbooks",
+        prog="python -m appbuild.build_playbooks",
         description="Package each SOAR playbook (<Name>.json, <Name>.py) as <Name>.tgz to import.",
     )
     parser.add_argument(

@@ -7,7 +7,7 @@ backticks, empty pipeline stages, misspelt commands, macros, lookups and eventty
 not define, macro arguments their macro's validation rejects, hard-coded indexes, and
 scheduled searches with no time bound of their own.
 
-`python -m tools.spl_check APP_DIR` checks every search the app ships and exits 1 on a problem.
+`python -m appbuild.spl_check APP_DIR` checks every search the app ships and exits 1 on a problem.
 """
 
 from __future__ import annotations
@@ -955,7 +955,7 @@ def _check_view(path: Path, knowledge: Knowledge, results: dict[str, list[Proble
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.spl_check", description="Check every search a Splunk app ships."
+        prog="python -m appbuild.spl_check", description="Check every search a Splunk app ships."
     )
     parser.add_argument("app_dir", type=Path, help="the app directory (holds default/)")
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ def messages(check: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m tools.appinspect_report <report.json>\n")
+        sys.stderr.write("usage: python -m appbuild.appinspect_report <report.json>\n")
         return 2
     report = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     summary = report["summary"]

@@ -1,6 +1,6 @@
 """`make demo`: the real pipeline on the bundled sample messages, no AWS account needed.
 
-Each input kind's sample messages (tests/events/<kind>/) become one Firehose transformation
+Each input kind's sample messages (samples/<kind>/) become one Firehose transformation
 event, go through the real Lambda handler, and the resulting HEC events are written to an
 NDJSON file. With SPLUNK_HEC_URL and SPLUNK_HEC_TOKEN set they are also sent to that HEC
 (with a channel, as Firehose tokens have indexer acknowledgement on).
@@ -23,9 +23,12 @@ from typing import Any, TextIO
 
 from aws_lambda_powertools import Logger
 
-from tools.hec_client import HecClient, HecError
-from tools.samples import LocalLambdaContext, firehose_event, record_bytes, sample_paths
+from iot_defender_splunk.hec import HecClient, HecError
+from iot_defender_splunk.local_lambda import LocalLambdaContext
+from iot_defender_splunk.simulator.delivery import firehose_event
 
+NAME = "demo"
+SUMMARY = "run the real pipeline locally on simulated AWS messages and summarise it"
 DEFAULT_OUT = Path("build") / "demo" / "hec-events.ndjson"
 
 
@@ -39,6 +42,10 @@ class KindSummary:
 
 def run_pipeline(log_path: Path) -> tuple[list[bytes], list[KindSummary]]:
     """Every sample kind through the handler; Lambda's own stdout (logs, EMF) goes to a file."""
+    from devtools.samples import (  # noqa: PLC0415 - repository samples, until the simulator feeds the demo
+        record_bytes,
+        sample_paths,
+    )
     from transform import handler  # noqa: PLC0415 - imported late so SPLUNK_INDEX is honoured
 
     events: list[bytes] = []
@@ -109,10 +116,11 @@ def send_to_splunk(events: list[bytes]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="NDJSON file to write")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.with_name("lambda-stdout.log")
@@ -122,7 +130,3 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(summaries, events)
     print(f"\nHEC events: {out}\nLambda logs and EMF metrics: {log_path}")
     return send_to_splunk(events)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The subcommands of ``iot-defender-splunk``, one module each."""
