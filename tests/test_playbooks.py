@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from respond import requests as responder_requests
+from respond.requests import MAX_FINDINGS, parse_request
 from tests.phantom_stub import (
     Artifact,
     Invocation,
@@ -703,9 +705,10 @@ def scripted(answers: dict[tuple[str, ...], Answer]) -> Lambda:
     """The responder: answers each request by (action, target[, "dry_run"]); anything else fails."""
 
     def invoke(request: dict[str, Any]) -> Invocation:
-        target = next(
-            request[key] for key in ("thing_name", "certificate_id", "check_name") if key in request
-        )
+        # A mitigation by finding ids is keyed by the ids, space-separated.
+        keys = ("thing_name", "certificate_id", "finding_ids", "check_name")
+        target = next(request[key] for key in keys if key in request)
+        target = " ".join(target) if isinstance(target, list) else target
         key = (request["action"], target, *(["dry_run"] if request.get("dry_run") else []))
         assert key in answers, f"unscripted request {request}"
         return answers[key](request)
@@ -1364,9 +1367,14 @@ def test_exfiltration_skips_a_quarantined_device_without_asking(run_playbook):
 
 AUDIT_CONTAINER = {"id": 6200, "name": "IoT - Audit New Non-Compliant Finding"}
 TASK = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+OTHER_TASK = "0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f"
 SHARED = "DEVICE_CERTIFICATE_SHARED_CHECK"
 LOGGING = "LOGGING_DISABLED_CHECK"
 POLICY = "IOT_POLICY_OVERLY_PERMISSIVE_CHECK"
+# The findingId of the audit findings (the detections' finding_id).
+LOGGING_ID = "0f6a3c1e-9b2d-4e7f-8a15-6c4d2b7e9f01"
+POLICY_ID = "7d2e9b40-3c1a-4f58-b6e2-1a9c8d7f5e33"
+SENSOR_POLICY_ID = "3b8f1d6a-5e2c-4a97-9d40-8e7b6c5a4f12"
 
 
 def finding(artifact_id: int, check: str, **cef: str) -> Artifact:
@@ -1384,16 +1392,31 @@ SHARED_FINDING = finding(
     clients_sharing="2",
     thing="gw-01\ngw-02",
     reason="Certificate shared by 2 clients",
+    finding_id="5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
 )
-LOGGING_FINDING = finding(2, LOGGING, resource_id="123456789012", reason="IoT logging is disabled")
-POLICY_FINDING = finding(
-    3,
-    POLICY,
-    resource_type="IOT_POLICY",
-    resource_id="legacy-device-policy:4",
-    reason_code="ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
-    reason="Policy allows broad access to IoT data plane actions",
+LOGGING_FINDING = finding(
+    2,
+    LOGGING,
+    resource_id="123456789012",
+    reason="IoT logging is disabled",
+    finding_id=LOGGING_ID,
 )
+
+
+def policy_finding(artifact_id: int, policy: str, finding_id: str, task: str = TASK) -> Artifact:
+    return finding(
+        artifact_id,
+        POLICY,
+        task_id=task,
+        resource_type="IOT_POLICY",
+        resource_id=policy,
+        reason_code="ALLOWS_BROAD_ACCESS_TO_IOT_DATA_PLANE_ACTIONS",
+        reason="Policy allows broad access to IoT data plane actions",
+        finding_id=finding_id,
+    )
+
+
+POLICY_FINDING = policy_finding(3, "legacy-device-policy:4", POLICY_ID)
 CONFLICT_FINDING = finding(
     4,
     "CONFLICTING_CLIENT_IDS_CHECK",
@@ -1407,15 +1430,18 @@ SHARED_REASON = (
     f"{AUDIT_REASON}deactivate_certificate for {SHARED} on {CERT_B}:"
     " Certificate shared by 2 clients"
 )
-POLICY_REASON = (
-    f"{AUDIT_REASON}remediate_audit_finding for {POLICY} on IOT_POLICY legacy-device-policy:4:"
-    " Policy allows broad access to IoT data plane actions"
+POLICY_SEEN = (
+    f"{POLICY} on IOT_POLICY legacy-device-policy:4:"
+    f" Policy allows broad access to IoT data plane actions (finding {POLICY_ID})"
 )
-LOGGING_REASON = (
-    f"{AUDIT_REASON}remediate_audit_finding for {LOGGING} on 123456789012: IoT logging is disabled"
-)
-# Keyed by the certificate id, or the audit task and check: the same in the plan and the change.
-SHARED_KEY, POLICY_KEY, LOGGING_KEY = "6720ba7be8d2", "3626f478d266", "b1b92b1964f2"
+LOGGING_SEEN = f"{LOGGING} on 123456789012: IoT logging is disabled (finding {LOGGING_ID})"
+POLICY_REASON = f"{AUDIT_REASON}remediate_audit_finding for {POLICY_SEEN}"
+LOGGING_REASON = f"{AUDIT_REASON}remediate_audit_finding for {LOGGING_SEEN}"
+# Keyed by the certificate id, the finding ids, or the audit task and check: the same in the
+# plan and the change.
+SHARED_KEY, POLICY_KEY, LOGGING_KEY = "6720ba7be8d2", "221c5aeaadb5", "f22da0644611"
+POLICY_TASK_KEY, LOGGING_TASK_KEY = "3626f478d266", "b1b92b1964f2"
+MITIGATION = "remediate_audit_finding"
 
 
 def audit_request(step: str, key: str, action: str, reason: str, **keys: Any) -> dict[str, Any]:
@@ -1431,17 +1457,12 @@ def audit_request(step: str, key: str, action: str, reason: str, **keys: Any) ->
 
 
 def audit_requests(step: str) -> list[dict[str, Any]]:
-    mitigation = "remediate_audit_finding"
     return [
         audit_request(
             step, SHARED_KEY, "deactivate_certificate", SHARED_REASON, certificate_id=CERT_B
         ),
-        audit_request(
-            step, POLICY_KEY, mitigation, POLICY_REASON, audit_task_id=TASK, check_name=POLICY
-        ),
-        audit_request(
-            step, LOGGING_KEY, mitigation, LOGGING_REASON, audit_task_id=TASK, check_name=LOGGING
-        ),
+        audit_request(step, LOGGING_KEY, MITIGATION, LOGGING_REASON, finding_ids=[LOGGING_ID]),
+        audit_request(step, POLICY_KEY, MITIGATION, POLICY_REASON, finding_ids=[POLICY_ID]),
     ]
 
 
@@ -1470,21 +1491,49 @@ def audit_answers() -> dict[tuple[str, ...], Answer]:
             f"would deactivate certificate {CERT_B}",
             (certificate("planned", "ACTIVE", "INACTIVE"),),
         ),
-        ("remediate_audit_finding", POLICY, "dry_run"): audit_answer(
+        (MITIGATION, POLICY_ID, "dry_run"): audit_answer(
             "planned", f"would start a mitigation actions task for {POLICY}"
         ),
-        ("remediate_audit_finding", LOGGING, "dry_run"): audit_answer(
+        (MITIGATION, LOGGING_ID, "dry_run"): audit_answer(
             "planned", f"would start a mitigation actions task for {LOGGING}"
         ),
         ("deactivate_certificate", CERT_B): audit_answer(
             "ok", f"deactivated certificate {CERT_B}", (certificate("ok", "ACTIVE", "INACTIVE"),)
         ),
-        ("remediate_audit_finding", POLICY): audit_answer(
+        (MITIGATION, POLICY_ID): audit_answer(
             "ok", "started audit mitigation actions task", task_id="soar-6200-policy"
         ),
-        ("remediate_audit_finding", LOGGING): audit_answer(
+        (MITIGATION, LOGGING_ID): audit_answer(
             "ok", "started audit mitigation actions task", task_id="soar-6200-logging"
         ),
+    }
+
+
+def mitigated(request: dict[str, Any]) -> Invocation:
+    """The responder's remediate_audit_finding answer: the plan of its mitigation task."""
+    task = f"iot-defender-{request['request_id']}"
+    key = (
+        {"finding_ids": request["finding_ids"]}
+        if "finding_ids" in request
+        else {"audit_task_id": request["audit_task_id"], "check_name": request["check_name"]}
+    )
+    status, message = (
+        ("planned", f"would have started mitigation task {task}")
+        if request.get("dry_run")
+        else ("ok", f"started mitigation task {task}")
+    )
+    after = {"task_id": task, "actions": {POLICY: ["iot-defender-splunk-policy"]}}
+    target = {**key, "status": status, "message": message, "after": after}
+    return answered(_answer(request, status, message, [target]))
+
+
+def mitigations(*targets: str) -> dict[tuple[str, ...], Answer]:
+    """The responder planning and then starting a mitigation task for each target (its finding
+    ids, space-separated, or its check)."""
+    return {
+        (MITIGATION, target, *dry_run): mitigated
+        for target in targets
+        for dry_run in ((), ("dry_run",))
     }
 
 
@@ -1502,21 +1551,22 @@ def audit_run(
 
 def test_audit_routes_each_check_plans_by_dry_run_and_acts_once_approved(run_playbook):
     soar = audit_run(run_playbook, AUDIT_FINDINGS, audit_answers(), PromptAnswer("jdoe", ["Yes"]))
-    # Shared certificate -> deactivate_certificate; logging and policy -> mitigation by task and
-    # check; conflicting client ids -> an analyst. Each change is planned by a dry run first.
+    # Shared certificate -> deactivate_certificate; logging and policy -> mitigation of the
+    # findings by their finding ids; conflicting client ids -> an analyst. Each change is planned
+    # by a dry run first.
     assert soar.requests("plan_remediation") == audit_requests("plan")
     assert soar.requests("remediate_findings") == audit_requests("remediate")
     (prompt,) = soar.made("prompt2")
+    assert "A mitigation by finding id covers only the findings it lists" in prompt["message"]
     assert prompt["message"].endswith(
         "| Action | Target | Findings | The responder plans |\n| --- | --- | --- | --- |\n"
         f"| deactivate_certificate | certificate {CERT_B} | {SHARED} on {CERT_B}:"
         " Certificate shared by"
         f" 2 clients | would deactivate certificate {CERT_B} |\n"
-        f"| remediate_audit_finding | {POLICY} in audit task {TASK} | {POLICY} on IOT_POLICY"
-        " legacy-device-policy:4: Policy allows broad access to IoT data plane actions"
-        f" | would start a mitigation actions task for {POLICY} |\n"
-        f"| remediate_audit_finding | {LOGGING} in audit task {TASK} | {LOGGING} on 123456789012:"
-        f" IoT logging is disabled | would start a mitigation actions task for {LOGGING} |"
+        f"| remediate_audit_finding | {LOGGING} finding {LOGGING_ID} | {LOGGING_SEEN}"
+        f" | would start a mitigation actions task for {LOGGING} |\n"
+        f"| remediate_audit_finding | {POLICY} finding {POLICY_ID} | {POLICY_SEEN}"
+        f" | would start a mitigation actions task for {POLICY} |"
     )
     response = "response 0b7a1f5e-0000-4000-8000-000000000001"
     assert soar.notes == [
@@ -1531,25 +1581,24 @@ def test_audit_routes_each_check_plans_by_dry_run_and_acts_once_approved(run_pla
             f" (request soar-6200-audit-remediate-{SHARED_KEY}, {response})\n"
             "- Before: status ACTIVE\n"
             "- After: status INACTIVE\n\n"
-            f"#### {POLICY} in audit task {TASK}: mitigation started\n"
-            f"- Findings: {POLICY} on IOT_POLICY legacy-device-policy:4:"
-            " Policy allows broad access to IoT data plane actions\n"
-            "- Responder: ok: started audit mitigation actions task"
-            " (mitigation task soar-6200-policy)"
-            f" (request soar-6200-audit-remediate-{POLICY_KEY}, {response})\n\n"
-            f"#### {LOGGING} in audit task {TASK}: mitigation started\n"
-            f"- Findings: {LOGGING} on 123456789012: IoT logging is disabled\n"
+            f"#### {LOGGING} finding {LOGGING_ID}: mitigation started\n"
+            f"- Findings: {LOGGING_SEEN}\n"
             "- Responder: ok: started audit mitigation actions task"
             " (mitigation task soar-6200-logging)"
             f" (request soar-6200-audit-remediate-{LOGGING_KEY}, {response})\n\n"
+            f"#### {POLICY} finding {POLICY_ID}: mitigation started\n"
+            f"- Findings: {POLICY_SEEN}\n"
+            "- Responder: ok: started audit mitigation actions task"
+            " (mitigation task soar-6200-policy)"
+            f" (request soar-6200-audit-remediate-{POLICY_KEY}, {response})\n\n"
             "#### Left for an analyst\n"
             f"- CONFLICTING_CLIENT_IDS_CHECK on {LOBBY}: no automated remediation for this check",
         )
     ]
     assert soar.comments == [
         f"IoT Audit Remediation (approved by jdoe): certificate {CERT_B} deactivated;"
-        f" {POLICY} in audit task {TASK} mitigation started;"
-        f" {LOGGING} in audit task {TASK} mitigation started; 1 finding(s) left for an analyst."
+        f" {LOGGING} finding {LOGGING_ID} mitigation started;"
+        f" {POLICY} finding {POLICY_ID} mitigation started; 1 finding(s) left for an analyst."
     ]
 
 
@@ -1558,8 +1607,8 @@ def test_audit_declined_only_plans(run_playbook):
     assert soar.sent == audit_requests("plan")
     assert soar.comments == [
         f"IoT Audit Remediation (declined by jdoe): certificate {CERT_B} not deactivated;"
-        f" {POLICY} in audit task {TASK} not mitigated;"
-        f" {LOGGING} in audit task {TASK} not mitigated;"
+        f" {LOGGING} finding {LOGGING_ID} not mitigated;"
+        f" {POLICY} finding {POLICY_ID} not mitigated;"
         " 1 finding(s) left for an analyst."
     ]
 
@@ -1571,20 +1620,20 @@ def test_audit_asks_only_for_what_the_dry_run_planned(run_playbook):
         f"certificate {CERT_B} is already INACTIVE",
         (certificate("noop", "INACTIVE", "INACTIVE"),),
     )
-    answers["remediate_audit_finding", LOGGING, "dry_run"] = refused(
+    answers[MITIGATION, LOGGING_ID, "dry_run"] = refused(
         f"no mitigation action for {LOGGING} in this stack"
     )
     soar = audit_run(run_playbook, AUDIT_FINDINGS, answers, PromptAnswer("jdoe", ["Yes"]))
-    assert soar.requests("remediate_findings") == [audit_requests("remediate")[1]]
+    assert soar.requests("remediate_findings") == [audit_requests("remediate")[2]]
     (prompt,) = soar.made("prompt2")
     assert CERT_B not in prompt["message"]
     assert LOGGING not in prompt["message"]
     assert soar.comments == [
         f"IoT Audit Remediation (approved by jdoe): certificate {CERT_B} already inactive"
         f" (nothing to do: certificate {CERT_B} is already INACTIVE);"
-        f" {POLICY} in audit task {TASK} mitigation started;"
-        f" {LOGGING} in audit task {TASK} not mitigated"
+        f" {LOGGING} finding {LOGGING_ID} not mitigated"
         f" (the dry run was refused: no mitigation action for {LOGGING} in this stack);"
+        f" {POLICY} finding {POLICY_ID} mitigation started;"
         " 1 finding(s) left for an analyst."
     ]
 
@@ -1611,6 +1660,210 @@ def test_audit_reports_a_refused_or_failed_change(run_playbook, answer, said):
     assert soar.comments == [
         f"IoT Audit Remediation (approved by jdoe): certificate {CERT_B} not deactivated ({said})."
     ]
+
+
+SENSOR_POLICY_SEEN = (
+    f"{POLICY} on IOT_POLICY sensor-policy:2:"
+    f" Policy allows broad access to IoT data plane actions (finding {SENSOR_POLICY_ID})"
+)
+
+
+def test_audit_remediates_the_findings_of_a_check_together_by_their_ids(run_playbook):
+    findings = [
+        POLICY_FINDING,
+        policy_finding(5, "sensor-policy:2", SENSOR_POLICY_ID),
+        # The same finding again (another audit detection sent it too): remediated once.
+        policy_finding(6, "legacy-device-policy:4", POLICY_ID),
+    ]
+    ids = f"{POLICY_ID} {SENSOR_POLICY_ID}"
+    soar = audit_run(run_playbook, findings, mitigations(ids), PromptAnswer("jdoe", ["Yes"]))
+    # One request for the two findings of the check, in the order the alerts came.
+    reason = f"{AUDIT_REASON}remediate_audit_finding for {POLICY_SEEN}; {SENSOR_POLICY_SEEN}"
+    key, both = "4df51187bd81", [POLICY_ID, SENSOR_POLICY_ID]
+    assert soar.requests("plan_remediation") == [
+        audit_request("plan", key, MITIGATION, reason, finding_ids=both)
+    ]
+    assert soar.requests("remediate_findings") == [
+        audit_request("remediate", key, MITIGATION, reason, finding_ids=both)
+    ]
+    target = f"{POLICY} findings {POLICY_ID}, {SENSOR_POLICY_ID}"
+    (prompt,) = soar.made("prompt2")
+    assert prompt["message"].endswith(
+        f"| remediate_audit_finding | {target} | {POLICY_SEEN}; {SENSOR_POLICY_SEEN}"
+        f" | would have started mitigation task iot-defender-soar-6200-audit-plan-{key} |"
+    )
+    task = f"iot-defender-soar-6200-audit-remediate-{key}"
+    (note,) = soar.notes
+    assert note[1].endswith(
+        f"#### {target}: mitigation started\n"
+        f"- Findings: {POLICY_SEEN}; {SENSOR_POLICY_SEEN}\n"
+        f"- Responder: ok: started mitigation task {task} (request"
+        f" soar-6200-audit-remediate-{key}, response 0b7a1f5e-0000-4000-8000-000000000001)\n"
+        f"- After: task_id {task}"
+    )
+    assert soar.comments == [
+        f"IoT Audit Remediation (approved by jdoe): {target} mitigation started."
+    ]
+
+
+def test_audit_keeps_the_findings_of_each_audit_task_apart(run_playbook):
+    findings = [POLICY_FINDING, policy_finding(5, "sensor-policy:2", SENSOR_POLICY_ID, OTHER_TASK)]
+    answers = mitigations(POLICY_ID, SENSOR_POLICY_ID)
+    soar = audit_run(run_playbook, findings, answers, PromptAnswer("jdoe", ["Yes"]))
+    assert [r["finding_ids"] for r in soar.requests("remediate_findings")] == [
+        [SENSOR_POLICY_ID],
+        [POLICY_ID],
+    ]
+
+
+def test_audit_splits_more_finding_ids_than_the_responder_takes(run_playbook):
+    ids = [f"finding-{n:02d}" for n in range(MAX_FINDINGS + 2, 0, -1)]
+    findings = [policy_finding(n, f"policy-{n}", i) for n, i in enumerate(ids, start=1)]
+    first, rest = ids[:MAX_FINDINGS], ids[MAX_FINDINGS:]
+    answers = mitigations(" ".join(first), " ".join(rest))
+    soar = audit_run(run_playbook, findings, answers, PromptAnswer("jdoe", ["Yes"]))
+    # The responder's limit per request, in the order the alerts came; keyed by their ids.
+    plans = soar.requests("plan_remediation")
+    assert [(r["request_id"], r["finding_ids"]) for r in plans] == [
+        ("soar-6200-audit-plan-9c642eb5b45d", rest),
+        ("soar-6200-audit-plan-fdf4a087365d", first),
+    ]
+    assert [r["finding_ids"] for r in soar.requests("remediate_findings")] == [rest, first]
+    assert soar.comments == [
+        "IoT Audit Remediation (approved by jdoe):"
+        f" {POLICY} findings {', '.join(rest)} mitigation started;"
+        f" {POLICY} findings {', '.join(first)} mitigation started."
+    ]
+
+
+LOGGING_BY_TASK = f"every {LOGGING} finding in audit task {TASK}"
+
+
+@pytest.mark.parametrize("finding_id", [None, "", "x y;|"], ids=["absent", "empty", "invalid"])
+def test_audit_falls_back_to_every_finding_of_the_check_without_a_finding_id(
+    run_playbook, finding_id
+):
+    cef = {} if finding_id is None else {"finding_id": finding_id}
+    summary = finding(
+        2, LOGGING, resource_id="123456789012", reason="IoT logging is disabled", **cef
+    )
+    soar = audit_run(run_playbook, [summary], mitigations(LOGGING), PromptAnswer("jdoe", ["Yes"]))
+    seen = f"{LOGGING} on 123456789012: IoT logging is disabled"
+    reason = f"{AUDIT_REASON}remediate_audit_finding for {seen}"
+    task = {"audit_task_id": TASK, "check_name": LOGGING}
+    assert soar.requests("plan_remediation") == [
+        audit_request("plan", LOGGING_TASK_KEY, MITIGATION, reason, **task)
+    ]
+    assert soar.requests("remediate_findings") == [
+        audit_request("remediate", LOGGING_TASK_KEY, MITIGATION, reason, **task)
+    ]
+    # The prompt says the task covers every finding of the check in the audit task.
+    (prompt,) = soar.made("prompt2")
+    assert (
+        "one for every finding of a check in an audit task (for findings that name no usable"
+        " finding id) covers all of that check's findings in the audit task, listed here or not"
+    ) in prompt["message"]
+    assert prompt["message"].endswith(
+        f"| remediate_audit_finding | {LOGGING_BY_TASK} | {seen} | would have started mitigation"
+        f" task iot-defender-soar-6200-audit-plan-{LOGGING_TASK_KEY} |"
+    )
+    assert soar.comments == [
+        f"IoT Audit Remediation (approved by jdoe): {LOGGING_BY_TASK} mitigation started."
+    ]
+
+
+GATEWAY_POLICY_ID = "9e1c4b27-6d3a-4f80-b5c9-2e7a1d8f6b04"
+
+
+def test_audit_remediates_by_id_what_it_can_and_by_audit_task_the_rest(run_playbook):
+    findings = [
+        POLICY_FINDING,
+        # Known only from the audit's SNS summary: no finding id.
+        policy_finding(5, "sensor-policy:2", ""),
+        LOGGING_FINDING,
+        # A finding id is enough without an audit task; with neither, an analyst.
+        policy_finding(6, "gateway-policy:1", GATEWAY_POLICY_ID, task=""),
+        finding(7, LOGGING, task_id="", resource_id="210987654321", finding_id=""),
+    ]
+    answers = mitigations(POLICY_ID, GATEWAY_POLICY_ID, LOGGING_ID, POLICY)
+    soar = audit_run(run_playbook, findings, answers, PromptAnswer("jdoe", ["Yes"]))
+    by_task = (
+        f"{AUDIT_REASON}remediate_audit_finding for {POLICY} on IOT_POLICY sensor-policy:2:"
+        " Policy allows broad access to IoT data plane actions"
+    )
+    gateway = (
+        f"{AUDIT_REASON}remediate_audit_finding for {POLICY} on IOT_POLICY gateway-policy:1:"
+        f" Policy allows broad access to IoT data plane actions (finding {GATEWAY_POLICY_ID})"
+    )
+    assert soar.requests("remediate_findings") == [
+        audit_request(
+            "remediate", POLICY_TASK_KEY, MITIGATION, by_task, audit_task_id=TASK, check_name=POLICY
+        ),
+        audit_request(
+            "remediate", LOGGING_KEY, MITIGATION, LOGGING_REASON, finding_ids=[LOGGING_ID]
+        ),
+        audit_request("remediate", POLICY_KEY, MITIGATION, POLICY_REASON, finding_ids=[POLICY_ID]),
+        audit_request(
+            "remediate", "55a2e4096f7d", MITIGATION, gateway, finding_ids=[GATEWAY_POLICY_ID]
+        ),
+    ]
+    assert soar.comments == [
+        "IoT Audit Remediation (approved by jdoe):"
+        f" every {POLICY} finding in audit task {TASK} mitigation started;"
+        f" {LOGGING} finding {LOGGING_ID} mitigation started;"
+        f" {POLICY} finding {POLICY_ID} mitigation started;"
+        f" {POLICY} finding {GATEWAY_POLICY_ID} mitigation started;"
+        " 1 finding(s) left for an analyst."
+    ]
+    (note,) = soar.notes
+    assert note[1].endswith(
+        "#### Left for an analyst\n"
+        f"- {LOGGING} on 210987654321: it names no usable finding id or audit task"
+    )
+
+
+def test_audit_validates_finding_ids_and_chunks_as_the_responder_does():
+    # The playbook repeats the responder's patterns and limit (SOAR imports it on its own).
+    route = playbook("IoT_Audit_Remediation").functions["route_findings"]
+    assert _assigned(route, "finding_id_pattern") == responder_requests._FINDING_ID.pattern
+    assert _assigned(route, "audit_task_id_pattern") == responder_requests._AUDIT_TASK_ID.pattern
+    assert _assigned(route, "max_findings") == MAX_FINDINGS
+
+
+@pytest.mark.parametrize(
+    "findings",
+    [
+        AUDIT_FINDINGS,
+        [
+            *(policy_finding(n, f"policy-{n}", f"finding-{n:02d}") for n in range(1, 28)),
+            finding(30, LOGGING, resource_id="123456789012", finding_id="x y;|"),
+        ],
+    ],
+    ids=["each-check", "chunked-and-fallback"],
+)
+def test_audit_requests_are_what_the_responder_accepts(run_playbook, findings):
+    # Every request the playbook sends, through the responder's own parsing: none is refused,
+    # and a mitigation targets the finding ids sent, or else the audit task and check.
+    def accept(request: dict[str, Any]) -> Invocation:
+        parsed = parse_request(request)  # raises RefusedError on anything it would refuse
+        if parsed.action == MITIGATION and "finding_ids" in request:
+            assert parsed["finding_ids"] == request["finding_ids"]
+            assert (parsed["audit_task_id"], parsed["check_name"]) == (None, None)
+        elif parsed.action == MITIGATION:
+            assert parsed["finding_ids"] is None
+            assert (parsed["audit_task_id"], parsed["check_name"]) == (TASK, request["check_name"])
+        if parsed.action == MITIGATION:
+            return mitigated(request)
+        key = (parsed.action, parsed["certificate_id"], *(["dry_run"] if parsed.dry_run else []))
+        return audit_answers()[key](request)
+
+    prompts: dict[str, PromptAnswer | None] = {"approve_remediation": PromptAnswer("jdoe", ["Yes"])}
+    soar = Soar(AUDIT_CONTAINER, findings, accept, prompts=prompts)
+    run_playbook("IoT_Audit_Remediation", soar)
+    sent = soar.requests("remediate_findings")
+    assert sent, "nothing reached the responder's change step"
+    assert any("finding_ids" in request for request in sent)
+    assert len(soar.sent) == 2 * len(sent)
 
 
 def test_audit_leaves_findings_without_a_remediation_to_an_analyst(run_playbook):

@@ -66,7 +66,8 @@ def playbook_settings(action=None, success=None, container=None, results=None, h
     # Checks whose findings name a device certificate to deactivate (deactivate_certificate).
     playbook_settings__certificate_checks = ["DEVICE_CERTIFICATE_SHARED_CHECK"]
     # Checks the stack has a mitigation action for: the responder starts an audit mitigation
-    # actions task for the check in the finding's audit task (remediate_audit_finding).
+    # actions task for the findings by their finding ids, or for a finding with no usable id for
+    # every finding of its check in its audit task (remediate_audit_finding).
     playbook_settings__mitigation_checks = [
         "LOGGING_DISABLED_CHECK",
         "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
@@ -91,8 +92,9 @@ def route_findings(action=None, success=None, container=None, results=None, hand
 
     ################################################################################
     # This block uses custom code: routes each finding by its check to
-    # deactivate_certificate, to remediate_audit_finding or to an analyst, and
-    # builds one dry run per remediation.
+    # deactivate_certificate, to remediate_audit_finding (by finding id, or by audit
+    # task and check for a finding with no usable id) or to an analyst, and builds
+    # one dry run per remediation.
     ################################################################################
 
     filtered_artifact_0_data_select_audit_findings = phantom.collect2(container=container, datapath=["filtered-data:select_audit_findings:condition_1:artifact:*.cef.check_name","filtered-data:select_audit_findings:condition_1:artifact:*.cef.resource_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef.task_id","filtered-data:select_audit_findings:condition_1:artifact:*.cef"])
@@ -132,10 +134,17 @@ def route_findings(action=None, success=None, container=None, results=None, hand
 
     def cef_values(cef, name):
         # An evidence field, read from the artifact's whole CEF: the detections this playbook
-        # serves send different fields, so one a finding does not send gives no values. Only
+        # serves send different fields, so one a finding does not send gives no values (and
+        # finding_id is empty for a finding known only from an audit's SNS summary). Only
         # check_name, resource_id and task_id, which every one of them sends, are collected by
         # name.
         return values(cef.get(name) if isinstance(cef, dict) else None)
+
+    # What the responder accepts (respond/requests.py): finding ids and audit task ids, and at
+    # most this many finding ids in one request.
+    finding_id_pattern = r"[a-zA-Z0-9_-]{1,128}"
+    audit_task_id_pattern = r"[a-zA-Z0-9_-]{1,40}"
+    max_findings = 25
 
     def request_id(step, target):
         # The responder's idempotency key: the same container, step and target give the same key,
@@ -144,6 +153,8 @@ def route_findings(action=None, success=None, container=None, results=None, hand
         return f"soar-{container['id']}-{step}-{digest}"
 
     remediations = {}
+    # (audit task, check) -> finding id -> the finding: remediated by finding id.
+    by_finding = {}
     route_findings__manual = []
     rows = zip(
         filtered_artifact_0__cef_check_name,
@@ -179,14 +190,25 @@ def route_findings(action=None, success=None, container=None, results=None, hand
                 )
                 entry["findings"].append(finding)
         elif check in playbook_settings__mitigation_checks:
-            tasks = [t for t in values(task_id) if re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", t)]
-            if not tasks:
-                route_findings__manual.append({"finding": finding, "why": "it names no audit task"})
+            tasks = [t for t in values(task_id) if re.fullmatch(audit_task_id_pattern, t)]
+            ids = [i for i in cef_values(cef, "finding_id") if re.fullmatch(finding_id_pattern, i)]
+            if ids:
+                # Only the findings named: those the analyst sees in the prompt.
+                group = by_finding.setdefault((tasks[0] if tasks else "", check), {})
+                for finding_id in ids:
+                    group.setdefault(finding_id, f"{finding} (finding {finding_id})")
                 continue
+            if not tasks:
+                route_findings__manual.append(
+                    {"finding": finding, "why": "it names no usable finding id or audit task"}
+                )
+                continue
+            # No usable finding id: the mitigation task covers every finding of the check in the
+            # audit task, which the target says.
             entry = remediations.setdefault(
                 f"{tasks[0]}:{check}",
                 {
-                    "target": f"{check} in audit task {tasks[0]}",
+                    "target": f"every {check} finding in audit task {tasks[0]}",
                     "action": "remediate_audit_finding",
                     "params": {"audit_task_id": tasks[0], "check_name": check},
                     "findings": [],
@@ -197,6 +219,19 @@ def route_findings(action=None, success=None, container=None, results=None, hand
             route_findings__manual.append(
                 {"finding": finding, "why": "no automated remediation for this check"}
             )
+
+    # One request per check and audit task, of at most max_findings finding ids each; its key
+    # (which no certificate id or audit task and check can be) is the finding ids.
+    for (_, check), group in by_finding.items():
+        ids = list(group)
+        for start in range(0, len(ids), max_findings):
+            chunk = ids[start : start + max_findings]
+            remediations["finding_ids=" + ",".join(chunk)] = {
+                "target": f"{check} finding{'s' if len(chunk) > 1 else ''} {', '.join(chunk)}",
+                "action": "remediate_audit_finding",
+                "params": {"finding_ids": chunk},
+                "findings": [group[finding_id] for finding_id in chunk],
+            }
 
     route_findings__remediations = []
     route_findings__plan_requests = []
@@ -427,7 +462,7 @@ def format_approval_request(action=None, success=None, container=None, results=N
     # and the plan.
     ################################################################################
 
-    template = """SOAR container {0} ({1}) reports audit findings with an automated remediation. The responder plans the changes below; deactivating a certificate cuts off every device that uses it, and a mitigation task covers every finding of its check in the audit task.\n\n{2}"""
+    template = """SOAR container {0} ({1}) reports audit findings with an automated remediation. The responder plans the changes below; deactivating a certificate cuts off every device that uses it. A mitigation by finding id covers only the findings it lists; one for every finding of a check in an audit task (for findings that name no usable finding id) covers all of that check's findings in the audit task, listed here or not.\n\n{2}"""
 
     # parameter list for template variable replacement
     parameters = [
