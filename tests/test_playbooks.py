@@ -1484,6 +1484,18 @@ def certificate(status: str, before: str, after: str) -> dict[str, Any]:
     }
 
 
+def mitigation_started(finding_ids: list[str], task: str) -> dict[str, Any]:
+    """A target of the responder's answer once it started a mitigation task (the real shape:
+    the task id is in the target's ``after``)."""
+    message = "started audit mitigation actions task"
+    return {
+        "finding_ids": finding_ids,
+        "status": "ok",
+        "message": message,
+        "after": {"task_id": task},
+    }
+
+
 def audit_answers() -> dict[tuple[str, ...], Answer]:
     return {
         ("deactivate_certificate", CERT_B, "dry_run"): audit_answer(
@@ -1501,10 +1513,14 @@ def audit_answers() -> dict[tuple[str, ...], Answer]:
             "ok", f"deactivated certificate {CERT_B}", (certificate("ok", "ACTIVE", "INACTIVE"),)
         ),
         (MITIGATION, POLICY_ID): audit_answer(
-            "ok", "started audit mitigation actions task", task_id="soar-6200-policy"
+            "ok",
+            "started audit mitigation actions task",
+            (mitigation_started([POLICY_ID], "soar-6200-policy"),),
         ),
         (MITIGATION, LOGGING_ID): audit_answer(
-            "ok", "started audit mitigation actions task", task_id="soar-6200-logging"
+            "ok",
+            "started audit mitigation actions task",
+            (mitigation_started([LOGGING_ID], "soar-6200-logging"),),
         ),
     }
 
@@ -1585,12 +1601,14 @@ def test_audit_routes_each_check_plans_by_dry_run_and_acts_once_approved(run_pla
             f"- Findings: {LOGGING_SEEN}\n"
             "- Responder: ok: started audit mitigation actions task"
             " (mitigation task soar-6200-logging)"
-            f" (request soar-6200-audit-remediate-{LOGGING_KEY}, {response})\n\n"
+            f" (request soar-6200-audit-remediate-{LOGGING_KEY}, {response})\n"
+            "- After: task_id soar-6200-logging\n\n"
             f"#### {POLICY} finding {POLICY_ID}: mitigation started\n"
             f"- Findings: {POLICY_SEEN}\n"
             "- Responder: ok: started audit mitigation actions task"
             " (mitigation task soar-6200-policy)"
-            f" (request soar-6200-audit-remediate-{POLICY_KEY}, {response})\n\n"
+            f" (request soar-6200-audit-remediate-{POLICY_KEY}, {response})\n"
+            "- After: task_id soar-6200-policy\n\n"
             "#### Left for an analyst\n"
             f"- CONFLICTING_CLIENT_IDS_CHECK on {LOBBY}: no automated remediation for this check",
         )
@@ -1787,9 +1805,13 @@ def test_audit_remediates_by_id_what_it_can_and_by_audit_task_the_rest(run_playb
     ]
     answers = mitigations(POLICY_ID, GATEWAY_POLICY_ID, LOGGING_ID, POLICY)
     soar = audit_run(run_playbook, findings, answers, PromptAnswer("jdoe", ["Yes"]))
+    # The mitigation of every policy finding in the task also covers the one with an id: it is
+    # not mitigated twice.
     by_task = (
         f"{AUDIT_REASON}remediate_audit_finding for {POLICY} on IOT_POLICY sensor-policy:2:"
-        " Policy allows broad access to IoT data plane actions"
+        f" Policy allows broad access to IoT data plane actions; {POLICY} on IOT_POLICY"
+        " legacy-device-policy:4: Policy allows broad access to IoT data plane actions"
+        f" (finding {POLICY_ID})"
     )
     gateway = (
         f"{AUDIT_REASON}remediate_audit_finding for {POLICY} on IOT_POLICY gateway-policy:1:"
@@ -1802,7 +1824,6 @@ def test_audit_remediates_by_id_what_it_can_and_by_audit_task_the_rest(run_playb
         audit_request(
             "remediate", LOGGING_KEY, MITIGATION, LOGGING_REASON, finding_ids=[LOGGING_ID]
         ),
-        audit_request("remediate", POLICY_KEY, MITIGATION, POLICY_REASON, finding_ids=[POLICY_ID]),
         audit_request(
             "remediate", "55a2e4096f7d", MITIGATION, gateway, finding_ids=[GATEWAY_POLICY_ID]
         ),
@@ -1811,7 +1832,6 @@ def test_audit_remediates_by_id_what_it_can_and_by_audit_task_the_rest(run_playb
         "IoT Audit Remediation (approved by jdoe):"
         f" every {POLICY} finding in audit task {TASK} mitigation started;"
         f" {LOGGING} finding {LOGGING_ID} mitigation started;"
-        f" {POLICY} finding {POLICY_ID} mitigation started;"
         f" {POLICY} finding {GATEWAY_POLICY_ID} mitigation started;"
         " 1 finding(s) left for an analyst."
     ]

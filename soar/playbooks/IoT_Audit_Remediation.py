@@ -220,18 +220,26 @@ def route_findings(action=None, success=None, container=None, results=None, hand
                 {"finding": finding, "why": "no automated remediation for this check"}
             )
 
-    # One request per check and audit task, of at most max_findings finding ids each; its key
-    # (which no certificate id or audit task and check can be) is the finding ids.
-    for (_, check), group in by_finding.items():
-        ids = list(group)
-        for start in range(0, len(ids), max_findings):
-            chunk = ids[start : start + max_findings]
-            remediations["finding_ids=" + ",".join(chunk)] = {
-                "target": f"{check} finding{'s' if len(chunk) > 1 else ''} {', '.join(chunk)}",
-                "action": "remediate_audit_finding",
-                "params": {"finding_ids": chunk},
-                "findings": [group[finding_id] for finding_id in chunk],
-            }
+    def add_finding_id_requests():
+        # One request per check and audit task, of at most max_findings finding ids each; its key
+        # (which no certificate id or audit task and check can be) is the finding ids.
+        for (task, check), group in by_finding.items():
+            fallback = remediations.get(f"{task}:{check}")
+            if fallback is not None:
+                # A mitigation of every finding of the check in the audit task already covers these.
+                fallback["findings"].extend(group.values())
+                continue
+            ids = list(group)
+            for start in range(0, len(ids), max_findings):
+                chunk = ids[start : start + max_findings]
+                remediations["finding_ids=" + ",".join(chunk)] = {
+                    "target": f"{check} finding{'s' if len(chunk) > 1 else ''} {', '.join(chunk)}",
+                    "action": "remediate_audit_finding",
+                    "params": {"finding_ids": chunk},
+                    "findings": [group[finding_id] for finding_id in chunk],
+                }
+
+    add_finding_id_requests()
 
     route_findings__remediations = []
     route_findings__plan_requests = []
@@ -724,8 +732,9 @@ def summarize_outcome(action=None, success=None, container=None, results=None, h
         text = f"{answer.get('status')}: {answer.get('message')}"
         if answer.get("status") == "error" and answer.get("error"):
             text += f" [{answer['error'].get('code')}]"
-        if answer.get("task_id") and answer["task_id"] not in text:
-            text += f" (mitigation task {answer['task_id']})"
+        after = target.get("after") if isinstance(target.get("after"), dict) else {}
+        if after.get("task_id") and after["task_id"] not in text:
+            text += f" (mitigation task {after['task_id']})"
         headline = {"ok": done, "noop": noop}.get(answer.get("status"), failed)
         return headline, text, target, answer.get("response_id")
 
