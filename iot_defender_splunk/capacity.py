@@ -281,7 +281,9 @@ def flows(fleet: Fleet) -> list[Flow]:
             result.append(_flow("Detect alarms", "SNS alert topic", "violation", alarms))
     if fleet.device_reports:
         reports = devices / fleet.report_interval
-        result.append(_flow("Device reports", "IoT rule DeviceReportRule", "device_report", reports))
+        result.append(
+            _flow("Device reports", "IoT rule DeviceReportRule", "device_report", reports)
+        )
     if fleet.lifecycle_per_device_day:
         presence = devices * fleet.lifecycle_per_device_day / DAY
         result.append(_flow("Lifecycle events", "IoT rule LifecycleRule", "lifecycle", presence))
@@ -340,7 +342,9 @@ def size(fleet: Fleet, buffering: Buffering | None = None) -> Sizing:
         Usage("requests/s", sum(flow.requests_per_s for flow in traffic), quota.requests_per_s),
         Usage("MiB/s", bytes_in / MIB, quota.mib_per_s),
     ]
-    invocations = _buffered_deliveries(bytes_in, buffering.transform_mb, buffering.transform_interval)
+    invocations = _buffered_deliveries(
+        bytes_in, buffering.transform_mb, buffering.transform_interval
+    )
     mb_each = bytes_in / MB / invocations if invocations else 0.0
     ms_each = mb_each * _transform_ms_per_mb(traffic) if traffic else 0.0
     raw: Counter[str] = Counter()
