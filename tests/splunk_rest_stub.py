@@ -12,6 +12,7 @@ Real Splunk runs in the opt-in live suite (tests/test_live_splunk.py).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import time
@@ -365,10 +366,11 @@ class SplunkRestStub:
         self, where: str, by: list[str], window: tuple[float, float]
     ) -> list[dict[str, str]]:
         expanded = _MACRO.sub(lambda m: self.state.macros.get(m.group(1), ""), where)
-        indexes = set(_INDEX_TERM.findall(expanded))
+        patterns = _INDEX_TERM.findall(expanded)
         counts: dict[tuple[str, ...], int] = {}
         for event in self.state.events:
-            if event.index in indexes and window[0] <= event.time < window[1]:
+            named = any(fnmatch.fnmatchcase(event.index, pattern) for pattern in patterns)
+            if named and window[0] <= event.time < window[1]:
                 key = tuple(str(getattr(event, name)) for name in by)
                 counts[key] = counts.get(key, 0) + 1
         return [dict(zip([*by, "count"], [*key, str(n)], strict=True)) for key, n in counts.items()]
