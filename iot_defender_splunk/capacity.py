@@ -319,7 +319,7 @@ def flows(fleet: Fleet) -> list[Flow]:
 
 def _transform_ms_per_mb(traffic: list[Flow]) -> float:
     """The measured ms per MB of each kind, weighted by its share of the input bytes."""
-    timing = figures()["transform"]["ms_per_mb"]
+    timing: dict[str, float] = figures()["transform"]["ms_per_mb"]
     total = sum(flow.bytes_per_s for flow in traffic)
     return sum(flow.bytes_per_s / total * timing[flow.kind] for flow in traffic)
 

@@ -17,6 +17,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -178,7 +179,9 @@ def _when(value: str | None, now: float, default: float) -> float:
 
 def _pipeline(search: str) -> list[str]:
     """The search's commands: the first word of every stage outside quotes and brackets."""
-    stages, depth, quoted, current = [], 0, False, []
+    stages: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in search:
         if char == '"':
             quoted = not quoted
@@ -234,21 +237,21 @@ class SplunkRestStub:
 
     def _endpoint(self, request: Request, path: str, endpoint: str) -> Response:
         params = request.params()
-        if endpoint.startswith("apps/local/"):
-            return self._app(path, endpoint.removeprefix("apps/local/"))
-        if endpoint.startswith("configs/conf-macros/"):
-            return self._macro(path, endpoint.removeprefix("configs/conf-macros/"))
-        if endpoint == "data/indexes":
-            return self._indexes(path)
-        if endpoint == "saved/searches":
-            return self._saved_searches(path)
-        if endpoint == "search/v2/jobs" and request.method == "POST":
-            if params.get("exec_mode") != "oneshot":
-                return _not_found("only oneshot jobs are served by the stand-in")
-            return self._oneshot(params)
-        if endpoint == "search/v2/parser" and request.method == "POST":
-            return self._parse(params.get("q", ""))
-        return _not_found(f"Not Found: {path}")
+        prefixes: dict[str, Callable[[str], Response]] = {
+            "apps/local/": lambda name: self._app(path, name),
+            "configs/conf-macros/": lambda name: self._macro(path, name),
+        }
+        for prefix, answer in prefixes.items():
+            if endpoint.startswith(prefix):
+                return answer(endpoint.removeprefix(prefix))
+        routes: dict[tuple[str, str], Callable[[], Response]] = {
+            ("GET", "data/indexes"): lambda: self._indexes(path),
+            ("GET", "saved/searches"): lambda: self._saved_searches(path),
+            ("POST", "search/v2/jobs"): lambda: self._oneshot(params),
+            ("POST", "search/v2/parser"): lambda: self._parse(params.get("q", "")),
+        }
+        route = routes.get((request.method, endpoint))
+        return route() if route else _not_found(f"Not Found: {path}")
 
     @staticmethod
     def _split(path: str) -> tuple[str | None, str]:
@@ -341,6 +344,8 @@ class SplunkRestStub:
         )
 
     def _oneshot(self, params: dict[str, str]) -> Response:
+        if params.get("exec_mode") != "oneshot":
+            return _not_found("only oneshot jobs are served by the stand-in")
         search = params.get("search", "")
         failure = self._failure(search, self.state.parse_errors | self.state.run_errors)
         if failure is not None:

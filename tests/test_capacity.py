@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -158,7 +159,7 @@ def test_license_is_the_raw_bytes_of_every_event_per_day() -> None:
         ({"inventory_interval": 30}, "--inventory-interval must be at least 60 s"),
     ],
 )
-def test_impossible_fleets_are_refused_with_the_reason(change: dict[str, object], message: str):
+def test_impossible_fleets_are_refused_with_the_reason(change: dict[str, Any], message: str):
     with pytest.raises(CapacityError, match=message):
         capacity.size(dataclasses.replace(DETECT_FLEET, **change))
 

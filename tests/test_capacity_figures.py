@@ -57,7 +57,7 @@ def test_the_lambda_handler_sends_the_bytes_the_figures_count(
     monkeypatch.setattr(handler, "SETTINGS", Settings(default_index=capacity_figures.INDEX))
     records = REPRESENTATIVE[kind](0)
     event = firehose_event(records, arrival_ms=capacity_figures.NOW_MS)
-    response: dict[str, Any] = handler.lambda_handler(event, LocalLambdaContext())  # type: ignore[arg-type]
+    response: dict[str, Any] = handler.lambda_handler(event, LocalLambdaContext())
     sent = sum(len(base64.b64decode(record["data"])) for record in response["records"])
     assert sent == COMMITTED["messages"][kind]["hec_bytes"]
 

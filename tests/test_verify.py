@@ -371,15 +371,15 @@ def test_an_unreachable_splunk_is_one_line(environment, capsys) -> None:
         (["--splunk-url", "ftp://splunk"], None, "Splunk URL must be http(s)://host[:port]"),
     ],
 )
+@pytest.mark.usefixtures("environment")
 def test_bad_settings_are_one_line_and_exit_1(
-    environment, monkeypatch, capsys, argv: list[str], unset: str | None, message: str
+    monkeypatch, capsys, argv: list[str], unset: str | None, message: str
 ) -> None:
     if unset:
         monkeypatch.delenv(unset)
     assert cli.main(["verify", *argv]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"iot-defender-splunk verify: error: {message}")
-    assert environment.splunk.requests == [] or "ftp" not in argv[-1]
 
 
 def test_help_says_what_is_checked_and_what_is_written(capsys) -> None:

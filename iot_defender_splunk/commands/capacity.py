@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--detect",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="Device Defender Detect with the stack's metrics export (default off, as EnableDetect)",
+        help="Device Defender Detect with the stack's metrics export (default off, like the "
+        "stack's EnableDetect)",
     )
     fleet.add_argument(
         "--detect-datapoints-per-message",
