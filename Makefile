@@ -23,7 +23,7 @@ SOAR_DIST := dist/soar
 DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
-.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
+.PHONY: demo test bench capacity-figures lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
 
 $(STAMP): requirements-dev.txt transform/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,11 @@ test: lint typecheck unit test-py313 template-lint sam-build package-check dashb
 
 bench: $(STAMP)
 	$(PY) -m bench.transform_bench
+
+# What `iot-defender-splunk capacity` sizes with: the transform on representative messages
+# (bytes, events) and its ms per MB on this machine, into iot_defender_splunk/data/measured.json.
+capacity-figures: $(STAMP)
+	$(PY) -m iot_defender_splunk.capacity_figures
 
 # --- Lambda artefacts: `sam build` (BuildMethod: makefile) calls these with ARTIFACTS_DIR. ---
 # Dependencies are wheels for the Lambda runtime (CPython 3.13 on arm64), whatever runs the build,

@@ -90,6 +90,7 @@ def test_the_wheel_holds_the_toolkit_the_transform_and_its_data_but_no_repositor
     schemas = {Path(name).name for name in names if name.startswith("transform/schemas/")}
     assert schemas == {path.name for path in (REPO / "transform" / "schemas").glob("*.json")}
     assert "shared/data/audit_checks.json" in names
+    assert "iot_defender_splunk/data/measured.json" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
@@ -107,3 +108,12 @@ def test_the_installed_command_answers_help_and_its_version(
     versioned = _run(python, "-m", "iot_defender_splunk", "--version", cwd=tmp_path)
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert versioned.stdout.strip() == f"iot-defender-splunk {project['version']}"
+
+
+def test_the_installed_capacity_command_sizes_from_its_packaged_figures(
+    installed: Path, tmp_path: Path
+) -> None:
+    python = installed / "bin" / "python"
+    sized = _run(python, "-m", "iot_defender_splunk", "capacity", "--devices", "1000", cwd=tmp_path)
+    assert sized.returncode == 0, sized.stderr
+    assert "Splunk license" in sized.stdout

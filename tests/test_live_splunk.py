@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from iot_defender_splunk import cli
-from tests.live import LIVE, connect
+from iot_defender_splunk.deployment import APP_ID, Connection, Hec, Splunk, Status, verify
+from tests.live import LIVE, connect, verify_tls
 
 pytestmark = LIVE
 
@@ -51,3 +52,23 @@ def test_demo_events_are_indexed_with_their_own_time_and_sourcetype(
         count = _search_count(query)
     # Every event, each with its own (past) time: one missing or re-stamped is a failure.
     assert count == sent
+
+
+def test_verify_finds_the_app_its_searches_and_hec_acknowledgement_on_the_real_splunk() -> None:
+    """`verify` against the real splunkd (the stand-in's model): the packaged app at this
+    version, every enabled saved search parses and dry-runs, and the probe is acknowledged.
+    The index checks depend on the site's index and are not asserted here."""
+    connection = Connection(
+        os.environ["SPLUNK_URL"],
+        username=os.environ["SPLUNK_USERNAME"],
+        password=os.environ["SPLUNK_PASSWORD"],
+        verify_tls=verify_tls(),
+    )
+    hec_tls = os.environ.get("SPLUNK_HEC_VERIFY_TLS", "false").lower() == "true"
+    hec = Hec(os.environ["SPLUNK_HEC_URL"], os.environ["SPLUNK_HEC_TOKEN"], hec_tls, True)
+    report = verify(Splunk(connection), expected_version=cli.version(), since="24h", hec=hec)
+    rows = {(finding.area, finding.subject): finding for finding in report.findings}
+    assert rows[("App", APP_ID)].status == Status.OK, rows[("App", APP_ID)]
+    assert rows[("HEC", "acknowledgement")].status == Status.OK, rows[("HEC", "acknowledgement")]
+    searches = [finding for finding in report.findings if finding.area == "Searches"]
+    assert [finding.status for finding in searches] == [Status.OK], searches

@@ -1,0 +1,176 @@
+"""A race-free loopback HTTP server for stand-ins of real services in tests.
+
+The stand-in is one function from :class:`Request` to :class:`Response`; this module does the
+serving the way tests need it: bound and listening (with a deep backlog) before the URL is
+handed out, serving before the constructor returns, every handler thread joined on stop, and
+an exception inside the stand-in raised when it stops instead of a dropped connection.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, Self, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["LISTEN_BACKLOG", "LoopbackServer", "LoopbackServerError", "Request", "Response"]
+
+# socketserver's default backlog of 5 resets the sixth client that connects at once.
+LISTEN_BACKLOG: Final = 128
+_START_TIMEOUT_SECONDS: Final = 10.0
+_REQUEST_TIMEOUT_SECONDS: Final = 10.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request: the path unquoted, query and form body parameters, headers, raw body."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+
+    def params(self) -> dict[str, str]:
+        """Query string and urlencoded body together, the last value of each name winning."""
+        merged = {name: values[-1] for name, values in self.query.items()}
+        form = parse_qs(self.body.decode("utf-8"), keep_blank_values=True) if self.body else {}
+        merged.update({name: values[-1] for name, values in form.items()})
+        return merged
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "text/xml; charset=UTF-8"
+
+
+Handler = Callable[[Request], Response]
+
+
+class LoopbackServerError(Exception):
+    """The stand-in raised while answering; raised by stop() so no test passes over it."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close joins every handler thread
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, respond: Handler) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)  # binds and listens now
+        self.respond = respond
+        self.serving = threading.Event()
+        self.failures: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.seen: list[Request] = []
+
+    def service_actions(self) -> None:
+        """serve_forever calls this on every pass of its loop: the first pass means ready."""
+        self.serving.set()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if error is not None:
+            with self.lock:
+                self.failures.append(error)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = _REQUEST_TIMEOUT_SECONDS
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: requests are recorded on the server instead."""
+
+    def _answer(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        parts = urlsplit(self.path)
+        request = Request(
+            method=method,
+            path=unquote(parts.path),
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=self.rfile.read(length) if length > 0 else b"",
+        )
+        server = cast(_Server, self.server)
+        with server.lock:
+            server.seen.append(request)
+        response = server.respond(request)
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(response.body)
+        self.close_connection = True
+
+
+class LoopbackServer:
+    """Serves ``respond`` on 127.0.0.1 from construction until :meth:`stop`."""
+
+    def __init__(self, respond: Handler) -> None:
+        self._server = _Server(respond)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="loopback-server",
+            daemon=True,
+        )
+        self._thread.start()
+        self._stopped = False
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        if not self._server.serving.wait(_START_TIMEOUT_SECONDS):
+            self.stop()
+            raise LoopbackServerError(f"did not start serving in {_START_TIMEOUT_SECONDS} s")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request answered so far, in arrival order."""
+        with self._server.lock:
+            return list(self._server.seen)
+
+    @property
+    def listening(self) -> bool:
+        return self._thread.is_alive() and self._server.socket.fileno() != -1
+
+    def stop(self) -> None:
+        """Stop serving, join every handler and free the port; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        with self._server.lock:
+            failures = list(self._server.failures)
+        if failures:
+            raise LoopbackServerError(
+                f"the stand-in failed answering {len(failures)} request(s): {failures[0]!r}"
+            ) from failures[0]
