@@ -1,5 +1,5 @@
 """The README's generated tables: deployment parameters (sam/template.yaml), the app's site
-settings (macros) and its detections.
+settings (macros), its detections and its dashboards.
 
 `python -m devtools.readme_tables` rewrites each table between its README markers; the tests fail
 when the README and its sources disagree, so the tables cannot go stale.
@@ -7,6 +7,8 @@ when the README and its sources disagree, so the tables cannot go stale.
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from appbuild.build_app import (
 from devtools.cfn_template import TEMPLATE_PATH, load_template
 
 README = TEMPLATE_PATH.parent.parent / "README.md"
+DASHBOARDS_DIR = README.parent / "dashboards"
 # Macros that say how a site runs the stack and its devices: an admin sets them, once.
 SITE_SETTINGS = (
     "iot_defender_index",
@@ -108,10 +111,21 @@ def detection_table() -> str:
     return "\n".join(lines)
 
 
+def dashboard_table() -> str:
+    """Each Dashboard Studio view with its source file and what it shows."""
+    lines = ["| Dashboard | Source | What it shows |", "| --- | --- | --- |"]
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        definition = json.loads(path.read_text(encoding="utf-8"))
+        shows = _cell(_first_sentence(definition["description"]))
+        lines.append(f"| {_cell(definition['title'])} | `dashboards/{path.name}` | {shows} |")
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "parameters": parameter_table,
     "site-settings": site_settings_table,
     "detections": detection_table,
+    "dashboards": dashboard_table,
 }
 
 
@@ -127,8 +141,29 @@ def rendered_readme(readme: str) -> str:
     return readme
 
 
-def main() -> int:
-    README.write_text(rendered_readme(README.read_text(encoding="utf-8")), encoding="utf-8")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.readme_tables",
+        description="Rewrite the README's generated tables from their sources.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 when a table differs from its sources",
+    )
+    args = parser.parse_args(argv)
+    current = README.read_text(encoding="utf-8")
+    try:
+        rendered = rendered_readme(current)
+    except ValueError as error:
+        print(f"readme_tables: {error}", file=sys.stderr)
+        return 1
+    if args.check:
+        if rendered != current:
+            print("readme_tables: the README's tables are stale", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(rendered, encoding="utf-8")
     return 0
 
 

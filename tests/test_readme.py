@@ -1,0 +1,115 @@
+"""The README's internal links: every `(#anchor)` names a heading GitHub renders, and every
+relative link names a file of the repository, so a moved section or file cannot leave a dead
+link behind."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from devtools import readme_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^(#{1,6}) (.+)$")
+FENCE = re.compile(r"^```")
+
+
+def _prose_lines(text: str) -> list[str]:
+    """Lines outside fenced code blocks (a `# comment` in a shell block is no heading)."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def github_slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading)
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    seen: Counter[str] = Counter()
+    found = set()
+    for line in _prose_lines(path.read_text(encoding="utf-8")):
+        match = HEADING.match(line)
+        if match:
+            slug = github_slug(match.group(2))
+            found.add(slug if not seen[slug] else f"{slug}-{seen[slug]}")
+            seen[slug] += 1
+    return found
+
+
+def test_slugs_follow_githubs_rule() -> None:
+    assert github_slug("Deploy (`sam deploy --guided`)") == "deploy-sam-deploy---guided"
+    assert github_slug("Operate: the `iot-defender-splunk` command") == (
+        "operate-the-iot-defender-splunk-command"
+    )
+    assert github_slug("2.1 Time") == "21-time"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_link_names_a_heading_or_a_file(document: Path) -> None:
+    broken = []
+    for line in _prose_lines(document.read_text(encoding="utf-8")):
+        for target in LINK.findall(line):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (document.parent / file_part).resolve() if file_part else document
+            if not linked.exists():
+                broken.append(f"{target}: no such file")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                broken.append(f"{target}: no such heading")
+    assert broken == []
+
+
+def test_the_readme_starts_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    block = lines[lines.index("```") + 1 : lines.index("```", lines.index("```") + 1)]
+    assert [line.split()[:2] for line in block] == [["make", "demo"], ["make", "test"]]
+
+
+def test_check_mode_reports_a_stale_table_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    current = readme_tables.README.read_text(encoding="utf-8")
+    _, end = readme_tables.markers("dashboards")
+    stale = current.replace(end, "| stale | row |\n" + end)
+    readme.write_text(stale, encoding="utf-8")
+    monkeypatch.setattr(readme_tables, "README", readme)
+    assert readme_tables.main(["--check"]) == 1
+    assert readme.read_text(encoding="utf-8") == stale
+    assert "stale" in capsys.readouterr().err
+    assert readme_tables.main([]) == 0
+    assert readme.read_text(encoding="utf-8") == current
+
+
+def test_help_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here", encoding="utf-8")
+    monkeypatch.setattr(readme_tables, "README", readme)
+    with pytest.raises(SystemExit) as leaving:
+        readme_tables.main(["--help"])
+    assert leaving.value.code == 0
+    assert readme.read_text(encoding="utf-8") == "no markers here"
+
+
+def test_missing_markers_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here", encoding="utf-8")
+    monkeypatch.setattr(readme_tables, "README", readme)
+    assert readme_tables.main([]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
