@@ -169,8 +169,7 @@ ASSUMPTIONS: Final = (
     "Transform duration is the measured ms per MB of each kind on the machine named in "
     "data/measured.json, weighted by its share of the bytes; the Lambda's own CPU differs, "
     "so compare with the function's Duration metric once deployed.",
-    "Concurrency is invocations/s x duration (Little's law); Firehose allows 10 outstanding "
-    "transform invocations per shard for a Splunk destination.",
+    "Concurrency is invocations/s x duration (Little's law).",
     "License volume is each event's _raw: the event object as the transform serialises it; "
     "index-time fields are not part of _raw.",
 )
