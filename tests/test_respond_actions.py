@@ -10,13 +10,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from appbuild.spl.fields import flatten
 from iot_defender_splunk.local_lambda import LocalLambdaContext
 from respond import handler, things
 from respond.actions import Responder
 from respond.requests import parse_request
+from tests.datasets import dataset_events
 from tests.responder_aws import MITIGATIONS, QUARANTINE, REGION, Account, account, invoke, request
 from tests.support import all_events, firehose_event
-from tests.test_detections import dataset_events, flatten
 from transform import handler as transform_handler
 
 __all__ = ["account"]
