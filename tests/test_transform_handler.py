@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -294,3 +299,150 @@ def test_no_reput_starts_when_the_invocation_has_no_time_left() -> None:
     assert results["Ok"] >= 1
     assert results["ProcessingFailed"] == len(payloads) - results["Ok"]
     assert firehose.calls == []
+
+
+# --- the seam: what a handler works with is given, never patched in -------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+NOT_SOURCE = {".git", "build", "dist", "node_modules"}
+HANDLER_MODULE = "transform.handler"
+
+
+def _metrics_event() -> dict[str, Any]:
+    return firehose_event([fixture("metrics_export", "with_dimension.json")])
+
+
+def test_the_deployed_handler_reads_its_settings_once_per_container(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Settings come from the environment on the first invocation and stay for the container's
+    life, as they did when read at import; no invocation re-reads them."""
+    monkeypatch.setenv("SPLUNK_INDEX", "iot_first")
+    first = all_events(handler.lambda_handler(_metrics_event(), FakeLambdaContext()))
+    monkeypatch.setenv("SPLUNK_INDEX", "iot_second")
+    second = all_events(handler.lambda_handler(_metrics_event(), FakeLambdaContext()))
+
+    assert {event["index"] for event in first + second} == {"iot_first"}
+    assert handler.container_runtime() is handler.container_runtime()
+
+
+def test_importing_the_handler_reads_no_setting() -> None:
+    """A bad setting must not stop the module loading (the demo and bench import it with their
+    own settings); the deployed handler reports it on the invocation instead."""
+    code = (
+        "import transform.handler as h, transform.config as c\n"
+        "try:\n"
+        "    h.container_runtime()\n"
+        "except c.ConfigError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    run = subprocess.run(  # noqa: S603 - this interpreter, importing the repo's own module
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "SPLUNK_INDEX": "Not An Index!"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("refused: SPLUNK_INDEX")
+
+
+def test_a_handler_made_with_a_runtime_uses_its_settings_and_client() -> None:
+    """The injected client takes the re-puts and the injected settings shape the events, however
+    the environment is set: nothing falls back to the container's own."""
+    firehose = FakeFirehose("iot-defender-splunk")
+    runtime = handler.Runtime(
+        Settings(default_index="iot_injected", response_limit_bytes=40_000), firehose=firehose
+    )
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
+
+    response = handler.make_handler(runtime)(firehose_event(payloads), FakeLambdaContext())
+
+    reput = [i for i, r in enumerate(response["records"]) if r["result"] == "Dropped"]
+    assert reput
+    assert firehose.accepted == [reingest.tag(payloads[i], 1) for i in reput]
+    assert {event["index"] for event in all_events(response)} == {"iot_injected"}
+
+
+def _names_bound_to(tree: ast.AST, module: str) -> set[str]:
+    """Local names a file gives `module`: `from transform import handler [as x]`, `import ...
+    as x`; a plain `import transform.handler` is reached as the dotted name itself."""
+    package, _, name = module.rpartition(".")
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == package and node.level == 0:
+            names.update(alias.asname or alias.name for alias in node.names if alias.name == name)
+        elif isinstance(node, ast.Import):
+            names.update(alias.asname or alias.name for alias in node.names if alias.name == module)
+    return names
+
+
+def _patches_of(source: str, module: str) -> list[int]:
+    """The lines where a file rebinds something of `module` from outside: attribute assignment,
+    setattr / patch.object on the module, or a patch target string naming it."""
+    tree = ast.parse(source)
+    names = _names_bound_to(tree, module)
+
+    def is_module(node: ast.AST) -> bool:
+        return ast.unparse(node) in names
+
+    found: list[int] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt | ast.expr):
+            continue
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        rebinds = any(isinstance(t, ast.Attribute) and is_module(t.value) for t in targets)
+        if isinstance(node, ast.Call) and node.args:
+            first = node.args[0]
+            callee = ast.unparse(node.func)
+            rebinds = rebinds or (
+                callee.endswith(("setattr", "patch.object", "delattr")) and is_module(first)
+            )
+            rebinds = rebinds or (
+                isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and first.value.startswith(f"{module}.")
+                and callee.endswith(("patch", "setattr", "delattr"))
+            )
+        if rebinds:
+            found.append(node.lineno)
+    return found
+
+
+def _python_sources() -> list[Path]:
+    return [
+        path
+        for path in sorted(REPO.rglob("*.py"))
+        if not any(
+            part in NOT_SOURCE or part.startswith(".") for part in path.parts[len(REPO.parts) :]
+        )
+    ]
+
+
+def test_nothing_patches_the_handler_module() -> None:
+    """The demo, the bench, the datasets and the tests give a handler its runtime: a patched
+    module global leaks into every later caller in the process, and hides what a caller needs."""
+    assert len(_python_sources()) > 100  # the scan sees the repo, not an empty directory
+    patched = {
+        f"{path.relative_to(REPO)}:{line}"
+        for path in _python_sources()
+        for line in _patches_of(path.read_text(encoding="utf-8"), HANDLER_MODULE)
+    }
+    assert patched == set()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from transform import handler\nhandler.SETTINGS = None\n",
+        "from transform import handler as h\nmonkeypatch.setattr(h, 'SETTINGS', None)\n",
+        "import transform.handler\nwith mock.patch.object(transform.handler, 'x'): pass\n",
+        "mock.patch('transform.handler.SETTINGS', None)\n",
+    ],
+)
+def test_the_patch_scan_finds_each_way_of_patching(source: str) -> None:
+    assert _patches_of(source, HANDLER_MODULE) == [source.count("\n")]
