@@ -84,6 +84,7 @@ sam-build: $(SAM_STAMP) $(STAMP)
 package: $(STAMP) $(SPLUNK_STAMP)
 	rm -rf $(APP_BUILD) dist/$(APP_ID)-*.tgz
 	$(PY) -m appbuild.build_app $(APP_BUILD)
+	$(PY) -m appbuild.spl.check $(APP_BUILD)/$(APP_ID)
 	$(SPLUNK_VENV)/bin/slim generate-manifest $(APP_BUILD)/$(APP_ID) --output $(APP_BUILD)/$(APP_ID)/app.manifest
 	$(SPLUNK_VENV)/bin/slim validate $(APP_BUILD)/$(APP_ID)
 	mkdir -p dist

@@ -2467,21 +2467,18 @@ def invocations(records: list[Record]) -> list[list[Record]]:
 def _lambda_environment() -> Iterator[Any]:
     """The handler with this project's index, its logs and EMF output kept off stdout.
 
-    The handler reads SPLUNK_INDEX once at import, so the setting is pinned here: datasets must
-    not depend on the environment of whoever builds them.
+    The index is pinned here, not read from the environment: datasets must not depend on the
+    environment of whoever builds them.
     """
     from transform import handler  # noqa: PLC0415 - the Lambda module, loaded on use
 
-    previous = handler.SETTINGS
-    handler.SETTINGS = load_settings({"SPLUNK_INDEX": INDEX})
     sink = io.StringIO()
     stream = handler.logger.registered_handler
     old_stream = stream.setStream(sink) if isinstance(stream, logging.StreamHandler) else None
     try:
         with contextlib.redirect_stdout(sink):
-            yield handler
+            yield handler.make_handler(handler.Runtime(load_settings({"SPLUNK_INDEX": INDEX})))
     finally:
-        handler.SETTINGS = previous
         if isinstance(stream, logging.StreamHandler):
             stream.setStream(old_stream or sys.stdout)
 
@@ -2489,7 +2486,7 @@ def _lambda_environment() -> Iterator[Any]:
 def hec_lines(records: list[Record]) -> list[bytes]:
     """The HEC events (one JSON object per line, as emitted) the handler makes of the records."""
     lines: list[bytes] = []
-    with _lambda_environment() as handler:
+    with _lambda_environment() as lambda_handler:
         for batch in invocations(records):
             arrival = max(record.arrival for record in batch)
             event = firehose_event(
@@ -2497,7 +2494,7 @@ def hec_lines(records: list[Record]) -> list[bytes]:
                 stream_arn=STREAM_ARN,
                 arrival_ms=epoch_ms(arrival),
             )
-            response = handler.lambda_handler(event, LocalLambdaContext())
+            response = lambda_handler(event, LocalLambdaContext())
             for result in response["records"]:
                 if result["result"] != "Ok":
                     raise DatasetError(f"record {result['recordId']} was {result['result']}")

@@ -42,6 +42,7 @@ from iot_defender_splunk.local_lambda import LocalLambdaContext
 from iot_defender_splunk.simulator.delivery import RULE_ADDED_KEYS, rule_record
 from tests.fakes import FakeFirehose
 from transform import handler, validation
+from transform.config import Settings
 
 Doc = dict[str, Any]
 Maker = Callable[[random.Random], Doc]
@@ -455,12 +456,12 @@ def build_batch(kind: str, size: str) -> Batch:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_ours(event: Doc) -> tuple[Doc, int]:
+def run_ours(event: Doc, settings: Settings | None = None) -> tuple[Doc, int]:
     """Our handler as Lambda calls it; re-ingest goes to the fake stream. Returns re-put count."""
     fake = FakeFirehose(keep=False)  # a healthy stream that only counts: no memory kept
-    handler._firehose_client = fake
+    runtime = handler.Runtime(settings or handler.container_runtime().settings, firehose=fake)
     context = cast(LambdaContext, LocalLambdaContext())
-    response: Doc = handler.lambda_handler(event, context)
+    response: Doc = handler.make_handler(runtime)(event, context)
     return response, fake.accepted_count
 
 
@@ -470,12 +471,8 @@ def run_ours_uncapped(event: Doc) -> tuple[Doc, int]:
     This is the amortised cost per record: under the real limit, re-ingested records are
     transformed in a later invocation instead, so the work is the same, only deferred.
     """
-    capped = handler.SETTINGS
-    handler.SETTINGS = dataclasses.replace(capped, response_limit_bytes=10**12)
-    try:
-        return run_ours(event)
-    finally:
-        handler.SETTINGS = capped
+    capped = handler.container_runtime().settings
+    return run_ours(event, dataclasses.replace(capped, response_limit_bytes=10**12))
 
 
 def _naive_wrappers(doc: Any) -> list[Doc]:

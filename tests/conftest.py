@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -11,9 +12,8 @@ from hypothesis import HealthCheck, settings
 
 from tests.fakes import FakeFirehose
 from tests.support import FakeLambdaContext
-from transform import handler
-from transform.config import Settings
-from transform.handler import lambda_handler
+from transform.config import Settings, load_settings
+from transform.handler import Runtime, container_runtime, make_handler
 
 # `make test` runs the property tests with HYPOTHESIS_EXAMPLES examples each (10,000 there);
 # a plain `pytest` run uses fewer. Raise it for a longer soak, e.g. HYPOTHESIS_EXAMPLES=100000.
@@ -33,6 +33,31 @@ _AWS_LEAKS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SE
 _LOOPBACK = "127.0.0.1,localhost"
 
 
+class _ReadRecorder(Mapping[str, str]):
+    """An empty environment that notes every variable asked for."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@functools.cache
+def transform_variables() -> frozenset[str]:
+    """The environment variables the transform's settings read, found by asking it."""
+    environ = _ReadRecorder()
+    load_settings(environ)
+    return frozenset(environ.asked)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a developer's or CI's shell holds must not change what a test sees.
@@ -40,9 +65,8 @@ def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     - loopback never goes through a proxy (the HEC stub is on 127.0.0.1);
     - AWS: fake credentials, no profile, no config or credentials file, no custom endpoint,
       so moto and Stubber see every call and nothing can reach a real account;
-    - the handler's settings are the defaults, whatever ``SPLUNK_INDEX`` or a tuning variable
-      says, and its re-ingest stream is an in-memory fake, except in the live suites, which
-      send where the environment tells them to.
+    - the transform's settings are the defaults, whatever ``SPLUNK_INDEX`` or a tuning
+      variable says, except in the live suites, which send where the environment tells them to.
     """
     for name in ("NO_PROXY", "no_proxy"):
         current = os.environ.get(name)
@@ -55,14 +79,16 @@ def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     if request.node.get_closest_marker("live") is None:
-        monkeypatch.setattr(handler, "SETTINGS", Settings())
-        # Re-ingest goes to an in-memory stream: no test can reach AWS through the handler.
-        monkeypatch.setattr(handler, "_firehose_client", FakeFirehose())
+        for name in transform_variables():
+            monkeypatch.delenv(name, raising=False)
+    container_runtime.cache_clear()  # every test is a fresh container: its settings, read anew
 
 
 @pytest.fixture
 def run_handler() -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Call the real Lambda handler with a fake context."""
+    """Call the real Lambda handler with a fake context, default settings and an in-memory
+    re-ingest stream: no test reaches AWS through the handler."""
+    lambda_handler = make_handler(Runtime(Settings(), firehose=FakeFirehose()))
 
     def run(event: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = lambda_handler(event, FakeLambdaContext())

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
+import configparser
 import re
-from pathlib import Path
 
-from addonfactory_splunk_conf_parser_lib import TABConfigParser
+from appbuild.spl.knowledge import read_conf
+from appbuild.spl.reading import renamed_fields
 
-
-def read_conf(path: Path) -> TABConfigParser:
-    """Splunk's own .conf parser (keeps case, continuation lines and comments)."""
-    parser = TABConfigParser()
-    parser.read(str(path))
-    return parser
+__all__ = ["props_outputs", "read_conf", "stanza"]
 
 
-def stanza(parser: TABConfigParser, section: str) -> dict[str, str]:
+def stanza(parser: configparser.RawConfigParser, section: str) -> dict[str, str]:
     """One stanza's settings, without the parser's own `__name__` entry."""
     return {k: v for k, v in parser.items(section) if k != "__name__"}
-
-
-def renamed_fields(text: str) -> list[str]:
-    """Field names of 'a AS b, c' lists: b and c."""
-    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
-    names = []
-    i = 0
-    while i < len(words):
-        if i + 2 < len(words) and words[i + 1].upper() == "AS":
-            names.append(words[i + 2])
-            i += 3
-        else:
-            names.append(words[i])
-            i += 1
-    return names
 
 
 def props_outputs(settings: dict[str, str]) -> set[str]:

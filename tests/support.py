@@ -111,3 +111,18 @@ def report_events(report: BatchReport) -> list[dict[str, Any]]:
 def transform_fixture(kind: str, name: str, **kwargs: Any) -> list[dict[str, Any]]:
     """The HEC events one fixture turns into."""
     return report_events(transform([fixture(kind, name)], **kwargs))
+
+
+def large_metrics_export(thing: str, metrics: int) -> bytes:
+    """A Detect export whose HEC output is several times its own size: fills a response fast."""
+    items = [
+        {
+            "name": "aws:all-bytes-out",
+            "thing": thing,
+            "value": {"count": i},
+            "version": 1,
+            "timestamp": 1795165961000 + i * 300_000,
+        }
+        for i in range(metrics)
+    ]
+    return routed("metrics_export", {"version": "1.0", "metrics": items})

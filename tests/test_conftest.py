@@ -15,7 +15,7 @@ HOSTILE = {
     # Loopback through an unreachable proxy: every HEC stub test would fail.
     "http_proxy": "http://127.0.0.1:9",
     "HTTP_PROXY": "http://127.0.0.1:9",
-    # The handler reads these at import: events would gain an index, gzip would be refused.
+    # The transform reads these from its environment: events would gain an index, gzip refused.
     "SPLUNK_INDEX": "main",
     "MAX_DECOMPRESSED_BYTES": "1024",
     # A profile that does not exist, and an endpoint around moto.
@@ -26,8 +26,8 @@ SAMPLE = [
     "tests/test_hec_client.py::test_send_delivers_events_in_order_and_waits_for_acks",
     "tests/test_demo.py::test_demo_sends_to_hec_with_a_channel_and_waits_for_acks",
     "tests/test_bad_inputs.py",
-    "tests/test_handler.py",
-    "tests/test_firehose_put.py::test_against_moto_every_record_is_accepted",
+    "tests/test_transform_handler.py",
+    "tests/test_shared_firehose.py::test_against_moto_every_record_is_accepted",
     "tests/test_collect_inventory.py::test_registry_inventory_lands_in_s3_and_transforms_to_thing_events",
 ]
 

@@ -2,8 +2,8 @@
 
 Offline checks of what Splunk would otherwise only reveal in a browser: every reference inside a
 definition resolves (data sources, chains, layout items, inputs, tokens), drilldowns point at
-dashboards and tokens that exist, and every search is a pipeline over the app's own macros and
-lookups. When appbuild/spl_check.py is present, each search also passes its structural checker.
+dashboards and tokens that exist, and every search goes through the app's own macros and passes
+the structural checker (appbuild/spl) against the built app.
 The searches over the responder's audit trail read only fields its events have (the events of
 its own records, through the real transform), and so does the props CIM mapping they rely on.
 """
@@ -20,17 +20,16 @@ from typing import Any
 
 import pytest
 
+from appbuild.spl.check import check_search
+from appbuild.spl.fields import event_fields, flatten
+from appbuild.spl.knowledge import expand
+from appbuild.spl.lexer import macro_calls
+from appbuild.spl.reading import expression_fields, missing_fields
 from respond.requests import ACTIONS
+from tests.built_app import app_knowledge
+from tests.datasets import dataset_events
 from tests.splunk_conf import props_outputs, read_conf
 from tests.splunk_conf import stanza as conf_stanza
-from tests.test_detections import (
-    DEFAULT_FIELDS,
-    dataset_events,
-    expand,
-    expression_fields,
-    flatten,
-    missing_fields,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
@@ -63,9 +62,6 @@ REQUIRED_LINKS = frozenset(
 INVESTIGATION_UNFILTERED = frozenset({"ds_inventory"})
 
 _TOKEN = re.compile(r"\$([^$\s|]+)(?:\|[a-z]+)?\$")
-_MACRO = re.compile(r"`([^`(]+)(?:\(([^`]*)\))?`")
-_LOOKUP = re.compile(r"\|\s*(?:input|output)?lookup\s+(?:\w+=\S+\s+)*([\w.-]+)")
-_INDEX = re.compile(r"\bindex\s*(?:=|::|!=|\s+IN\b)", re.IGNORECASE)
 _ID = {
     "dataSources": re.compile(r"ds_[a-z0-9_]+"),
     "visualizations": re.compile(r"viz_[a-z0-9_]+"),
@@ -88,23 +84,6 @@ VIEWS = _nav_views()
 def _load(view: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DASHBOARDS / f"{view}.json").read_text(encoding="utf-8"))
     return data
-
-
-@functools.cache
-def _macros() -> dict[str, int]:
-    """Macro name -> number of arguments, from the app's macros.conf."""
-    text = (APP_DIR / "default" / "macros.conf").read_text(encoding="utf-8")
-    macros: dict[str, int] = {}
-    for stanza in re.findall(r"^\[([^\]]+)\]", text, re.MULTILINE):
-        match = re.fullmatch(r"(.+?)\((\d+)\)", stanza)
-        macros[match[1] if match else stanza] = int(match[2]) if match else 0
-    return macros
-
-
-@functools.cache
-def _lookups() -> frozenset[str]:
-    text = (APP_DIR / "default" / "transforms.conf").read_text(encoding="utf-8")
-    return frozenset(re.findall(r"^\[([^\]]+)\]", text, re.MULTILINE))
 
 
 def _full_query(dash: dict[str, Any], ds_id: str, seen: tuple[str, ...] = ()) -> str:
@@ -293,24 +272,22 @@ def test_every_token_used_is_defined(view: str) -> None:
 
 
 @views
-def test_searches_use_the_app_macros_and_lookups(view: str) -> None:
+def test_searches_go_through_the_app_macros_and_pass_the_checker(view: str) -> None:
+    """Every search (a chain with its bases) and every chain on its own, against the built
+    app's knowledge: macros, lookups, eventtypes, balance, no index named."""
     dash = _load(view)
-    macros, lookups = _macros(), _lookups()
+    problems: list[str] = []
     for label, query in _searches(dash):
         assert query == query.strip(), label
-        assert not query.rstrip().endswith("|"), f"{label} ends with a pipe"
-        assert not _INDEX.search(query), f"{label} names an index; use the app's macros"
-        assert query.count("`") % 2 == 0, f"{label}: unbalanced backticks"
-        assert query.count("[") == query.count("]"), f"{label}: unbalanced brackets"
-        assert query.count("(") == query.count(")"), f"{label}: unbalanced parentheses"
-        assert query.count('"') % 2 == 0, f"{label}: unbalanced quotes"
-        called = _MACRO.findall(query)
-        assert called, f"{label} does not search through an app macro"
-        for name, args in called:
-            arity = len(args.split(",")) if args else 0
-            assert macros.get(name) == arity, f"{label}: no macro {name}({arity})"
-        for name in _LOOKUP.findall(query):
-            assert name in lookups, f"{label}: no lookup {name}"
+        assert macro_calls(query), f"{label} does not search through an app macro"
+        problems += [
+            f"{label}: {p.code}: {p.message}" for p in check_search(query, app_knowledge())
+        ]
+    for ds_id, source in dash["dataSources"].items():
+        if source["type"] == "ds.chain":
+            found = check_search(source["options"]["query"], app_knowledge(), fragment=True)
+            problems += [f"{ds_id} (chain): {p.code}: {p.message}" for p in found]
+    assert not problems, "\n".join(problems)
 
 
 @views
@@ -363,22 +340,6 @@ def test_device_investigation_is_filtered_on_the_thing() -> None:
         assert uses_thing != (ds_id in INVESTIGATION_UNFILTERED), ds_id
 
 
-@views
-def test_searches_pass_spl_check(view: str) -> None:
-    spl_check = pytest.importorskip("appbuild.spl_check")
-    knowledge = spl_check.Knowledge.from_app(APP_DIR)
-    dash = _load(view)
-    problems: list[str] = []
-    for label, query in _searches(dash):
-        found = spl_check.check_search(query, knowledge)
-        problems += [f"{label}: {p.code}: {p.message}" for p in found]
-    for ds_id, source in dash["dataSources"].items():
-        if source["type"] == "ds.chain":
-            found = spl_check.check_search(source["options"]["query"], knowledge, fragment=True)
-            problems += [f"{ds_id} (chain): {p.code}: {p.message}" for p in found]
-    assert not problems, "\n".join(problems)
-
-
 # --- the responder's audit trail: what its events hold, and who reads it --------------------------
 
 # A day of the responder's records of every action and outcome, through the real transform.
@@ -388,15 +349,9 @@ RESPONSE_PROPS = conf_stanza(read_conf(APP_DIR / "default" / "props.conf"), "aws
 CIM_TARGET_FIELDS = ("object", "object_id", "dest", "object_category")
 
 
-def _record_fields(event: dict[str, Any]) -> set[str]:
-    """Fields Splunk extracts from one response event before props computes any (KV_MODE=json
-    and the index-time fields)."""
-    return set(flatten(event["event"])) | set(event["fields"]) | DEFAULT_FIELDS
-
-
 def _responder_fields() -> tuple[set[str], set[str]]:
     """(every field the response events have at search time, the index-time ones)."""
-    extracted = set().union(*map(_record_fields, RESPONDER_EVENTS))
+    extracted = set().union(*map(event_fields, RESPONDER_EVENTS))
     indexed = set().union(*(e["fields"] for e in RESPONDER_EVENTS))
     return extracted | props_outputs(RESPONSE_PROPS), indexed
 
@@ -406,7 +361,8 @@ def _responder_searches() -> Iterator[tuple[str, str]]:
     for view in VIEWS:
         for label, query in _searches(_load(view)):
             filled = _TOKEN.sub('"x"', query)
-            if set(re.findall(r'sourcetype="([^"]+)"', expand(filled))) == {"aws:iot:response"}:
+            expanded = expand(filled, app_knowledge())
+            if set(re.findall(r'sourcetype="([^"]+)"', expanded)) == {"aws:iot:response"}:
                 yield f"{view}: {label}", filled
 
 
@@ -432,7 +388,8 @@ def test_searches_over_the_responders_events_read_fields_they_have() -> None:
     searches = dict(_responder_searches())
     assert any(label.startswith("iot_response_activity:") for label in searches)
     for label, query in searches.items():
-        assert missing_fields(expand(query), names, indexed) == [], label
+        expanded = expand(query, app_knowledge())
+        assert missing_fields(expanded, names, indexed, app_knowledge().lookups) == [], label
         terms = set(re.findall(r"([A-Za-z_][\w.]*)::", query))
         assert terms <= indexed, f"{label}: {sorted(terms - indexed)} are not index-time fields"
 
@@ -440,7 +397,7 @@ def test_searches_over_the_responders_events_read_fields_they_have() -> None:
 def test_cim_change_mapping_reads_fields_the_responders_events_have() -> None:
     """Every field an EVAL of the mapping reads is in some record (EVALs do not see each other),
     and every record gives the target fields a value."""
-    extracted = set().union(*map(_record_fields, RESPONDER_EVENTS))
+    extracted = set().union(*map(event_fields, RESPONDER_EVENTS))
     for key, expression in RESPONSE_PROPS.items():
         if key.startswith("EVAL-"):
             missing = expression_fields(expression) - extracted
@@ -448,7 +405,7 @@ def test_cim_change_mapping_reads_fields_the_responders_events_have() -> None:
     for name in CIM_TARGET_FIELDS:
         inputs = set(re.findall(r"'([^']+)'", RESPONSE_PROPS[f"EVAL-{name}"]))
         for event in RESPONDER_EVENTS:
-            assert inputs & _record_fields(event), (name, event["event"]["target"])
+            assert inputs & event_fields(event), (name, event["event"]["target"])
 
 
 def test_things_in_quarantine_counts_every_quarantine_and_release() -> None:

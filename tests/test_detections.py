@@ -12,15 +12,13 @@ carry the responder's fields. Running the searches needs a real Splunk.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import json
 import math
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,20 @@ import pytest
 
 from appbuild import detection_data
 from appbuild.build_app import DETECTIONS_DIR, REPORTS_DIR, SearchDefinition, load_definitions
+from appbuild.spl.check import check_search
+from appbuild.spl.fields import event_fields
+from appbuild.spl.knowledge import Macro
+from appbuild.spl.knowledge import expand as spl_expand
+from appbuild.spl.lexer import macro_calls
+from appbuild.spl.lexer import stages as pipeline
+from appbuild.spl.reading import missing_fields as spl_missing_fields
+from appbuild.spl.reading import parse_aggregation
 from devtools.cfn_template import load_template
 from devtools.readme_tables import SITE_SETTINGS
 from respond.requests import ACTIONS
-from tests.splunk_conf import props_outputs, read_conf, renamed_fields, stanza
+from tests.built_app import app_knowledge
+from tests.datasets import dataset_events
+from tests.splunk_conf import props_outputs, read_conf, stanza
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "splunk_app" / "iot_defender_security"
@@ -41,8 +49,6 @@ SCHEMA = json.loads((REPO / "detections" / "detection.schema.json").read_text(en
 ALERT_TYPES = {"TTP", "Anomaly", "Hunting"}
 DETECT_ONLY_SOURCETYPES = {"aws:iot:defender:violation"}
 ENVELOPE_KEYS = {"time", "source", "sourcetype", "index", "event", "host", "fields"}
-# Fields every Splunk event has, whatever its body.
-DEFAULT_FIELDS = {"_time", "_raw", "host", "source", "sourcetype", "index", "splunk_server"}
 
 
 DEFINITIONS = load_definitions(DETECTIONS_DIR, REPORTS_DIR)
@@ -59,41 +65,11 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.removeprefix("IoT - ").lower()).strip("_")
 
 
-# --- the app's knowledge objects ------------------------------------------------------------------
+# --- the app's knowledge objects and datasets ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Macro:
-    args: tuple[str, ...]
-    definition: str
-    description: str = ""
-
-
-@cache
-def macros() -> dict[str, Macro]:
-    parser = read_conf(APP / "default" / "macros.conf")
-    found = {}
-    for section in parser.sections():
-        name = re.sub(r"\(\d+\)$", "", section)
-        args = tuple(a.strip() for a in parser.get(section, "args", fallback="").split(",") if a)
-        description = parser.get(section, "description", fallback="")
-        found[name] = Macro(args, parser.get(section, "definition"), description)
-    return found
-
-
-@cache
-def lookup_tables() -> dict[str, list[str]]:
-    """Lookup definition -> its fields (fields_list of KV lookups, the CSV header otherwise)."""
-    parser = read_conf(APP / "default" / "transforms.conf")
-    tables = {}
-    for section in parser.sections():
-        if parser.has_option(section, "fields_list"):
-            columns = [c.strip() for c in parser.get(section, "fields_list").split(",")]
-        else:
-            csv = APP / "lookups" / parser.get(section, "filename")
-            columns = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
-        tables[section] = columns
-    return tables
+def macros() -> Mapping[str, Macro]:
+    return app_knowledge().macros
 
 
 @cache
@@ -116,382 +92,24 @@ def index_of_app() -> str:
     return match.group(1)
 
 
-# --- SPL text helpers -----------------------------------------------------------------------------
-
-_MACRO_CALL = re.compile(r"`([^`(]+?)(?:\((.*?)\))?`")
-
-
-def _split_top(text: str, separator: str) -> list[str]:
-    """Split on a character outside quotes, brackets and parentheses."""
-    parts, depth, quoted, start, i = [], 0, False, 0, 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in "[(":
-            depth += 1
-        elif not quoted and char in "])":
-            depth -= 1
-        elif not quoted and depth == 0 and char == separator:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
-
-
 def expand(spl: str) -> str:
-    """The search with the app's macros expanded (recursively); `_filter` macros become no-ops."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name, raw_args = match.group(1).strip(), match.group(2)
-        if name.endswith("_filter"):
-            return "search *"  # what appbuild/build_app.py defines them as
-        macro = macros()[name]
-        body = macro.definition
-        values = [a.strip().strip('"') for a in _split_top(raw_args, ",")] if raw_args else []
-        for arg, value in zip(macro.args, values, strict=True):
-            body = body.replace(f"${arg}$", value)
-        return expand(body)
-
-    return _MACRO_CALL.sub(substitute, spl)
+    """The search with the built app's macros expanded, its filter macros included."""
+    return spl_expand(spl, app_knowledge())
 
 
-def macro_calls(spl: str) -> list[tuple[str, list[str]]]:
-    """(name, arguments as written) of every macro call."""
-    return [
-        (m.group(1).strip(), [a.strip() for a in _split_top(m.group(2), ",")] if m.group(2) else [])
-        for m in _MACRO_CALL.finditer(spl)
-    ]
-
-
-def pipeline(spl: str) -> list[str]:
-    return [stage.strip() for stage in _split_top(" ".join(spl.split()), "|") if stage.strip()]
-
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_QUOTED_FIELD = re.compile(r"'([^']+)'")
-_WORD = re.compile(r"[A-Za-z_][\w.{}]*")
-_KEYWORDS = {"and", "or", "not", "xor", "like", "in", "true", "false", "null", "as", "by"}
-
-
-def expression_fields(expression: str) -> set[str]:
-    """Field names an eval expression reads: 'quoted' names and bare words that are not calls."""
-    text = _STRING.sub('""', expression)
-    names = set(_QUOTED_FIELD.findall(text))
-    text = _QUOTED_FIELD.sub(" ", text)
-    for match in _WORD.finditer(text):
-        word = match.group()
-        following = text[match.end() :].lstrip()
-        if following.startswith("(") or word.lower() in _KEYWORDS:
-            continue
-        names.add(word)
-    return names
-
-
-def _items(text: str) -> list[str]:
-    """Whitespace-separated items, keeping parenthesised arguments with their function name."""
-    items, depth, current, quoted = [], 0, "", False
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        if not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        if char.isspace() and depth == 0 and not quoted:
-            if current:
-                items.append(current)
-            current = ""
-        else:
-            current += char
-    if current:
-        items.append(current)
-    return items
-
-
-@dataclass
-class Aggregation:
-    """A stats-like command: outputs, the fields it reads, its by-fields and where clause."""
-
-    outputs: list[str] = field(default_factory=list)
-    reads: set[str] = field(default_factory=set)
-    by: list[str] = field(default_factory=list)
-    where: str = ""
-
-
-def parse_aggregation(args: str) -> Aggregation:
-    """`<func>(<arg>) [AS name] ... [where ...] [by f1 f2 | BY f1, f2] [option=value]`."""
-    result = Aggregation()
-    items = _items(args)
-    in_by = in_where = False
-    i = 0
-    while i < len(items):
-        item = items[i]
-        lowered = item.lower()
-        if lowered == "by":
-            in_by, in_where = True, False
-        elif lowered == "where" and not in_by:
-            in_where = True
-        elif in_where:
-            result.where += f" {item}"
-        elif "=" in item and "(" not in item.split("=", 1)[0]:
-            pass  # an option such as span=5m or limit=50
-        elif in_by:
-            result.by.extend(f.strip('"') for f in item.split(",") if f)
-        else:
-            call = re.fullmatch(r"(\w+)(?:\((.*)\))?", item, re.DOTALL)
-            assert call, f"cannot read aggregation {item!r}"
-            function, argument = call.group(1), call.group(2)
-            name = item
-            if i + 2 < len(items) and items[i + 1].lower() == "as":
-                name = items[i + 2]
-                i += 2
-            elif argument is None:
-                name = function
-            result.outputs.append(name.strip('"'))
-            if argument:
-                inner = re.fullmatch(r"eval\((.*)\)", argument, re.DOTALL)
-                if inner:
-                    result.reads |= expression_fields(inner.group(1))
-                else:
-                    result.reads.add(argument.strip().strip('"'))
-        i += 1
-    return result
-
-
-# --- which fields a search reads ------------------------------------------------------------------
-
-
-@dataclass
-class Scope:
-    """Fields available at a point of the pipeline; `fields is None` while results are events."""
-
-    fields: set[str] | None = None
-    defined: set[str] = field(default_factory=set)
-    open: bool = False  # after a command whose outputs this reading cannot know
-
-    def has(self, name: str, event_fields: set[str]) -> bool:
-        if self.open or name in self.defined:
-            return True
-        if self.fields is not None:
-            return name in self.fields
-        return name in event_fields
-
-    def add(self, names: Iterable[str]) -> None:
-        names = set(names)
-        self.defined |= names
-        if self.fields is not None:
-            self.fields |= names
-
-    def replace(self, names: Iterable[str]) -> None:
-        self.fields = set(names)
-        self.defined = set()
-
-
-# Commands that neither read checked fields nor change which fields exist.
-_QUIET = frozenset({"search", "sort", "head", "tail", "outputlookup", "convert", "reverse"})
-# Fields Splunk indexes for every event, usable in tstats.
-_INDEXED_DEFAULTS = frozenset({"_time", "sourcetype", "source", "host", "index"})
-
-
-def missing_fields(spl: str, event_fields: set[str], index_fields: set[str]) -> list[str]:
-    """Fields read by where, by and stats-like functions that nothing provides, as messages."""
-    reader = _Reader(event_fields, index_fields)
-    reader.walk(pipeline(spl), Scope())
-    return reader.problems
-
-
-class _Reader:
-    """Walks a pipeline, tracking which fields exist, and notes reads of fields that do not.
-
-    After a command it does not model (timechart, xyseries...) the rest is not checked, so an
-    unusual search can make this reading lenient, never wrong about a field.
-    """
-
-    def __init__(self, event_fields: set[str], index_fields: set[str]) -> None:
-        self.event_fields = event_fields
-        self.index_fields = index_fields | _INDEXED_DEFAULTS
-        self.problems: list[str] = []
-        self.handlers: dict[str, Callable[[Scope, str, str], None]] = {
-            "stats": self.stats,
-            "eventstats": self.stats,
-            "streamstats": self.stats,
-            "tstats": self.tstats,
-            "where": self.where,
-            "eval": self.eval,
-            "fieldformat": self.eval,
-            "lookup": self.lookup,
-            "rename": self.rename,
-            "table": self.table,
-            "fields": self.table,
-            "fillnull": self.fillnull,
-            "addinfo": self.addinfo,
-            "dedup": self.read_words,
-            "mvexpand": self.read_words,
-            "bin": self.read_words,
-            "bucket": self.read_words,
-            "fit": self.fit,
-            "append": self.append,
-            "multisearch": self.multisearch,
-            "makeresults": self.makeresults,
-        }
-
-    def walk(self, stages: list[str], scope: Scope) -> Scope:
-        """The base search (a first stage that is no known command) is not read."""
-        for position, stage in enumerate(stages):
-            command, _, args = stage.partition(" ")
-            handler = self.handlers.get(command)
-            if handler is not None:
-                handler(scope, command, args)
-            elif position > 0 and command not in _QUIET:
-                scope.open = True
-        return scope
-
-    def need(
-        self, scope: Scope, names: Iterable[str], command: str, pool: set[str] | None = None
-    ) -> None:
-        for name in names:
-            known = name in pool if pool is not None else scope.has(name, self.event_fields)
-            if not known:
-                self.problems.append(f"{command}: {name!r} is not in the data or made earlier")
-
-    def stats(self, scope: Scope, command: str, args: str) -> None:
-        aggregation = parse_aggregation(args)
-        self.need(scope, aggregation.reads, command)
-        self.need(scope, aggregation.by, f"{command} by")
-        if command == "stats":
-            scope.replace([*aggregation.outputs, *aggregation.by])
-        else:
-            scope.add(aggregation.outputs)
-
-    def tstats(self, scope: Scope, command: str, args: str) -> None:
-        """tstats reads index-time fields only."""
-        aggregation = parse_aggregation(args)
-        self.need(scope, aggregation.reads, command, self.index_fields)
-        self.need(scope, aggregation.by, f"{command} by", self.index_fields)
-        keys = re.findall(r"(\w+)\s*(?:=|::)", aggregation.where)
-        self.need(scope, keys, f"{command} where", self.index_fields)
-        scope.replace([*aggregation.outputs, *aggregation.by])
-
-    def where(self, scope: Scope, command: str, args: str) -> None:
-        self.need(scope, expression_fields(args), command)
-
-    def eval(self, scope: Scope, command: str, args: str) -> None:
-        """Assignments only: eval reads optional fields on purpose (coalesce, isnull)."""
-        scope.add(part.split("=", 1)[0].strip().strip("'") for part in _split_top(args, ","))
-
-    def lookup(self, scope: Scope, command: str, args: str) -> None:
-        """`lookup <table> <column> [AS <field>] ... [OUTPUT|OUTPUTNEW <column> [AS <field>]]`."""
-        words = args.split()
-        while words and "=" in words[0]:
-            words.pop(0)
-        table, rest = words[0], " ".join(words[1:])
-        columns = set(lookup_tables()[table])
-        parts = re.split(r"\bOUTPUT(?:NEW)?\b", rest, maxsplit=1)
-        inputs = _pairs(parts[0])
-        self.need(scope, [column for column, _ in inputs], f"lookup {table} (column)", columns)
-        self.need(scope, [name for _, name in inputs], f"lookup {table}")
-        if len(parts) == 2:
-            outputs = _pairs(parts[1])
-            self.need(scope, [c for c, _ in outputs], f"lookup {table} OUTPUT (column)", columns)
-            scope.add(name for _, name in outputs)
-        else:
-            scope.add(columns - {column for column, _ in inputs})
-
-    def rename(self, scope: Scope, command: str, args: str) -> None:
-        for old, new in re.findall(r'("[^"]+"|\S+)\s+AS\s+("[^"]+"|\S+)', args, re.I):
-            self.need(scope, [old.strip('"')], command)
-            if scope.fields is not None:
-                scope.fields.discard(old.strip('"'))
-            scope.add([new.strip('"')])
-
-    def table(self, scope: Scope, command: str, args: str) -> None:
-        """`table` and `fields` keep the named fields; `fields -` removes them."""
-        names = [n for n in re.split(r"[\s,]+", args) if n and n not in {"+", "-"}]
-        if not args.startswith("-"):
-            self.need(scope, [n for n in names if "*" not in n], command)
-            scope.replace(names)
-
-    def fillnull(self, scope: Scope, command: str, args: str) -> None:
-        scope.add(word for word in args.split() if "=" not in word)
-
-    def addinfo(self, scope: Scope, command: str, args: str) -> None:
-        scope.add(["info_min_time", "info_max_time", "info_search_time", "info_sid"])
-
-    def read_words(self, scope: Scope, command: str, args: str) -> None:
-        words = [w for w in args.split() if "=" not in w and not w.isdigit()]
-        self.need(scope, [w.lstrip("+-") for w in words if w not in {"-", "+", "sortby"}], command)
-
-    def fit(self, scope: Scope, command: str, args: str) -> None:
-        """MLTK: `fit <algorithm> <field> ...` adds IsOutlier(<field>) and friends."""
-        target = args.split()[1]
-        self.need(scope, [target], command)
-        scope.add([f"IsOutlier({target})", f"ProbabilityDensity({target})", "BoundaryRanges"])
-
-    def append(self, scope: Scope, command: str, args: str) -> None:
-        inner = re.fullmatch(r"\[(.*)\]", args.strip(), re.DOTALL)
-        assert inner, f"append without a subsearch: {args!r}"
-        sub = self.walk(pipeline(inner.group(1)), Scope())
-        if scope.fields is not None and sub.fields is not None:
-            scope.fields |= sub.fields | sub.defined
-
-    def multisearch(self, scope: Scope, command: str, args: str) -> None:
-        """`multisearch [search ...] [search ...]`: the events of every subsearch, with the fields
-        each made."""
-        subsearches = [part for part in _split_top(args.strip(), " ") if part]
-        assert subsearches, "multisearch without subsearches"
-        for part in subsearches:
-            inner = re.fullmatch(r"\[(.*)\]", part, re.DOTALL)
-            assert inner, f"multisearch takes subsearches only: {part!r}"
-            sub = self.walk(pipeline(inner.group(1)), Scope())
-            scope.add(sub.defined)
-            scope.open |= sub.open
-
-    def makeresults(self, scope: Scope, command: str, args: str) -> None:
-        scope.replace(["_time"])
-
-
-def _pairs(text: str) -> list[tuple[str, str]]:
-    """(column, field) of 'a AS b, c' lists: (a, b) and (c, c)."""
-    names = renamed_fields(text)
-    columns = [w for w in re.split(r"[\s,]+", re.sub(r"\s+AS\s+\S+", " ", text, flags=re.I)) if w]
-    return list(zip(columns, names, strict=True))
-
-
-# --- datasets -------------------------------------------------------------------------------------
-
-
-@cache
-def dataset_events(relative: str) -> tuple[dict[str, Any], ...]:
-    lines = (REPO / relative).read_text(encoding="utf-8").splitlines()
-    return tuple(json.loads(line) for line in lines)
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[str]:
-    """Splunk's names for a JSON body's fields: a.b for objects, a{} for arrays."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from flatten(inner, f"{prefix}.{key}" if prefix else key)
-    elif isinstance(value, list):
-        for item in value:
-            yield from flatten(item, f"{prefix}{{}}")
-    elif prefix:
-        yield prefix
-
-
-def event_fields(relatives: Iterable[str]) -> tuple[set[str], set[str]]:
+def dataset_fields(relatives: Iterable[str]) -> tuple[set[str], set[str]]:
     """(every field an event of the datasets has at search time, the index-time fields)."""
-    names: set[str] = set(DEFAULT_FIELDS)
+    names: set[str] = set()
     indexed: set[str] = set()
     for relative in relatives:
         for event in dataset_events(relative):
-            names.update(flatten(event["event"]))
+            names |= event_fields(event)
             indexed.update(event["fields"])
-    return names | indexed | props_fields(), indexed
+    return names | props_fields(), indexed
+
+
+def missing_fields(spl: str, names: set[str], indexed: set[str]) -> list[str]:
+    return spl_missing_fields(spl, names, indexed, app_knowledge().lookups)
 
 
 # --- tests: format and references -----------------------------------------------------------------
@@ -537,36 +155,20 @@ def test_every_search_ends_with_its_filter_macro(definition: SearchDefinition) -
         writes = [n for n, stage in enumerate(stages) if stage.startswith("outputlookup ")]
         assert writes in ([], [len(stages) - 1]), "a lookup is written last, once"
         assert stages[-2 if writes else -1] == f"`{definition.filter_macro}`", stages[-2:]
-        calls = [name for name, _ in macro_calls(search) if name.endswith("_filter")]
+        calls = [c.name for c in macro_calls(search) if c.name.endswith("_filter")]
         assert calls == [definition.filter_macro]
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_searches_name_no_index(definition: SearchDefinition) -> None:
+def test_searches_pass_the_app_checker(definition: SearchDefinition) -> None:
+    """Against the built app: its macros (nested ones too, expanded), lookups and eventtypes,
+    no index named, and baselines bound their own time."""
     for search in definition.searches():
-        assert not re.search(r"\bindex\s*(=|::|\s+in\b)", search, re.IGNORECASE), search
-
-
-@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_macros_are_defined_with_valid_arguments(definition: SearchDefinition) -> None:
-    for search in definition.searches():
-        for name, values in macro_calls(search):
-            if name == definition.filter_macro:
-                continue
-            assert name in macros(), f"macro `{name}` is not in macros.conf"
-            macro = macros()[name]
-            assert len(macro.args) == len(values), f"`{name}` called with {len(values)} args"
-        expand(search)  # every nested macro resolves too; appbuild/spl_check judges validations
-
-
-@pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
-def test_lookups_are_defined(definition: SearchDefinition) -> None:
-    for search in definition.searches():
-        text = expand(search)
-        used = re.findall(r"\b(?:input|output)?lookup\s+(?:\w+=\S+\s+)*([\w.]+)", text)
-        assert used or "lookup" not in text
-        for name in used:
-            assert name in lookup_tables(), f"lookup {name} is not in transforms.conf"
+        found = check_search(
+            search, app_knowledge(), require_time_bound=definition.spec["type"] == "Baseline"
+        )
+        assert [f"{p.code}: {p.message}" for p in found] == []
+        expand(search)
 
 
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
@@ -721,61 +323,9 @@ def _cloud_side_metrics() -> frozenset[str]:
 
 @pytest.mark.parametrize("definition", TESTED, ids=_ids(TESTED))
 def test_fields_the_search_reads_exist_in_its_data(definition: SearchDefinition) -> None:
-    names, indexed = event_fields(definition.datasets())
+    names, indexed = dataset_fields(definition.datasets())
     for search in definition.searches():
         assert missing_fields(expand(search), names, indexed) == []
-
-
-def test_field_reading_catches_mistakes() -> None:
-    """The static reading must fail on the mistakes it exists for."""
-    names, indexed = event_fields(["detections/data/detect_violations.ndjson"])
-    base = "`iot_defender_violations` | "
-    assert missing_fields(expand(base + "where violationEventTyp=1"), names, indexed)
-    assert missing_fields(expand(base + "stats count by thing | where origin=1"), names, indexed)
-    assert missing_fields(expand(base + "stats max(metricValue.cnt) AS x by thing"), names, indexed)
-    assert missing_fields(
-        expand("| tstats count where `iot_defender_violations` by behavior_type"), names, indexed
-    )
-    assert not missing_fields(
-        expand(base + "lookup iot_defender_inventory thing AS host"), names, indexed
-    )
-    assert missing_fields(expand(base + "lookup iot_defender_inventory thingName"), names, indexed)
-    assert missing_fields(
-        expand(base + "lookup iot_defender_inventory thing AS nope"), names, indexed
-    )
-    assert not missing_fields(
-        expand(base + "stats count by thing behavior.name | where count>1"), names, indexed
-    )
-    assert missing_fields(
-        expand(base + "stats count by thing | table thing behavior"), names, indexed
-    )
-    assert missing_fields(expand(base + "table thing violationEventTyp"), names, indexed)
-    assert not missing_fields(expand(base + "table _time thing behavior.name"), names, indexed)
-    violations = "[search `iot_defender_violations`]"
-    multi = f"| multisearch [search `iot_defender_violations` | eval x=1] {violations}"
-    assert not missing_fields(expand(multi + " | where x=1 AND thing=1"), names, indexed)
-    assert missing_fields(expand(multi + " | where y=1"), names, indexed)
-    assert missing_fields(
-        expand("| multisearch [search `iot_defender_violations` | where nope=1]"), names, indexed
-    )
-
-
-def test_spl_structure_passes_the_app_checker() -> None:
-    spl_check = pytest.importorskip("appbuild.spl_check")
-    knowledge = spl_check.Knowledge.from_app(APP)
-    filters = {d.filter_macro: 0 for d in DEFINITIONS}
-    knowledge = dataclasses.replace(knowledge, macros={**knowledge.macros, **filters})
-    problems = {
-        f"{d.stem}[{n}]": [p.message for p in found]
-        for d in DEFINITIONS
-        for n, search in enumerate(d.searches())
-        if (
-            found := spl_check.check_search(
-                search, knowledge, require_time_bound=d.spec["type"] == "Baseline"
-            )
-        )
-    }
-    assert problems == {}
 
 
 # --- tests: expected results of the statistical detections, re-derived in Python ------------------
@@ -1518,7 +1068,7 @@ PRINCIPAL_SOURCES = {"aws:iot:log", "aws:iot:lifecycle"}
 def macros_used(spl: str) -> set[str]:
     """Every macro a search calls, directly or through other macros."""
     found: set[str] = set()
-    for name, _ in macro_calls(spl):
+    for name in (call.name for call in macro_calls(spl)):
         if name not in found and not name.endswith("_filter"):
             found.add(name)
             found |= macros_used(macros()[name].definition)

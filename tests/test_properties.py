@@ -12,10 +12,9 @@ import re
 import string
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from hypothesis import event, given, note
@@ -90,13 +89,6 @@ SETTINGS_VARIANTS = [
 FIREHOSE = FakeFirehose()  # must stay unused: no batch here overflows
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_aws() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(handler, "_firehose_client", FIREHOSE)
-        yield
-
-
 # --- running the handler and checking the invariants ----------------------------------------
 
 Payload = bytes | str  # str: put into the record verbatim (not base64)
@@ -114,9 +106,9 @@ def run(payloads: list[Payload], settings: Settings = BASE_SETTINGS) -> list[dic
     """Run the handler on one batch, assert every invariant, and return all HEC events."""
     note(f"payloads: {payloads!r}")
     invocation = make_event(payloads)
-    with mock.patch.object(handler, "SETTINGS", settings):
-        response: dict[str, Any] = handler.lambda_handler(invocation, FakeLambdaContext())
-        latest = time.time() + settings.max_future_skew_seconds
+    lambda_handler = handler.make_handler(handler.Runtime(settings, firehose=FIREHOSE))
+    response: dict[str, Any] = lambda_handler(invocation, FakeLambdaContext())
+    latest = time.time() + settings.max_future_skew_seconds
     assert FIREHOSE.calls == []
     assert set(response) == {"records"}
     assert len(json.dumps(response)) <= RESPONSE_LIMIT

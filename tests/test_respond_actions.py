@@ -4,20 +4,20 @@ tasks) against botocore's Stubber, and the audit trail through the real transfor
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from iot_defender_splunk.local_lambda import LocalLambdaContext
+from appbuild.spl.fields import flatten
 from respond import handler, things
 from respond.actions import Responder
 from respond.requests import parse_request
+from tests.datasets import dataset_events
 from tests.responder_aws import MITIGATIONS, QUARANTINE, REGION, Account, account, invoke, request
 from tests.support import all_events, firehose_event
-from tests.test_detections import dataset_events, flatten
-from transform import handler as transform_handler
 
 __all__ = ["account"]
 
@@ -217,7 +217,7 @@ def test_a_task_already_started_for_the_request_is_a_noop(account: Account) -> N
 
 
 def test_response_records_become_the_response_events_the_datasets_hold(
-    account: Account,
+    account: Account, run_handler: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> None:
     """The detections' datasets build their response records with the responder's own record
     code (appbuild/detection_data.py); a real quarantine and release give events of the same
@@ -229,7 +229,7 @@ def test_response_records_become_the_response_events_the_datasets_hold(
     invoke(request("release_thing", thing_name="cam-lobby-2", reason="false positive"))
 
     event = firehose_event(account.firehose.accepted)
-    response = transform_handler.lambda_handler(event, LocalLambdaContext())
+    response = run_handler(event)
 
     assert [r["result"] for r in response["records"]] == ["Ok", "Ok"]
     events = all_events(response)

@@ -1,4 +1,4 @@
-"""appbuild/spl_check.py: the offline SPL checker catches real mistakes and accepts real searches.
+"""appbuild/spl/check.py: the offline SPL checker catches real mistakes and accepts real searches.
 
 Every rule has a broken search it must flag and correct searches it must leave alone; a property
 deletes single delimiters from the valid corpus and expects a problem each time.
@@ -6,38 +6,16 @@ deletes single delimiters from the valid corpus and expects a problem each time.
 
 from __future__ import annotations
 
-import re
-import textwrap
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appbuild.spl_check import (
-    BINDS_NAMES,
-    COMMANDS,
-    GENERATING,
-    SUBSTITUTES,
-    Knowledge,
-    Problem,
-    Validation,
-    check_app,
-    check_search,
-    main,
-    validation_verdicts,
-)
-
-# A validation both readings of the documentation accept (bare argument name, $arg$ token).
-METRIC_NAME = Validation(
-    ("metric_name",), 'match(coalesce(metric_name, "$metric_name$"), "^[A-Za-z0-9:._-]+$")'
-)
-KNOWLEDGE = Knowledge(
-    macros={"iot_defender_index": 0, "iot_thing_filter": 1, "iot_window": 2, "iot_metric": 1},
-    lookups=frozenset({"iot_thing_owners", "iot_suppressions.csv", "iot_thing_state"}),
-    eventtypes=frozenset({"iot_violation", "iot_violation_cleared", "iot_lifecycle"}),
-    validations={"iot_metric": METRIC_NAME},
-)
+from appbuild.spl.check import COMMANDS, GENERATING, Problem, check_app, check_search, main
+from appbuild.spl.knowledge import Knowledge, Macro
+from appbuild.spl.validation import SUBSTITUTES, Validation
+from tests.spl_samples import KNOWLEDGE, tiny_app
 
 # Realistic searches the app could ship: every one must pass with no problem at all.
 VALID: list[str] = [
@@ -294,211 +272,24 @@ def test_command_lists_are_consistent() -> None:
     assert len(COMMANDS) > 150
 
 
-# --- macro validation: both readings of the documentation ----------------------------------------
-
-
-def test_each_reading_of_a_validation_is_judged() -> None:
-    """Bare names fail if Splunk substitutes tokens first, tokens fail if it binds names."""
-    bare = Validation(("metric_name",), 'match(metric_name, "^[a-z:-]+$")')
-    token = Validation(("metric_name",), 'match("$metric_name$", "^[a-z:-]+$")')
-    assert validation_verdicts(bare, ["aws:bytes"]) == {BINDS_NAMES: True, SUBSTITUTES: None}
-    assert validation_verdicts(token, ["aws:bytes"]) == {BINDS_NAMES: False, SUBSTITUTES: True}
-    assert validation_verdicts(METRIC_NAME, ["aws:bytes"]) == {
-        BINDS_NAMES: True,
-        SUBSTITUTES: True,
-    }
-
-
 def test_a_call_failing_one_reading_is_reported_with_it() -> None:
+    validation = Validation(("metric_name",), 'match(metric_name, "^a")')
     knowledge = Knowledge(
-        macros={"iot_metric": 1},
-        lookups=frozenset(),
+        macros={"iot_metric": Macro(1, ("metric_name",), validation=validation)},
+        lookups={},
         eventtypes=frozenset(),
-        validations={"iot_metric": Validation(("metric_name",), 'match(metric_name, "^a")')},
     )
     problems = check_search("`iot_metric(aws:bytes)` | stats count", knowledge)
     assert codes(problems) == ["macro-validation"]
     assert SUBSTITUTES in problems[0].message
 
 
-def test_a_quote_in_an_argument_breaks_the_substituted_expression() -> None:
-    """Substituted, the value ends the string literal early: the expression is not valid."""
-    value = 'x", "y") OR match("'
-    verdicts = validation_verdicts(METRIC_NAME, [value])
-    assert verdicts[BINDS_NAMES] is False
-    assert str(verdicts[SUBSTITUTES]).startswith("unreadable")
-
-
-@pytest.mark.parametrize(
-    "expression",
-    ["isint(metric_name)", "match(metric_name)", 'match("$metric_name$", "(")', "match(a b)"],
-)
-def test_a_validation_the_checker_cannot_read_is_reported(expression: str) -> None:
-    verdicts = validation_verdicts(Validation(("metric_name",), expression), ["x"])
-    assert all(str(v).startswith("unreadable") for v in verdicts.values()), verdicts
-
-
-@pytest.mark.property
-@given(st.text(alphabet=st.sampled_from(list('aws:-_. ",()$\\')) | st.characters()))
-def test_no_argument_passes_both_readings_unless_it_is_valid(value: str) -> None:
-    """Whatever the argument (quotes that break out of the token's string included), the
-    checker answers, and a call passes only if the value itself is a valid metric name."""
-    verdicts = validation_verdicts(METRIC_NAME, [value])
-    if all(verdict is True for verdict in verdicts.values()):
-        assert re.search(r"^[A-Za-z0-9:._-]+$", value)
-    check_search(f"`iot_metric({value})` | stats count", KNOWLEDGE)
-
-
-# --- the app: Knowledge.from_app and check_app ----------------------------------------------------
-
-MACROS_CONF = r"""
-# the only place an index is named
-[iot_defender_index]
-definition = index=iot_defender
-
-[iot_window(2)]
-args = start, end
-definition = earliest=$start$ latest=$end$
-
-[iot_violations]
-definition = `iot_defender_index` eventtype=iot_violation \
-    | stats count by thingName
-
-[bad_arity(2)]
-args = only_one
-definition = x=$only_one$
-
-[leaks_index]
-definition = index=main
-
-[eval_built(1)]
-args = name
-iseval = 1
-definition = "thingName=" . $name$ . ")"
-
-[summarise]
-definition = | stats count by thingName
-
-[iot_metric(1)]
-args = metric_name
-definition = `iot_defender_index` metric::"$metric_name$"
-validation = match(coalesce(metric_name, "$metric_name$"), "^[A-Za-z0-9:._-]+$")
-"""
-
-TRANSFORMS_CONF = """
-[iot_thing_owners]
-filename = iot_thing_owners.csv
-
-[iot_thing_state]
-external_type = kvstore
-collection = iot_thing_state
-fields_list = _key, thingName
-"""
-
-EVENTTYPES_CONF = """
-[iot_violation]
-search = `iot_defender_index` sourcetype=aws:iot:defender violationEventType=in-alarm
-
-[iot_bad]
-search = `iot_defender_index` | stats count
-"""
-
-SAVEDSEARCHES_CONF = r"""
-[default]
-enableSched = 0
-
-[IoT - Violations by thing]
-enableSched = 1
-cron_schedule = */15 * * * *
-dispatch.earliest_time = -15m
-search = `iot_violations` \
-| lookup iot_thing_owners thingName OUTPUT owner
-
-[IoT - Unbounded]
-enableSched = 1
-search = `iot_defender_index` | stats count
-
-[IoT - Typo]
-search = `iot_defender_index` | lookup iot_owners thingName OUTPUT owner
-
-[IoT - Report]
-search = `iot_window(-24h, now)` `iot_defender_index` | stats count
-
-[IoT - Metric]
-search = `iot_metric(aws:all-bytes-out)` OR `iot_metric(aws:all bytes)` | stats count
-"""
-
-STUDIO_VIEW = """<dashboard version="2" theme="dark">
-  <label>IoT fleet</label>
-  <definition><![CDATA[
-{
-  "dataSources": {
-    "ds_ok": {"type": "ds.search", "options": {
-      "query": "`iot_defender_index` thingName=$thing$ | stats count by thingName",
-      "queryParameters": {"earliest": "$global_time.earliest$"}}},
-    "ds_typo": {"type": "ds.search", "options": {"query": "`iot_defender_index` | stast count"}},
-    "ds_chain": {"type": "ds.chain", "options": {"extend": "ds_ok", "query": "| where count > 1"}},
-    "ds_saved": {"type": "ds.savedSearch", "options": {"ref": "IoT - Report"}}
-  },
-  "visualizations": {},
-  "layout": {"type": "absolute", "structure": []}
-}
-  ]]></definition>
-</dashboard>
-"""
-
-SIMPLE_VIEW = """<form version="1.1">
-  <search id="base"><query>`iot_defender_index` | stats count by thingName</query></search>
-  <row><panel><table>
-    <search base="base"><query>| where count &gt; 1 | sort - count</query></search>
-  </table></panel></row>
-  <row><panel><table><search><query>index=main | stats count</query></search></table></panel></row>
-</form>
-"""
+# --- the app: check_app ---------------------------------------------------------------------------
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    """A tiny app with one of each kind of search, some correct and some broken."""
-    default = tmp_path / "default"
-    (default / "data" / "ui" / "views").mkdir(parents=True)
-    (tmp_path / "lookups").mkdir()
-    (tmp_path / "lookups" / "iot_thing_owners.csv").write_text("thingName,owner\n")
-    files = {
-        "macros.conf": MACROS_CONF,
-        "transforms.conf": TRANSFORMS_CONF,
-        "eventtypes.conf": EVENTTYPES_CONF,
-        "savedsearches.conf": SAVEDSEARCHES_CONF,
-        "data/ui/views/iot_fleet.xml": STUDIO_VIEW,
-        "data/ui/views/iot_simple.xml": SIMPLE_VIEW,
-    }
-    for name, text in files.items():
-        (default / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return tmp_path
-
-
-def test_knowledge_from_app(app: Path) -> None:
-    knowledge = Knowledge.from_app(app)
-    assert dict(knowledge.macros) == {
-        "iot_defender_index": 0,
-        "iot_window": 2,
-        "iot_violations": 0,
-        "bad_arity": 2,
-        "leaks_index": 0,
-        "eval_built": 1,
-        "summarise": 0,
-        "iot_metric": 1,
-    }
-    assert dict(knowledge.validations) == {"iot_metric": METRIC_NAME}
-    assert knowledge.lookups == {"iot_thing_owners", "iot_thing_state", "iot_thing_owners.csv"}
-    assert knowledge.eventtypes == {"iot_violation", "iot_bad"}
-
-
-def test_knowledge_from_an_empty_dir(tmp_path: Path) -> None:
-    knowledge = Knowledge.from_app(tmp_path)
-    assert not knowledge.macros
-    assert not knowledge.lookups
-    assert not knowledge.eventtypes
+    return tiny_app(tmp_path)
 
 
 def test_check_app_finds_each_problem_and_passes_the_rest(app: Path) -> None:

@@ -33,11 +33,13 @@ from appbuild.build_app import (
     saved_search_stanza,
     soar_label,
 )
+from appbuild.spl.check import check_app
+from appbuild.spl.fields import flatten
 from devtools.samples import sample_paths
 from shared.catalog import audit_check
+from tests.device_defender import DETECT_METRICS
 from tests.splunk_conf import props_outputs, read_conf, stanza
 from tests.support import record_bytes, report_events, transform
-from tests.test_template import DETECT_METRICS
 from transform.sourcetypes import ALL_SOURCETYPES
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$")
@@ -70,19 +72,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def conf(app: Path, name: str) -> TABConfigParser:
     return read_conf(app / "default" / f"{name}.conf")
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[str]:
-    """Splunk's KV_MODE=json field names: a.b for objects, a{} for arrays."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            yield name
-            yield from flatten(item, name)
-    elif isinstance(value, list):
-        for item in value:
-            yield f"{prefix}{{}}"
-            yield from flatten(item, f"{prefix}{{}}")
 
 
 SAMPLE_EVENTS = report_events(transform([record_bytes(p) for p in sample_paths()]))
@@ -469,6 +458,5 @@ def test_detections_name_the_projects_playbooks() -> None:
 
 
 def test_the_app_passes_the_spl_checker(app: Path) -> None:
-    spl_check = pytest.importorskip("appbuild.spl_check")
-    problems = {label: found for label, found in spl_check.check_app(app).items() if found}
+    problems = {label: found for label, found in check_app(app).items() if found}
     assert problems == {}

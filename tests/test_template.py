@@ -26,6 +26,7 @@ from devtools.cfn_template import (
 from devtools.readme_tables import README, rendered_readme
 from respond.settings import load_settings as load_responder_settings
 from shared.catalog import audit_check
+from tests.device_defender import DETECT_METRICS
 from transform.decoders.rule_envelope import ROUTES
 from transform.validation import checker
 
@@ -41,28 +42,6 @@ DETECT_RESOURCES = {
     "DetectAlertSubscription",
     "RuleSecurityProfile",
     "MlSecurityProfile",
-}
-
-# Device Defender Detect's built-in metrics: 8 cloud-side, 10 device-side.
-DETECT_METRICS = {
-    "aws:message-byte-size",
-    "aws:num-messages-received",
-    "aws:num-messages-sent",
-    "aws:num-authorization-failures",
-    "aws:source-ip-address",
-    "aws:num-connection-attempts",
-    "aws:num-disconnects",
-    "aws:disconnect-duration",
-    "aws:all-bytes-out",
-    "aws:all-bytes-in",
-    "aws:all-packets-out",
-    "aws:all-packets-in",
-    "aws:destination-ip-addresses",
-    "aws:listening-tcp-ports",
-    "aws:listening-udp-ports",
-    "aws:num-listening-tcp-ports",
-    "aws:num-listening-udp-ports",
-    "aws:num-established-tcp-connections",
 }
 
 # Actions that accept no narrower resource than "*" (IAM service authorization reference):

@@ -2,22 +2,29 @@
 
 Configuration: see ``transform.config``. Observability: powertools structured logs and EMF
 metrics (namespace ``IotDefenderSplunk``), one set per invocation.
+
+What a handler works with, its settings and its re-ingest client, is a ``Runtime`` given to
+``make_handler``. The deployed ``lambda_handler`` builds its own from the environment on its
+first invocation and keeps it for the container's life; the demo, the bench and the tests give
+theirs explicitly, so nothing needs patching.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.firehose import FirehoseClient, put_records, stream_name_from_arn
 from shared.observability import METRICS_NAMESPACE
 from transform.batch import DROPPED, FAILED, OK, BatchReport, InputRecord, Reput, transform_batch
-from transform.config import load_settings
+from transform.config import Settings, load_settings
 from transform.sourcetypes import UNPARSED
 
 SERVICE = "iot-defender-splunk-transform"
@@ -34,34 +41,76 @@ ANSWER_MARGIN_SECONDS = 5.0
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
-SETTINGS = load_settings(os.environ)
-
-_firehose_client: FirehoseClient | None = None
 
 
-def _firehose() -> FirehoseClient:
-    """boto3 is imported on first re-ingest only: it costs ~170 ms and ~30 MB at cold start."""
-    global _firehose_client  # noqa: PLW0603 - one client per container, as Lambda advises
-    if _firehose_client is None:
-        import boto3  # noqa: PLC0415
-        from botocore.config import Config  # noqa: PLC0415
+class InvocationContext(Protocol):
+    """What the handler and powertools read of Lambda's context: a LambdaContext, or a stand-in
+    when the handler runs outside Lambda (demo, bench, tests)."""
 
-        config = Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=READ_TIMEOUT_SECONDS,
-            retries={"mode": "standard", "total_max_attempts": 1},
-        )
-        _firehose_client = boto3.client("firehose", config=config)
-    return _firehose_client
+    @property
+    def function_name(self) -> str: ...
+
+    @property
+    def memory_limit_in_mb(self) -> int: ...
+
+    @property
+    def invoked_function_arn(self) -> str: ...
+
+    @property
+    def aws_request_id(self) -> str: ...
+
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
-def _reput_into(stream_name: str | None, deadline: float) -> Reput | None:
+Handler = Callable[[dict[str, Any], InvocationContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the handler works with. Without a client, re-ingest uses the container's own
+    Firehose client, made on the first re-put."""
+
+    settings: Settings
+    firehose: FirehoseClient | None = None
+
+    def firehose_client(self) -> FirehoseClient:
+        return self.firehose if self.firehose is not None else container_firehose_client()
+
+
+@functools.cache
+def container_runtime() -> Runtime:
+    """The deployed handler's runtime: settings from the environment, read once per container
+    (a bad setting fails every invocation loudly, as at cold start)."""
+    return Runtime(load_settings(os.environ))
+
+
+@functools.cache
+def container_firehose_client() -> FirehoseClient:
+    """One client per container, as Lambda advises. boto3 is imported on first re-ingest only:
+    it costs ~170 ms and ~30 MB at cold start."""
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": 1},
+    )
+    client: FirehoseClient = boto3.client("firehose", config=config)
+    return client
+
+
+def _reput_into(runtime: Runtime, stream_name: str | None, deadline: float) -> Reput | None:
     if stream_name is None:
         return None
 
     def reput(payloads: list[bytes]) -> list[int]:
         return put_records(
-            _firehose(), stream_name, payloads, deadline=deadline, call_seconds=CALL_SECONDS
+            runtime.firehose_client(),
+            stream_name,
+            payloads,
+            deadline=deadline,
+            call_seconds=CALL_SECONDS,
         )
 
     return reput
@@ -88,9 +137,21 @@ def _input_records(event: dict[str, Any]) -> list[InputRecord]:
     return records
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(log_event=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def make_handler(runtime: Runtime | None = None) -> Handler:
+    """A Lambda handler over `runtime`; without one, over the container's (`container_runtime`)."""
+    runtime_of: Callable[[], Runtime] = container_runtime if runtime is None else lambda: runtime
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(log_event=False)
+    def handle(event: dict[str, Any], context: InvocationContext) -> dict[str, Any]:
+        return _transform(event, context, runtime_of())
+
+    return handle
+
+
+def _transform(
+    event: dict[str, Any], context: InvocationContext, runtime: Runtime
+) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
     records = _input_records(event)
@@ -98,11 +159,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     stream_name = stream_name_from_arn(stream_arn)
     report = transform_batch(
         records,
-        settings=SETTINGS,
+        settings=runtime.settings,
         # A usable stream ARN only: a malformed value never becomes the events' source.
         stream_source=str(stream_arn) if stream_name else UNKNOWN_STREAM_SOURCE,
         now=time.time(),
-        reput=_reput_into(stream_name, deadline),
+        reput=_reput_into(runtime, stream_name, deadline),
     )
     _observe(report)
     # The Firehose response contract, built directly: each recordId is echoed exactly as it
@@ -113,6 +174,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             for outcome in report.outcomes
         ]
     }
+
+
+lambda_handler = make_handler()
 
 
 def _observe(report: BatchReport) -> None:

@@ -46,17 +46,21 @@ def run_pipeline(log_path: Path) -> tuple[list[bytes], list[KindSummary]]:
         record_bytes,
         sample_paths,
     )
-    from transform import handler  # noqa: PLC0415 - imported late so SPLUNK_INDEX is honoured
+
+    # The Lambda code, imported on use: the CLI's other commands start without it.
+    from transform.config import load_settings  # noqa: PLC0415
+    from transform.handler import Runtime, logger, make_handler  # noqa: PLC0415
 
     events: list[bytes] = []
     summaries: list[KindSummary] = []
     by_kind: dict[str, list[Path]] = {}
     for path in sample_paths():
         by_kind.setdefault(path.parent.name, []).append(path)
-    with log_path.open("w", encoding="utf-8") as log, _lambda_output_to(handler.logger, log):
+    lambda_handler = make_handler(Runtime(load_settings(os.environ)))  # SPLUNK_INDEX honoured
+    with log_path.open("w", encoding="utf-8") as log, _lambda_output_to(logger, log):
         for kind, paths in sorted(by_kind.items()):
             event = firehose_event([record_bytes(path) for path in paths])
-            response = handler.lambda_handler(event, LocalLambdaContext())
+            response = lambda_handler(event, LocalLambdaContext())
             summaries.append(_summarise(kind, response, events))
     return events, summaries
 

@@ -3,47 +3,28 @@ re-ingested (bounded), an output that can never fit is split, and nothing is eve
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 from collections import Counter
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
 from tests.support import (
-    FakeLambdaContext,
-    firehose_event,
     fixture,
+    large_metrics_export,
     outcome_events,
     routed,
     transform,
 )
-from transform import handler, reingest
+from transform import reingest
 from transform.batch import SLICE_BYTES, BatchReport
 from transform.config import Settings
 from transform.reingest import Untagged
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
-
-
-def _export(thing: str, metrics: int) -> bytes:
-    """A Detect export whose HEC output is several times its own size."""
-    items = [
-        {
-            "name": "aws:all-bytes-out",
-            "thing": thing,
-            "value": {"count": i},
-            "version": 1,
-            "timestamp": 1795165961000 + i * 300_000,
-        }
-        for i in range(metrics)
-    ]
-    return routed("metrics_export", {"version": "1.0", "metrics": items})
 
 
 def _response(report: BatchReport) -> dict[str, Any]:
@@ -66,7 +47,7 @@ class RecordingReput:
 
 
 def test_overflow_is_reingested_and_the_response_stays_within_the_limit() -> None:
-    payloads = [_export(f"pump-{i:04d}", 20) for i in range(10)]
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
     reput = RecordingReput()
 
     report = transform(payloads, settings=SMALL_LIMIT, reput=reput)
@@ -85,7 +66,9 @@ def test_overflow_is_reingested_and_the_response_stays_within_the_limit() -> Non
 
 def test_records_that_fit_are_answered_wherever_they_sit_in_the_batch() -> None:
     """The defect: once one record overflowed, every record after it was re-put as well."""
-    big = [_export(f"pump-{i:04d}", 60) for i in range(4)]  # each ~15 KB out, 40 KB limit
+    big = [
+        large_metrics_export(f"pump-{i:04d}", 60) for i in range(4)
+    ]  # each ~15 KB out, 40 KB limit
     small = fixture("lifecycle", "connected.json")
     batch = [*big, small, big[0], small, small]
 
@@ -98,7 +81,7 @@ def test_records_that_fit_are_answered_wherever_they_sit_in_the_batch() -> None:
 
 
 def test_a_reingested_record_is_processed_again_like_the_original() -> None:
-    original = _export("pump-0001", 5)
+    original = large_metrics_export("pump-0001", 5)
     expected = [e["event"] for e in outcome_events(transform([original]).outcomes[0])]
 
     report = transform([reingest.tag(original, 1)])
@@ -107,8 +90,8 @@ def test_a_reingested_record_is_processed_again_like_the_original() -> None:
 
 
 def test_reingested_records_go_first_so_every_trip_makes_progress() -> None:
-    fresh = [_export(f"pump-{i:04d}", 20) for i in range(10)]
-    returning = reingest.tag(_export("pump-9999", 20), 2)
+    fresh = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
+    returning = reingest.tag(large_metrics_export("pump-9999", 20), 2)
     reput = RecordingReput()
 
     report = transform([*fresh, returning], settings=SMALL_LIMIT, reput=reput)
@@ -119,7 +102,7 @@ def test_reingested_records_go_first_so_every_trip_makes_progress() -> None:
 
 
 def test_reingest_attempts_are_bounded() -> None:
-    payloads = [reingest.tag(_export(f"pump-{i:04d}", 20), 3) for i in range(10)]
+    payloads = [reingest.tag(large_metrics_export(f"pump-{i:04d}", 20), 3) for i in range(10)]
     reput = RecordingReput()
 
     report = transform(payloads, settings=SMALL_LIMIT, reput=reput)
@@ -132,7 +115,7 @@ def test_reingest_attempts_are_bounded() -> None:
 
 
 def test_records_that_cannot_be_reput_fail_instead_of_vanishing() -> None:
-    payloads = [_export(f"pump-{i:04d}", 20) for i in range(10)]
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
     reput = RecordingReput(fail={0})
 
     report = transform(payloads, settings=SMALL_LIMIT, reput=reput)
@@ -144,7 +127,7 @@ def test_records_that_cannot_be_reput_fail_instead_of_vanishing() -> None:
 
 
 def test_without_a_stream_to_reput_into_the_overflow_fails() -> None:
-    payloads = [_export(f"pump-{i:04d}", 20) for i in range(10)]
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
     report = transform(payloads, settings=SMALL_LIMIT, reput=None)
     results = Counter(o.result for o in report.outcomes)
     assert set(results) == {"Ok", "ProcessingFailed"}
@@ -158,7 +141,7 @@ def test_without_a_stream_to_reput_into_the_overflow_fails() -> None:
 def test_an_error_in_the_reput_path_costs_only_the_overflow(error: Exception) -> None:
     """Creating the client (no region, no boto3) or calling it may raise: the records that
     did fit are answered all the same, and only the overflow fails (backed up to S3)."""
-    payloads = [_export(f"pump-{i:04d}", 20) for i in range(10)]
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
 
     def broken(_: list[bytes]) -> list[int]:
         raise error
@@ -175,7 +158,7 @@ def test_an_error_in_the_reput_path_costs_only_the_overflow(error: Exception) ->
 
 
 def test_a_record_whose_output_can_never_fit_is_split_into_slices_that_each_fit() -> None:
-    huge = _export("pump-0001", 400)  # ~100 KB of events, 40 KB responses
+    huge = large_metrics_export("pump-0001", 400)  # ~100 KB of events, 40 KB responses
     small = fixture("lifecycle", "connected.json")
     reput = RecordingReput()
 
@@ -277,70 +260,3 @@ def _report(thing: str, *, index: int, strings: int) -> bytes:
     report = {"header": {"report_id": index, "version": "1.0"}, "custom_metrics": custom}
     received = 1795165000000 + index
     return routed("device_report", {**report, "thing_name": thing, "received_at": received})
-
-
-@pytest.fixture
-def firehose_into_s3() -> Any:
-    """A real (moto) delivery stream into S3, so re-put records can be read back."""
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="eu-west-1")
-        s3.create_bucket(
-            Bucket="reingest-check",
-            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
-        )
-        firehose = boto3.client("firehose", region_name="eu-west-1")
-        firehose.create_delivery_stream(
-            DeliveryStreamName="iot-defender-splunk",
-            DeliveryStreamType="DirectPut",
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-                "BucketARN": "arn:aws:s3:::reingest-check",
-                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
-            },
-        )
-        yield firehose, s3
-
-
-def test_handler_reputs_overflow_into_its_own_stream_with_the_real_limit(
-    firehose_into_s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    firehose, s3 = firehose_into_s3
-    monkeypatch.setattr(handler, "_firehose_client", firehose)
-    # Each record is ~0.7 MB in and ~2 MB of base64 HEC events out: five cannot all fit.
-    payloads = [_export(f"pump-{i:04d}", 3000) for i in range(5)]
-    event = firehose_event(payloads)
-
-    response = handler.lambda_handler(event, FakeLambdaContext())
-
-    assert len(json.dumps(response)) <= 6_000_000
-    assert [r["recordId"] for r in response["records"]] == [r["recordId"] for r in event["records"]]
-    dropped = [i for i, r in enumerate(response["records"]) if r["result"] == "Dropped"]
-    assert dropped
-    landed = b"".join(
-        s3.get_object(Bucket="reingest-check", Key=obj["Key"])["Body"].read()
-        for obj in s3.list_objects_v2(Bucket="reingest-check").get("Contents", [])
-    )
-    for i in dropped:
-        assert reingest.tag(payloads[i], 1) in landed
-    ok_events = sum(
-        len(base64.b64decode(r["data"]).splitlines()) for r in response["records"] if r["data"]
-    )
-    assert ok_events == 3000 * (len(payloads) - len(dropped))
-
-
-def test_no_reput_starts_when_the_invocation_has_no_time_left(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Less time left than the answer margin: nothing is re-put, the overflow fails at once
-    (Firehose backs it up to S3) and the response still goes out before the timeout."""
-    firehose = FakeFirehose("iot-defender-splunk")
-    monkeypatch.setattr(handler, "_firehose_client", firehose)
-    payloads = [_export(f"pump-{i:04d}", 3000) for i in range(5)]
-    context = FakeLambdaContext(remaining_ms=int(handler.ANSWER_MARGIN_SECONDS * 1000) + 500)
-
-    response = handler.lambda_handler(firehose_event(payloads), context)
-
-    results = Counter(r["result"] for r in response["records"])
-    assert results["Ok"] >= 1
-    assert results["ProcessingFailed"] == len(payloads) - results["Ok"]
-    assert firehose.calls == []
