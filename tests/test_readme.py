@@ -113,3 +113,34 @@ def test_missing_markers_are_one_line(
     monkeypatch.setattr(readme_tables, "README", readme)
     assert readme_tables.main([]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# What a document may name as a source path: the repository's own top-level entries (not the
+# build outputs, which a fresh clone does not have).
+BUILD_OUTPUTS = {"build", "dist"}
+TOP_LEVEL = {
+    path.name
+    for path in ROOT.iterdir()
+    if not path.name.startswith(".") and path.name not in BUILD_OUTPUTS
+} | {".github"}
+CODE_SPAN = re.compile(r"`([^`\s]+)`")
+
+
+def _named_paths(text: str) -> set[str]:
+    """Repository paths a document names in code spans: `dir/file.ext` or `dir/`, under a
+    top-level entry of the repository (placeholders such as `<kind>` and globs excluded)."""
+    named = set()
+    for span in CODE_SPAN.findall(text):
+        path = span.rstrip(".,:;")
+        if "/" not in path or any(mark in path for mark in "<>*$={}"):
+            continue
+        if path.split("/", 1)[0] in TOP_LEVEL:
+            named.add(path.split("::", 1)[0])
+    return named
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_path_a_document_names_exists(document: Path) -> None:
+    text = "\n".join(_prose_lines(document.read_text(encoding="utf-8")))
+    missing = sorted(path for path in _named_paths(text) if not (ROOT / path).exists())
+    assert missing == []
