@@ -7,6 +7,7 @@ output: it prints the summary and every warning (the README lists them with reas
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -26,11 +27,35 @@ def messages(check: dict[str, Any]) -> list[str]:
     return [str(m.get("message", m)).strip() for m in check.get("messages", [])]
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m appbuild.appinspect_report <report.json>\n")
-        return 2
-    report = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+class ReportError(Exception):
+    """The file is not an AppInspect JSON report: the check cannot say the package is clean."""
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ReportError(f"cannot read {path}: {error.strerror}") from error
+    except ValueError as error:
+        raise ReportError(f"{path} is not JSON: {error}") from error
+    if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
+        raise ReportError(f"{path} is not an AppInspect report (no summary object)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m appbuild.appinspect_report",
+        description="Print an AppInspect JSON report's summary and warnings; exit 1 on any "
+        "failure or error (splunk-appinspect itself always exits 0).",
+    )
+    parser.add_argument("report", type=Path, help="the JSON report (--output-file)")
+    args = parser.parse_args(argv)
+    try:
+        report = read_report(args.report)
+    except ReportError as error:
+        sys.stderr.write(f"appinspect_report: {error}\n")
+        return 1
     summary = report["summary"]
     sys.stdout.write("AppInspect: " + ", ".join(f"{k} {v}" for k, v in summary.items()) + "\n")
     blocking = 0
@@ -47,4 +72,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
