@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-
 APP = Path(__file__).resolve().parent.parent / "splunk_app" / "iot_defender_security"
 Window = tuple[float, float]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

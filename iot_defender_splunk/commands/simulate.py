@@ -98,12 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check(args: argparse.Namespace, now: float) -> float:
-    """The simulation's end; every mistake in the arguments as one line."""
+def _hec_client(args: argparse.Namespace) -> HecClient | None:
+    """The HEC to send to, checked before any work is done; None when writing a file."""
     if (args.out is None) == (args.hec_url is None):
         raise cli.CommandError("give either --out FILE or --hec-url URL")
-    if args.hec_url and not args.hec_token:
+    if args.hec_url is None:
+        return None
+    if not args.hec_token:
         raise cli.CommandError("--hec-url needs --hec-token (or SPLUNK_HEC_TOKEN)")
+    try:
+        return HecClient(args.hec_url, args.hec_token, verify_tls=not args.insecure)
+    except ValueError as error:
+        raise cli.CommandError(str(error)) from None
+
+
+def _check(args: argparse.Namespace, now: float) -> float:
+    """The simulation's end; every mistake in the arguments as one line."""
     try:
         load_settings({"SPLUNK_INDEX": args.index})
     except ConfigError as error:
@@ -140,12 +150,9 @@ def _write(events: list[bytes], out: str) -> None:
         raise cli.CommandError(f"cannot write {out}: {error.strerror}") from None
 
 
-def _send(events: list[bytes], args: argparse.Namespace) -> str:
+def _send(events: list[bytes], client: HecClient) -> str:
     try:
-        client = HecClient(args.hec_url, args.hec_token, verify_tls=not args.insecure)
         report = client.send(events)
-    except ValueError as error:
-        raise cli.CommandError(str(error)) from None
     except HecError as error:
         raise cli.CommandError(f"Splunk HEC refused the events: {error}") from None
     acked = "acknowledged by the indexers" if report.acked else "accepted (ack not enabled)"
@@ -171,6 +178,7 @@ def _summary(simulation: Simulation, run: TransformRun, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    client = _hec_client(args)
     end = _check(args, time.time())
     simulation = simulate_fleet(
         devices=args.devices, hours=args.hours, seed=args.seed, end=end, detect=args.detect
@@ -178,11 +186,11 @@ def run(args: argparse.Namespace) -> int:
     with _progress(len(simulation.messages)) as advance:
         result = run_transform(simulation.batches, index=args.index, progress=advance)
     failed = result.results()["ProcessingFailed"]
-    if args.out is not None:
+    if client is None:
         _write(result.events, args.out)
         outcome = f"wrote {len(result.events)} events to {args.out}"
     else:
-        outcome = _send(result.events, args)
+        outcome = _send(result.events, client)
     sys.stderr.write(_summary(simulation, result, time.monotonic() - started) + "\n")
     sys.stderr.write(outcome + "\n")
     if failed:
