@@ -123,26 +123,29 @@ def firehose_event(
 
 
 _EVENT_SHELL = len(json.dumps(_event(_INVOCATION_ID, STREAM_ARN, [])))
-_ENTRY_SHELL = len(json.dumps(_entry(0, ARRIVAL_MS, b""))) + len(", ")
+_ENTRY_SHELL = len(json.dumps(_entry(0, ARRIVAL_MS, b""))) + len(", ") - len(record_id(0))
 
 
-def request_bytes(data: bytes) -> int:
-    """What one record adds to a transformation event's JSON."""
-    return _ENTRY_SHELL + 4 * ((len(data) + 2) // 3)
+def request_bytes(sequence: int, data: bytes) -> int:
+    """What the record numbered ``sequence`` adds to a transformation event's JSON."""
+    return _ENTRY_SHELL + len(record_id(sequence)) + 4 * ((len(data) + 2) // 3)
 
 
-def buffered(records: Sequence[Record], buffering: Buffering) -> Iterator[list[Record]]:
+def buffered(
+    records: Sequence[Record], buffering: Buffering, *, first: int = 0
+) -> Iterator[list[Record]]:
     """Records grouped as Firehose buffers them for the transform, in arrival order.
 
     A buffer opens with the first record after the last invocation and is handed over once it
     holds ``size_mb`` of data or ``interval_seconds`` have passed since it opened, and always
-    before its event would pass Lambda's 6 MB request limit.
+    before its event would pass Lambda's 6 MB request limit. Records are numbered (for their
+    recordIds) in arrival order from ``first``.
     """
     limit = buffering.size_mb * MB
     current: list[Record] = []
     opened = held = request = 0.0
-    for record in sorted(records, key=lambda r: r.arrival):
-        size = request_bytes(record.data)
+    for sequence, record in enumerate(sorted(records, key=lambda r: r.arrival), start=first):
+        size = request_bytes(sequence, record.data)
         late = current and record.arrival >= opened + buffering.interval_seconds
         if late or (current and request + size > LAMBDA_REQUEST_LIMIT - _EVENT_SHELL):
             yield current
@@ -164,16 +167,17 @@ def firehose_batches(
     buffering: Buffering | None = None,
     *,
     stream_arn: str = STREAM_ARN,
+    first: int = 0,
 ) -> list[Batch]:
     """The transformation events Firehose sends for ``records``: buffered as it buffers them,
-    every record with its own recordId and approximateArrivalTimestamp."""
+    every record with its own recordId (numbered from ``first``) and arrival timestamp."""
     batches = []
-    sequence = 0
-    for number, group in enumerate(buffered(records, buffering or Buffering())):
+    sequence = first
+    for group in buffered(records, buffering or Buffering(), first=first):
         entries = []
         for record in group:
             entries.append(_entry(sequence, epoch_ms(record.arrival), record.data))
             sequence += 1
-        event = _event(stable_uuid("invocation", stream_arn, number), stream_arn, entries)
+        event = _event(stable_uuid("invocation", stream_arn, sequence), stream_arn, entries)
         batches.append(Batch(tuple(group), event))
     return batches

@@ -117,6 +117,7 @@ def run_transform(
     with lambda_environment(index, log) as handler:
         stream: LocalStream = handler._firehose_client
         queue = list(batches)
+        numbered = 0
         while queue:
             for batch in queue:
                 response = handler.lambda_handler(batch.event, LocalLambdaContext())
@@ -124,10 +125,11 @@ def run_transform(
                 run.events += events
                 results = Counter(record["result"] for record in response["records"])
                 run.outcomes.append(BatchOutcome(len(batch.records), results, len(events)))
+                numbered += len(batch.records)
                 if progress:
                     progress(len(batch.records))
             arrival = queue[-1].records[-1].arrival
             again = [Record(arrival, REPUT_KIND, data) for data in stream.pending]
             stream.pending = []
-            queue = firehose_batches(again, buffering, stream_arn=STREAM_ARN)
+            queue = firehose_batches(again, buffering, stream_arn=STREAM_ARN, first=numbered)
     return run
