@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
-from iot_defender_splunk.simulator import audit, detect, device_report, inventory, iot_logs
-from iot_defender_splunk.simulator import lifecycle, metric_stream
+from iot_defender_splunk.simulator import (
+    audit,
+    detect,
+    device_report,
+    inventory,
+    iot_logs,
+    lifecycle,
+    metric_stream,
+)
 from iot_defender_splunk.simulator.delivery import Message
 from iot_defender_splunk.simulator.device_report import Connection
 from tests.support import fixture, report_events, transform

@@ -86,10 +86,15 @@ def rule_record(route: str, message: bytes, **added: object) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 
-def cloudwatch_gzip(payload: dict[str, Any]) -> bytes:
-    """A CloudWatch Logs subscription payload as Firehose receives it: gzipped JSON (mtime 0,
-    so a simulation is reproducible)."""
-    return gzip.compress(json.dumps(payload).encode(), CLOUDWATCH_GZIP_LEVEL, mtime=0)
+def gzipped(data: bytes) -> bytes:
+    """Bytes framed as a CloudWatch Logs subscription frames them: gzip (mtime 0, so a
+    simulation is reproducible)."""
+    return gzip.compress(data, CLOUDWATCH_GZIP_LEVEL, mtime=0)
+
+
+def cloudwatch_gzip(payload: object) -> bytes:
+    """A CloudWatch Logs subscription payload as Firehose receives it: gzipped JSON."""
+    return gzipped(json.dumps(payload).encode())
 
 
 def record_id(sequence: int) -> str:
@@ -122,7 +127,8 @@ def firehose_event(
     return _event(_INVOCATION_ID, stream_arn, entries)
 
 
-_EVENT_SHELL = len(json.dumps(_event(_INVOCATION_ID, STREAM_ARN, [])))
+# A transformation event without records, and what each record adds, as json.dumps writes them.
+EVENT_SHELL_BYTES = len(json.dumps(_event(_INVOCATION_ID, STREAM_ARN, [])))
 _ENTRY_SHELL = len(json.dumps(_entry(0, ARRIVAL_MS, b""))) + len(", ") - len(record_id(0))
 
 
@@ -147,7 +153,7 @@ def buffered(
     for sequence, record in enumerate(sorted(records, key=lambda r: r.arrival), start=first):
         size = request_bytes(sequence, record.data)
         late = current and record.arrival >= opened + buffering.interval_seconds
-        if late or (current and request + size > LAMBDA_REQUEST_LIMIT - _EVENT_SHELL):
+        if late or (current and request + size > LAMBDA_REQUEST_LIMIT - EVENT_SHELL_BYTES):
             yield current
             current = []
         if not current:
