@@ -1,9 +1,10 @@
 """Throughput, memory and cold-start figures for the Firehose transform Lambda.
 
 Run from the repository root: ``python -m bench.transform_bench`` (``make bench``). It compares
-``transform.handler.lambda_handler`` with a naive baseline shaped like the public sample, on
-deterministic batches just under 3 MB and 6 MB, and prints MET/MISSED per target. It always
-exits 0: a missed target is a finding to read, not a broken build.
+``transform.handler.lambda_handler`` with a naive baseline shaped like the public sample
+(bench.naive), on deterministic batches just under 3 MB and 6 MB of simulated messages
+(bench.inputs), and prints MET/MISSED per target. It always exits 0: a missed target is a
+finding to read, not a broken build.
 
 Internal modes, each run in a fresh interpreter so one case cannot colour another:
 ``--child KIND SIZE`` (peak RSS of one call), ``--first-call`` (cold first-call cost) and
@@ -22,35 +23,29 @@ import json
 import os
 import platform
 import pstats
-import random
 import resource
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bench.inputs import KINDS, SEED, SIZES, Batch, build_batch, tiny_event
+from bench.naive import naive_events, naive_handler
 from iot_defender_splunk.local_lambda import LocalLambdaContext
-from iot_defender_splunk.simulator.delivery import RULE_ADDED_KEYS, rule_record
 from tests.fakes import FakeFirehose
 from transform import handler, validation
 
 Doc = dict[str, Any]
-Maker = Callable[[random.Random], Doc]
 
-SEED: Final = 20261121
 REPEATS: Final = 9
 IMPORT_RUNS: Final = 5
-KINDS: Final = ("metrics_export", "device_report", "audit_notification")
-SIZES: Final = {"3MB": 3_000_000, "6MB": 6_000_000}
 LAMBDA_LIMIT: Final = 6_000_000  # request and response payload limit the transform works to
 TARGET_RATIO: Final = 2.0
 TARGET_IMPORT_MS: Final = 300.0
@@ -58,397 +53,6 @@ TARGET_RSS_MIB: Final = 150.0
 MB: Final = 1_000_000
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-STREAM_ARN: Final = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/iot-defender-splunk"
-ARRIVAL_MS: Final = 1_795_300_000_000  # 2026-11-21, after every generated timestamp
-_RECORD_ID_PREFIX: Final = "4954698668313554428650745793632162567570019247115678"
-_MAX_MISSES: Final = 100  # candidates that did not fit before a batch counts as full
-
-# ---------------------------------------------------------------------------------------------
-# Input generation: shapes follow samples, values come from one seeded generator.
-# ---------------------------------------------------------------------------------------------
-
-_NOV_START_MS: Final = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 1000
-_FIVE_MIN_MS: Final = 300_000
-_NOV_SLOTS: Final = 20 * 86_400_000 // _FIVE_MIN_MS  # 1-20 November, 5-minute Detect periods
-_THING_PREFIXES: Final = ("pump", "gw-berlin", "camera-lobby", "meter", "hvac-ctrl", "valve")
-_TCP_PORTS: Final = (22, 23, 80, 443, 502, 1883, 2323, 4840, 8080, 8443, 8883)
-_UDP_PORTS: Final = (53, 67, 123, 161, 500, 1900, 5353, 5683)
-_PROCESSES: Final = (
-    "sshd",
-    "pumpctl",
-    "mosquitto",
-    "greengrass",
-    "modbus-bridge",
-    "aws-iot-device-client",
-    "dropbear",
-    "busybox",
-    "ntpd",
-    "telnetd",
-)
-_INTERFACES: Final = ("eth0", "eth1", "wlan0")
-_METRIC_KINDS: Final = {
-    "aws:num-authorization-failures": "count",
-    "aws:num-connection-attempts": "count",
-    "aws:num-disconnects": "count",
-    "aws:num-messages-sent": "count",
-    "aws:num-messages-received": "count",
-    "aws:message-byte-size": "count",
-    "aws:all-bytes-in": "count",
-    "aws:all-bytes-out": "count",
-    "aws:all-packets-in": "count",
-    "aws:all-packets-out": "count",
-    "aws:num-established-tcp-connections": "count",
-    "aws:num-listening-tcp-ports": "count",
-    "aws:num-listening-udp-ports": "count",
-    "aws:listening-tcp-ports": "ports",
-    "aws:listening-udp-ports": "ports",
-    "aws:source-ip-address": "cidrs",
-    "aws:destination-ip-addresses": "cidrs",
-    "cpu_usage_pct": "number",
-    "free_memory_mb": "number",
-    "temperature_readings": "numbers",
-    "queue_depths": "numbers",
-    "running_processes": "strings",
-    "loaded_kernel_modules": "strings",
-}
-# Cloud-side metrics are stamped with the 5-minute period; device-side ones with report time.
-_CLOUD_SIDE: Final = frozenset(
-    {
-        "aws:num-authorization-failures",
-        "aws:num-connection-attempts",
-        "aws:num-disconnects",
-        "aws:num-messages-sent",
-        "aws:num-messages-received",
-        "aws:message-byte-size",
-        "aws:source-ip-address",
-    }
-)
-_AUDIT_CHECKS: Final = (
-    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
-    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
-    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
-    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
-    "DEVICE_CERTIFICATE_SHARED_CHECK",
-    "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
-    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
-    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
-    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
-    "CONFLICTING_CLIENT_IDS_CHECK",
-    "CA_CERTIFICATE_EXPIRING_CHECK",
-    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
-    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
-    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
-    "LOGGING_DISABLED_CHECK",
-    "DEVICE_CERTIFICATE_AGE_CHECK",
-)
-_AUDIT_TOPIC: Final = "arn:aws:sns:eu-west-1:123456789012:iot-defender-audit"
-_SNS_HOST: Final = "https://sns.eu-west-1.amazonaws.com"
-_MIN_EXPORT_ITEMS: Final = 20
-_MAX_EXPORT_ITEMS: Final = 60
-
-
-def _november_ms(rng: random.Random) -> int:
-    """A 5-minute period start in November 2026, before the batch's arrival time."""
-    return _NOV_START_MS + rng.randrange(_NOV_SLOTS) * _FIVE_MIN_MS
-
-
-def _thing(rng: random.Random) -> str:
-    return f"{rng.choice(_THING_PREFIXES)}-{rng.randrange(10_000):04d}"
-
-
-def _ipv4(rng: random.Random) -> str:
-    first = rng.choice((10, 172, 192, 198, 203))
-    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-
-
-def _metric_value(kind: str, rng: random.Random) -> Doc:
-    """One Detect ``value`` object of the given kind, with realistic magnitudes."""
-    if kind == "count":
-        return {"count": rng.randrange(10 ** rng.randint(1, 7))}
-    if kind == "ports":
-        return {"ports": sorted(rng.sample(_TCP_PORTS, rng.randint(1, 6)))}
-    if kind == "cidrs":
-        return {"cidrs": [f"{_ipv4(rng)}/32" for _ in range(rng.randint(1, 5))]}
-    if kind == "number":
-        return {"number": round(rng.uniform(0, 100), 1)}
-    if kind == "numbers":
-        return {"numbers": [round(rng.uniform(20, 90), 1) for _ in range(rng.randint(2, 8))]}
-    return {"strings": rng.sample(_PROCESSES, rng.randint(2, 6))}
-
-
-def _metric_pairs(rng: random.Random, things: list[str], count: int) -> list[tuple[str, str]]:
-    """Distinct (thing, metric) pairs, every value kind first so each export holds all six."""
-    first: list[tuple[str, str]] = []
-    for kind in dict.fromkeys(_METRIC_KINDS.values()):
-        names = [name for name, k in _METRIC_KINDS.items() if k == kind]
-        first.append((rng.choice(things), rng.choice(names)))
-    rest = [
-        (thing, name) for thing in things for name in _METRIC_KINDS if (thing, name) not in first
-    ]
-    return first + rng.sample(rest, count - len(first))
-
-
-def _metric_item(rng: random.Random, thing: str, name: str, period_ms: int, report_ms: int) -> Doc:
-    item: Doc = {
-        "name": name,
-        "thing": thing,
-        "value": _metric_value(_METRIC_KINDS[name], rng),
-        "version": 1,
-        "timestamp": period_ms if name in _CLOUD_SIDE else report_ms,
-    }
-    if name == "aws:num-authorization-failures" and rng.random() < 0.3:
-        item["dimension"] = {
-            "name": "TopicFilterCommands",
-            "operator": rng.choice(("IN", "NOT_IN")),
-        }
-    return item
-
-
-def _metrics_export(rng: random.Random) -> Doc:
-    """One Detect export message; about 3% of datapoints arrive again as a higher version."""
-    things = [_thing(rng) for _ in range(rng.randint(4, 8))]
-    period_ms = _november_ms(rng)
-    report_ms = period_ms + rng.randrange(1, 300) * 1000
-    total = rng.randint(_MIN_EXPORT_ITEMS, _MAX_EXPORT_ITEMS)
-    again = sum(rng.random() < 0.03 for _ in range(total))
-    pairs = _metric_pairs(rng, things, total - again)
-    items = [_metric_item(rng, thing, name, period_ms, report_ms) for thing, name in pairs]
-    for original in rng.sample(items, again):
-        value = _metric_value(_METRIC_KINDS[original["name"]], rng)
-        items.append({**original, "value": value, "version": 2})
-    return {"version": "1.0", "metrics": items}
-
-
-def _trim_export(doc: Doc) -> bool:
-    """Drop the last datapoint, so the final record of a batch can fill the remaining room."""
-    if len(doc["metrics"]) <= _MIN_EXPORT_ITEMS:
-        return False
-    doc["metrics"].pop()
-    return True
-
-
-def _port_list(rng: random.Random, ports: tuple[int, ...], low: int, high: int) -> Doc:
-    chosen = sorted(rng.sample(ports, rng.randint(low, high)))
-    entries = [{"port": port, "interface": rng.choice(_INTERFACES)} for port in chosen]
-    return {"ports": entries, "total": len(entries)}
-
-
-def _connections(rng: random.Random) -> Doc:
-    connections = []
-    for _ in range(rng.randint(0, 10)):
-        host = f"[2001:db8::{rng.randrange(1, 0xFFFF):x}]" if rng.random() < 0.05 else _ipv4(rng)
-        connections.append(
-            {
-                "remote_addr": f"{host}:{rng.choice(_TCP_PORTS)}",
-                "local_port": rng.randrange(32768, 61000),
-                "local_interface": rng.choice(_INTERFACES),
-            }
-        )
-    return {"connections": connections, "total": len(connections)}
-
-
-def _custom_metrics(rng: random.Random) -> Doc:
-    return {
-        "cpu_usage_pct": [{"number": round(rng.uniform(0, 100), 1)}],
-        "temperature_readings": [
-            {"number_list": [round(rng.uniform(30, 70), 1) for _ in range(rng.randint(2, 6))]}
-        ],
-        "running_processes": [{"string_list": rng.sample(_PROCESSES, rng.randint(2, 6))}],
-        "peer_addresses": [{"ip_list": [_ipv4(rng) for _ in range(rng.randint(1, 4))]}],
-    }
-
-
-def _device_report(rng: random.Random) -> Doc:
-    """A device-side report with long key names, as the IoT rule forwards it."""
-    received_ms = _november_ms(rng) + rng.randrange(_FIVE_MIN_MS)
-    return {
-        "header": {"report_id": received_ms // 1000, "version": "1.0"},
-        "metrics": {
-            "tcp_connections": {"established_connections": _connections(rng)},
-            "listening_tcp_ports": _port_list(rng, _TCP_PORTS, 1, 8),
-            "listening_udp_ports": _port_list(rng, _UDP_PORTS, 0, 4),
-            "network_stats": {
-                "bytes_in": rng.randrange(10**7),
-                "bytes_out": rng.randrange(10**7),
-                "packets_in": rng.randrange(10**5),
-                "packets_out": rng.randrange(10**5),
-            },
-        },
-        "custom_metrics": _custom_metrics(rng),
-        "thing_name": _thing(rng),
-        "received_at": received_ms,
-    }
-
-
-def _audit_detail(rng: random.Random, check: str) -> Doc:
-    total = rng.choice((1, 2, 14, 1187, 1248, 25_000))
-    if rng.random() >= 0.35:
-        return {
-            "checkName": check,
-            "checkRunStatus": "COMPLETED_COMPLIANT",
-            "nonCompliantResourcesCount": 0,
-            "totalResourcesCount": total,
-        }
-    detail: Doc = {
-        "checkName": check,
-        "checkRunStatus": "COMPLETED_NON_COMPLIANT",
-        "nonCompliantResourcesCount": rng.randint(1, min(total, 60)),
-        "totalResourcesCount": total,
-    }
-    if rng.random() < 0.3:
-        detail["suppressedNonCompliantResourcesCount"] = rng.randint(0, 3)
-    return detail
-
-
-def _audit_message(rng: random.Random, started_ms: int) -> Doc:
-    details = [_audit_detail(rng, check) for check in _AUDIT_CHECKS]
-    failing = sum(d["checkRunStatus"] == "COMPLETED_NON_COMPLIANT" for d in details)
-    message: Doc = {
-        "accountId": "123456789012",
-        "taskId": f"{rng.getrandbits(128):032x}",
-        "taskStatus": "COMPLETED",
-        "taskType": rng.choice(("SCHEDULED_AUDIT_TASK", "ON_DEMAND_AUDIT_TASK")),
-        "failedChecksCount": 0,
-        "canceledChecksCount": 0,
-        "nonCompliantChecksCount": failing,
-        "compliantChecksCount": len(details) - failing,
-        "totalChecksCount": len(details),
-        "taskStartTime": started_ms,
-        "auditDetails": details,
-    }
-    if message["taskType"] == "SCHEDULED_AUDIT_TASK":
-        message["scheduledAuditName"] = rng.choice(("daily-fleet-audit", "weekly-full-audit"))
-    return message
-
-
-def _audit_notification(rng: random.Random) -> Doc:
-    """An audit completion notification inside the SNS envelope (Message is JSON text)."""
-    started_ms = _november_ms(rng) + rng.randrange(_FIVE_MIN_MS)
-    sent = datetime.fromtimestamp(started_ms / 1000 + rng.randrange(60, 1800), UTC)
-    subscription = f"{_AUDIT_TOPIC}:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
-    return {
-        "Type": "Notification",
-        "MessageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "TopicArn": _AUDIT_TOPIC,
-        "Message": json.dumps(_audit_message(rng, started_ms), separators=(",", ":")),
-        "Timestamp": sent.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "SignatureVersion": "1",
-        "Signature": base64.b64encode(rng.randbytes(256)).decode("ascii"),
-        "SigningCertURL": f"{_SNS_HOST}/SimpleNotificationService-{rng.getrandbits(128):032x}.pem",
-        "UnsubscribeURL": f"{_SNS_HOST}/?Action=Unsubscribe&SubscriptionArn={subscription}",
-    }
-
-
-_MAKERS: Final[dict[str, Maker]] = {
-    "metrics_export": _metrics_export,
-    "device_report": _device_report,
-    "audit_notification": _audit_notification,
-}
-_TRIMMERS: Final[dict[str, Callable[[Doc], bool]]] = {"metrics_export": _trim_export}
-
-# ---------------------------------------------------------------------------------------------
-# Batches: the Firehose transformation event as Lambda receives it, sized by its JSON bytes.
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One generated Firehose invocation and the sizes the figures are computed from."""
-
-    kind: str
-    size: str
-    event: Doc
-    records: int
-    input_bytes: int  # decoded record bytes: what MB/s is measured on
-    request_bytes: int  # json.dumps(event): what Lambda receives
-
-
-def _record_entry(index: int, payload: bytes) -> Doc:
-    return {
-        "recordId": f"{_RECORD_ID_PREFIX}{index:06d}",
-        "approximateArrivalTimestamp": ARRIVAL_MS,
-        "data": base64.b64encode(payload).decode("ascii"),
-    }
-
-
-def _event(records: list[Doc]) -> Doc:
-    return {
-        "invocationId": "3c5d7a6e-2b7f-4f0e-9d8b-6a1f0f2d9e41",
-        "deliveryStreamArn": STREAM_ARN,
-        "region": "eu-west-1",
-        "records": records,
-    }
-
-
-# Request size = shell + per record (entry without data + ", " + base64 data) - one ", ".
-_SHELL_BYTES: Final = len(json.dumps(_event([])))
-_ENTRY_BYTES: Final = len(json.dumps(_record_entry(0, b""))) + len(", ")
-
-
-def _b64_length(size: int) -> int:
-    return 4 * ((size + 2) // 3)
-
-
-def _encode(doc: Doc) -> bytes:
-    """A record's bytes as its producer puts them into the stream: compact JSON for SNS, and
-    for what an IoT rule forwards, the rule's route envelope around the message."""
-    if "metrics" in doc and "header" not in doc:
-        return rule_record("detect-export", _compact(doc))
-    if "header" in doc:
-        message = {key: value for key, value in doc.items() if key not in RULE_ADDED_KEYS}
-        added = {key: doc[key] for key in RULE_ADDED_KEYS}
-        return rule_record("device-report", _compact(message), **added)
-    return _compact(doc)
-
-
-def _compact(doc: Doc) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
-def _fit(doc: Doc, room: int, trim: Callable[[Doc], bool] | None) -> bytes | None:
-    """The document's bytes when their base64 fits in ``room``, trimming it first if allowed."""
-    while True:
-        payload = _encode(doc)
-        if _b64_length(len(payload)) <= room:
-            return payload
-        if trim is None or not trim(doc):
-            return None
-
-
-def _fill(kind: str, rng: random.Random, limit: int) -> list[bytes]:
-    """Payloads whose request stays at or under ``limit``, as close to it as the shapes allow.
-
-    Near the end, candidates that do not fit are skipped (smaller ones may follow) and export
-    messages are trimmed; other kinds keep their shape and may end up to a record short.
-    """
-    payloads: list[bytes] = []
-    room = limit - _SHELL_BYTES + len(", ")
-    misses = 0
-    while misses < _MAX_MISSES and room > _ENTRY_BYTES:
-        payload = _fit(_MAKERS[kind](rng), room - _ENTRY_BYTES, _TRIMMERS.get(kind))
-        if payload is None:
-            misses += 1
-            continue
-        payloads.append(payload)
-        room -= _ENTRY_BYTES + _b64_length(len(payload))
-    return payloads
-
-
-def build_batch(kind: str, size: str) -> Batch:
-    """The deterministic batch of one kind whose request is just below ``SIZES[size]``."""
-    rng = random.Random(f"{SEED}:{kind}:{size}")
-    payloads = _fill(kind, rng, SIZES[size] - 1)
-    event = _event([_record_entry(i, payload) for i, payload in enumerate(payloads)])
-    return Batch(
-        kind=kind,
-        size=size,
-        event=event,
-        records=len(payloads),
-        input_bytes=sum(map(len, payloads)),
-        request_bytes=len(json.dumps(event)),
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # The two implementations under test.
@@ -476,33 +80,6 @@ def run_ours_uncapped(event: Doc) -> tuple[Doc, int]:
         return run_ours(event)
     finally:
         handler.SETTINGS = capped
-
-
-def _naive_wrappers(doc: Any) -> list[Doc]:
-    if isinstance(doc.get("metrics"), list):
-        return [{"sourcetype": "aws:iot:defender:metric", "event": m} for m in doc["metrics"]]
-    if "TopicArn" in doc and "Message" in doc:
-        message = json.loads(doc["Message"])
-        details = message.get("auditDetails", [])
-        return [{"sourcetype": "aws:iot:defender:audit", "event": d} for d in details]
-    return []
-
-
-def naive_handler(event: Doc) -> tuple[Doc, int]:
-    """The public sample's approach: stdlib json, no validation, no dedupe, no size guard.
-
-    It reads what today's rules forward, a route envelope, by decoding its base64 payload:
-    the least it must do with the same input (the sample itself predates route envelopes).
-    """
-    output = []
-    for record in event["records"]:
-        doc = json.loads(base64.b64decode(record["data"]))
-        if "route" in doc:
-            doc = json.loads(base64.b64decode(doc["payload"]))
-        data = "".join(json.dumps(wrapper) for wrapper in _naive_wrappers(doc))
-        encoded = base64.b64encode(data.encode("utf-8")).decode("utf-8")
-        output.append({"recordId": record["recordId"], "result": "Ok", "data": encoded})
-    return {"records": output}, 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,10 +141,6 @@ def _our_events(data: bytes) -> int:
     return data.count(b"\n")  # one newline-terminated JSON object per HEC event
 
 
-def _naive_events(data: bytes) -> int:
-    return data.count(b'{"sourcetype": ')
-
-
 def summarize(seconds: float, response: Doc, reput: int, count: Callable[[bytes], int]) -> Outcome:
     """Counts from a response, outside the timed region."""
     records = response.get("records", [])
@@ -605,7 +178,7 @@ def measure_case(batch: Batch) -> CaseResult:
     for run, count in (
         (run_ours, _our_events),
         (run_ours_uncapped, _our_events),
-        (naive_handler, _naive_events),
+        (naive_handler, naive_events),
     ):
         seconds, response, reput = best_of(run, batch.event)
         outcomes.append(summarize(seconds, response, reput, count))
@@ -716,16 +289,9 @@ def measure_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
     return times
 
 
-def _tiny_event() -> Doc:
-    """One record of each kind: the first call compiles each kind's schema once."""
-    rng = random.Random(SEED)
-    payloads = [_encode(_MAKERS[kind](rng)) for kind in KINDS]
-    return _event([_record_entry(i, payload) for i, payload in enumerate(payloads)])
-
-
 def first_call_main() -> None:
     """First versus second call on a tiny batch, then the schema compiles alone."""
-    event = _tiny_event()
+    event = tiny_event()
     first, _, _ = _timed(run_ours, event)
     second, _, _ = _timed(run_ours, event)
     validation.checker.cache_clear()
