@@ -26,10 +26,6 @@ Doc = dict[str, Any]
 IMPORT_RUNS: Final = 5
 ROOT: Final = Path(__file__).resolve().parent.parent
 
-# ---------------------------------------------------------------------------------------------
-# Fresh-interpreter measurements: peak RSS, import time, first call.
-# ---------------------------------------------------------------------------------------------
-
 
 def _maxrss_mib() -> float:
     """ru_maxrss in MiB (Lambda's 'MB'); Linux reports KiB, macOS bytes.
