@@ -4,6 +4,7 @@ through the real transform, its HEC events in time order."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -40,11 +41,17 @@ def dataset_path(name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = argv if argv else sorted(DATASETS)
+    parser = argparse.ArgumentParser(
+        prog="python -m appbuild.detection_data",
+        description="Rewrite detections/data/*.ndjson (all datasets, or the named ones).",
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"of: {', '.join(sorted(DATASETS))}"
+    )
+    names = parser.parse_args(argv).names or sorted(DATASETS)
     unknown = sorted(set(names) - set(DATASETS))
     if unknown:
-        print(f"unknown dataset(s): {', '.join(unknown)}; known: {', '.join(sorted(DATASETS))}")
-        return 2
+        parser.error(f"unknown dataset(s): {', '.join(unknown)}")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     for name in names:
         data = build(name)
