@@ -6,7 +6,6 @@ here, so every reader turns a sample into the record its producer puts into Fire
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from iot_defender_splunk.simulator.delivery import (
     GZIPPED_KINDS,
     RULE_ADDED_KEYS,
     RULE_ROUTES,
+    gzipped,
     rule_record,
 )
 
@@ -47,7 +47,7 @@ def record_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     kind = path.parent.name
     if kind in GZIPPED_KINDS:
-        return gzip.compress(data)
+        return gzipped(data)
     route = RULE_ROUTES.get(kind)
     if route is None:
         return data

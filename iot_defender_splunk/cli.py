@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
-from iot_defender_splunk.commands import capacity, demo, verify
+from iot_defender_splunk.commands import capacity, demo, simulate, verify
 
 PROG = "iot-defender-splunk"
 
@@ -34,7 +34,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-COMMANDS: tuple[ModuleType, ...] = (demo, verify, capacity)
+COMMANDS: tuple[ModuleType, ...] = (demo, simulate, verify, capacity)
 
 
 def version() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import gzip
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +18,12 @@ from typing import Any
 
 import pytest
 
-from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
+from iot_defender_splunk.simulator.delivery import (
+    RULE_ROUTES,
+    cloudwatch_gzip,
+    gzipped,
+    rule_record,
+)
 from tests.support import (
     ARRIVAL_MS,
     STREAM_ARN,
@@ -76,10 +80,6 @@ class Case:
 
 def _json(doc: object) -> bytes:
     return json.dumps(doc).encode()
-
-
-def _gzip(doc: object) -> bytes:
-    return gzip.compress(_json(doc))
 
 
 def _doc(kind: str, name: str) -> Any:
@@ -200,7 +200,7 @@ def envelope(**record: object) -> Built:
 def log_message_replaced(message: str) -> Built:
     doc = _doc(*_LOGS)
     doc["logEvents"][1]["message"] = message
-    return _one(_gzip(doc), message)
+    return _one(cloudwatch_gzip(doc), message)
 
 
 def stream_line_replaced(line: bytes) -> Built:
@@ -435,14 +435,14 @@ CASES = [
     # CloudWatch Logs (gzip)
     Case(
         "gzip-bomb-zeros",
-        lambda: _one(gzip.compress(b"\0" * (9 * MIB))),
+        lambda: _one(gzipped(b"\0" * (9 * MIB))),
         OK,
         "decompressed_too_large",
         "inflates beyond",
     ),
     Case(
         "gzip-bomb-json-spaces",
-        lambda: _one(gzip.compress(b"{" + b" " * (9 * MIB) + b"}")),
+        lambda: _one(gzipped(b"{" + b" " * (9 * MIB) + b"}")),
         OK,
         "decompressed_too_large",
     ),
@@ -452,21 +452,21 @@ CASES = [
     Case("gzip-trailing-garbage-member", gzip_then_garbage, OK, "invalid_gzip"),
     Case(
         "gzip-of-non-json",
-        lambda: _one(gzip.compress(b"hello, not json"), b"hello, not json"),
+        lambda: _one(gzipped(b"hello, not json"), b"hello, not json"),
         OK,
         "invalid_json",
         "gunzipped payload",
     ),
     Case(
         "gzip-of-json-array",
-        lambda: _one(gzip.compress(b"[1, 2]"), b"[1, 2]"),
+        lambda: _one(gzipped(b"[1, 2]"), b"[1, 2]"),
         OK,
         "unknown_shape",
         "not an object",
     ),
     Case(
         "gzip-of-non-cloudwatch-object",
-        lambda: _one(_gzip({"hello": "world"})),
+        lambda: _one(cloudwatch_gzip({"hello": "world"})),
         OK,
         "schema_violation",
         "cloudwatch_logs",
@@ -495,7 +495,7 @@ CASES = [
     ),
     Case(
         "cloudwatch-forged-log-group",
-        lambda: _one(_gzip({**_doc(*_LOGS), "logGroup": "index=main"})),
+        lambda: _one(cloudwatch_gzip({**_doc(*_LOGS), "logGroup": "index=main"})),
         OK,
         "schema_violation",
         "logGroup",

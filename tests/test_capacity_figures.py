@@ -50,14 +50,14 @@ def test_every_representative_message_becomes_real_events(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(REPRESENTATIVE))
-def test_the_lambda_handler_sends_the_bytes_the_figures_count(
-    kind: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_lambda_handler_sends_the_bytes_the_figures_count(kind: str) -> None:
     """Differential: the figures' pure transform path and the deployed handler agree."""
-    monkeypatch.setattr(handler, "SETTINGS", Settings(default_index=capacity_figures.INDEX))
+    lambda_handler = handler.make_handler(
+        handler.Runtime(Settings(default_index=capacity_figures.INDEX))
+    )
     records = REPRESENTATIVE[kind](0)
     event = firehose_event(records, arrival_ms=capacity_figures.NOW_MS)
-    response: dict[str, Any] = handler.lambda_handler(event, LocalLambdaContext())
+    response: dict[str, Any] = lambda_handler(event, LocalLambdaContext())
     sent = sum(len(base64.b64decode(record["data"])) for record in response["records"])
     assert sent == COMMITTED["messages"][kind]["hec_bytes"]
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from devtools.samples import TRANSFORM_KINDS, record_bytes
 from iot_defender_splunk.simulator.delivery import RULE_ADDED_KEYS, RULE_ROUTES
+from tests.strategies import Choices, mutate
 from tests.support import SAMPLES_DIR, fixture_id, fixture_paths
-from tests.test_properties import Choices, mutate
 from transform.decoders.device_report import _long_names
 from transform.validation import SCHEMA_DIR, checker, load_schema, schema_for
 

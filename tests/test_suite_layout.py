@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-# Being moved to a helper module (tests/strategies.py) on another branch; delete once merged.
-KNOWN_CROSS_IMPORTS = {("test_schemas", "test_properties")}
 
 
 def imported_modules(path: Path) -> Iterator[str]:
@@ -40,7 +38,4 @@ def cross_imports() -> set[tuple[str, str]]:
 
 
 def test_no_test_module_imports_another() -> None:
-    assert cross_imports() == KNOWN_CROSS_IMPORTS, (
-        "share helpers through a helper module (tests/<name>.py); if an exemption is gone, "
-        "delete it from KNOWN_CROSS_IMPORTS"
-    )
+    assert cross_imports() == set(), "share helpers through a helper module (tests/<name>.py)"

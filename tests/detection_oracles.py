@@ -1,0 +1,174 @@
+"""The statistical detections' rules re-derived in Python, on HEC events of any origin.
+
+Each function takes points or events already placed in a search's time range (earliest,
+latest): tests/test_detections.py replays the datasets through them, tests/test_simulator.py
+the simulated fleet.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+APP = Path(__file__).resolve().parent.parent / "splunk_app" / "iot_defender_security"
+Window = tuple[float, float]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def relative_seconds(text: str) -> int:
+    """'-24h@m' -> 86400; 'now' -> 0."""
+    match = re.fullmatch(r"-(\d+)([smhdw])(?:@[smhd])?", text)
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else 0
+
+
+def schedule_window(schedule: dict[str, Any], now: float) -> Window:
+    """A schedule's time range at ``now``, snapped to the minute, hour or day (UTC)."""
+
+    def at(text: str) -> float:
+        t = now - relative_seconds(text)
+        snap = re.search(r"@([mhd])$", text)
+        return t - t % _UNITS[snap.group(1)] if snap else t
+
+    return at(schedule["earliest_time"]), at(schedule["latest_time"])
+
+
+def buckets_above_baseline(
+    points: Iterable[tuple[float, str, float]], window: Window, *, current: int, floor: float
+) -> dict[str, list[float]]:
+    """Key -> its 5-minute buckets of the last ``current`` seconds above the zero-filled
+    baseline's mean + 3 standard deviations and ``floor``, as the auth-failure, surge and
+    flapping detections compute it."""
+    earliest, latest = window
+    current_start = latest - current
+    buckets: dict[tuple[str, float], float] = defaultdict(float)
+    for t, key, value in points:
+        if earliest <= t < latest:
+            buckets[key, t - t % 300] += value
+    n = math.floor((current_start - earliest) / 300)
+    spikes = {}
+    for key in {key for key, _ in buckets}:
+        base = [v for (k, b), v in buckets.items() if k == key and b < current_start]
+        avg = sum(base) / n
+        stdev = math.sqrt(max((sum(v * v for v in base) - n * avg * avg) / (n - 1), 0))
+        bound = max(avg + 3 * stdev, floor)
+        now = [b for (k, b), v in buckets.items() if k == key and b >= current_start and v > bound]
+        if now:
+            spikes[key] = sorted(now)
+    return spikes
+
+
+def volume_spikes(
+    points: Iterable[tuple[float, str, str, float]],
+    window: Window,
+    floor: Callable[[str], float],
+) -> set[str]:
+    """Things with a datapoint of the window's last hour above their own baseline (at least
+    12 datapoints before it), as iot_defender_volume_spikes judges it."""
+    earliest, latest = window
+    series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for t, thing, metric, value in points:
+        if earliest <= t < latest:
+            series[thing, metric][t >= latest - 3600].append(value)
+    flagged = set()
+    for (thing, metric), (base, now) in series.items():
+        if len(base) < 12 or not now:
+            continue
+        avg = sum(base) / len(base)
+        stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
+        if max(now) > max(avg + 3 * stdev, floor(metric)):
+            flagged.add(thing)
+    return flagged
+
+
+def count_datapoints(
+    events: Iterable[dict[str, Any]], metrics: Iterable[str]
+) -> list[tuple[float, str, str, float]]:
+    """(time, thing, metric, value) of count metrics, one per thing, metric, origin and time
+    (the highest value, as iot_defender_datapoint_volume keeps it)."""
+    wanted = set(metrics)
+    volumes: dict[tuple[float, str, str, str], float] = {}
+    for e in events:
+        if e["sourcetype"] == "aws:iot:defender:metric" and e["fields"].get("metric") in wanted:
+            key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["event"]["origin"])
+            volumes[key] = max(volumes.get(key, 0.0), float(e["event"]["value"]["count"]))
+    return [(t, thing, metric, v) for (t, thing, metric, _), v in volumes.items()]
+
+
+def connections(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, str]]:
+    """(time, client id, source address) of lifecycle connects and Connect log entries."""
+    found = []
+    for e in events:
+        body = e["event"]
+        if e["sourcetype"] == "aws:iot:lifecycle" and body["eventType"] == "connected":
+            found.append((e["time"], body["clientId"], body["ipAddress"]))
+        elif e["sourcetype"] == "aws:iot:log" and body["eventType"] == "Connect":
+            found.append((e["time"], body["clientId"], body["sourceIp"]))
+    return found
+
+
+def most_addresses_in_an_hour(
+    seen: Iterable[tuple[float, str, str]], window: Window
+) -> dict[str, int]:
+    """Client id -> the most distinct addresses in any hour-long window of the range."""
+    earliest, latest = window
+    inside = [(t, c, ip) for t, c, ip in seen if earliest <= t < latest]
+    most: dict[str, int] = defaultdict(int)
+    for t, client, _ in inside:
+        ips = {ip for u, c, ip in inside if c == client and t <= u < t + 3600}
+        most[client] = max(most[client], len(ips))
+    return most
+
+
+def authentication_bursts(events: Iterable[dict[str, Any]], window: Window) -> set[str]:
+    """Sources with 20 or more Connection.AuthNError entries in a 5-minute interval."""
+    earliest, latest = window
+    buckets: dict[tuple[str, float], int] = defaultdict(int)
+    for e in events:
+        t = e["time"]
+        if e["fields"].get("event_type") == "Connection.AuthNError" and earliest <= t < latest:
+            buckets[e["event"]["sourceIp"], t - t % 300] += 1
+    return {ip for (ip, _), n in buckets.items() if n >= 20}
+
+
+@cache
+def _risky_ports() -> dict[tuple[int, str], str]:
+    path = APP / "lookups" / "iot_defender_risky_ports.csv"
+    with path.open(encoding="utf-8") as handle:
+        return {(int(row["port"]), row["transport"]): row["risk"] for row in csv.DictReader(handle)}
+
+
+def risky_ports(events: Iterable[dict[str, Any]], window: Window) -> set[tuple[str, int]]:
+    """(thing, port) listening in the range on a port the lookup rates critical or high."""
+    earliest, latest = window
+    found = set()
+    for e in events:
+        metric = e["fields"].get("metric", "")
+        if metric.startswith("aws:listening-") and earliest <= e["time"] < latest:
+            transport = metric.split("-")[1]
+            for port in e["event"]["value"]["ports"]:
+                if _risky_ports().get((port, transport)) in {"critical", "high"}:
+                    found.add((e["fields"]["thing"], port))
+    return found
+
+
+def port_count_changes(events: Iterable[dict[str, Any]], window: Window) -> set[str]:
+    """Things whose listening-port count in the last hour left its range of the hours before
+    (at least 6 baseline datapoints), as "IoT - Listening Port Count Changed" judges it."""
+    earliest, latest = window
+    series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for e in events:
+        metric = e["fields"].get("metric", "")
+        if metric.startswith("aws:num-listening-") and earliest <= e["time"] < latest:
+            current = e["time"] >= latest - 3600
+            series[e["fields"]["thing"], metric][current].append(e["event"]["value"]["count"])
+    return {
+        thing
+        for (thing, _), (base, now) in series.items()
+        if len(base) >= 6 and now and (max(now) > max(base) or min(now) < min(base))
+    }
