@@ -88,7 +88,7 @@ package: $(STAMP) $(SPLUNK_STAMP)
 	$(SPLUNK_VENV)/bin/slim generate-manifest $(APP_BUILD)/$(APP_ID) --output $(APP_BUILD)/$(APP_ID)/app.manifest
 	$(SPLUNK_VENV)/bin/slim validate $(APP_BUILD)/$(APP_ID)
 	mkdir -p dist
-	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from appbuild.build_app import app_version; print(app_version())').tgz $(APP_ID)
+	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$$($(PY) -c 'from appbuild.build_app import package_file_name; print(package_file_name())') $(APP_ID)
 	@ls dist/$(APP_ID)-*.tgz
 	rm -rf $(SOAR_DIST)
 	$(PY) -m appbuild.build_playbooks --output $(SOAR_DIST)
