@@ -27,7 +27,7 @@ def load(path: Path) -> dict[Any, Any]:
 
 def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     """The `on:` block (YAML 1.1 reads a bare `on` key as True)."""
-    on: dict[str, Any] = workflow.get("on", workflow.get(True))
+    on: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
     return on
 
 
