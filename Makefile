@@ -1,5 +1,9 @@
-# The README's commands. Each builds what it needs on a fresh machine.
+# The README's commands. Each builds what it needs on a fresh machine. `make help` lists them:
+# every public target has a `## what it does` comment after its prerequisites.
 PYTHON ?= python3
+# The Lambda runtime's interpreter for test-py313: pyenv's here (its python3.13 shim needs
+# PYENV_VERSION; other pythons ignore it), setup-python's in CI.
+PYTHON313 ?= PYENV_VERSION=3.13.0 python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -23,7 +27,13 @@ SOAR_DIST := dist/soar
 DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
-.PHONY: demo test bench capacity-figures lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
+.PHONY: help demo test bench capacity-figures lint typecheck unit test-py313 template-lint sam-build package \
+	package-check dashboards-check workflow-lint clean
+
+# The first target, so a bare `make` lists the others.
+help: ## list the public targets, one line each
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9 -]+):.*## (.*)$$/\1\t\2/' \
+		| awk -F '\t' '{ printf "  %-16s %s\n", $$1, $$2 }'
 
 $(STAMP): requirements-dev.txt transform/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +42,7 @@ $(STAMP): requirements-dev.txt transform/requirements.txt
 	touch $(STAMP)
 
 $(PY313_STAMP): requirements-dev.txt transform/requirements.txt
-	PYENV_VERSION=3.13.0 python3.13 -m venv $(PY313_VENV)
+	$(PYTHON313) -m venv $(PY313_VENV)
 	$(PY313_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PY313_VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
 	touch $(PY313_STAMP)
@@ -49,31 +59,31 @@ $(SPLUNK_STAMP): requirements-splunk.txt
 	$(SPLUNK_VENV)/bin/python -m pip install --quiet -r requirements-splunk.txt
 	touch $(SPLUNK_STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) ## sample AWS IoT messages through the real transform to HEC events (file or your Splunk)
 	$(PY) -m iot_defender_splunk demo
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff lint and format check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) ## mypy --strict
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(STAMP) ## the test suite on Python 3.11 (HYPOTHESIS_EXAMPLES examples per property)
 	HYPOTHESIS_EXAMPLES=$(HYPOTHESIS_EXAMPLES) $(PY) -m pytest -n 2 --dist loadgroup -q
 
-test-py313: $(PY313_STAMP)
+test-py313: $(PY313_STAMP) ## the test suite on Python 3.13, the Lambda runtime
 	HYPOTHESIS_EXAMPLES=500 $(PY313_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 # The template: SAM's own lint, cfn-lint (errors and warnings fail) and checkov (every skip is
 # an inline Metadata entry with its reason in the template).
-template-lint: $(SAM_STAMP)
+template-lint: $(SAM_STAMP) ## sam validate --lint, cfn-lint and checkov on the SAM template
 	cd sam && $(SAM) validate --lint --template template.yaml
 	$(SAM_VENV)/bin/cfn-lint $(TEMPLATE)
 	$(SAM_VENV)/bin/checkov --file $(TEMPLATE) --framework cloudformation --skip-download --quiet --compact
 
 # Builds every function as sam deploy would, then checks each artefact holds what it imports.
-sam-build: $(SAM_STAMP) $(STAMP)
+sam-build: $(SAM_STAMP) $(STAMP) ## sam build, then check each Lambda artefact holds what it imports
 	rm -rf $(SAM_BUILD_DIR)
 	cd sam && $(SAM) build --template template.yaml
 	SAM_BUILD_DIR=$(abspath $(SAM_BUILD_DIR)) $(PY) -m pytest -q -p no:cacheprovider tests/test_lambda_artifacts.py
@@ -81,20 +91,20 @@ sam-build: $(SAM_STAMP) $(STAMP)
 # The Splunk app: generated parts built from detections/, reports/ and dashboards/, a manifest
 # from slim, then dist/<app id>-<version>.tgz with the app id as its only top-level folder.
 # Then the SOAR playbooks: dist/soar/<Name>.tgz each, as SOAR's playbook import takes them.
-package: $(STAMP) $(SPLUNK_STAMP)
+package: $(STAMP) $(SPLUNK_STAMP) ## build the Splunk app package and the SOAR playbooks into dist/
 	rm -rf $(APP_BUILD) dist/$(APP_ID)-*.tgz
 	$(PY) -m appbuild.build_app $(APP_BUILD)
 	$(PY) -m appbuild.spl.check $(APP_BUILD)/$(APP_ID)
 	$(SPLUNK_VENV)/bin/slim generate-manifest $(APP_BUILD)/$(APP_ID) --output $(APP_BUILD)/$(APP_ID)/app.manifest
 	$(SPLUNK_VENV)/bin/slim validate $(APP_BUILD)/$(APP_ID)
 	mkdir -p dist
-	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$(APP_ID)-$$($(PY) -c 'from appbuild.build_app import app_version; print(app_version())').tgz $(APP_ID)
+	tar -C $(APP_BUILD) --owner=0 --group=0 -czf dist/$$($(PY) -c 'from appbuild.build_app import package_file_name; print(package_file_name())') $(APP_ID)
 	@ls dist/$(APP_ID)-*.tgz
 	rm -rf $(SOAR_DIST)
 	$(PY) -m appbuild.build_playbooks --output $(SOAR_DIST)
 
 # AppInspect (Splunk Cloud checks) on the package: it always exits 0, so its JSON is read.
-package-check: package
+package-check: package ## package, then AppInspect (Splunk Cloud checks): no failure or error
 	$(SPLUNK_VENV)/bin/splunk-appinspect inspect dist/$(APP_ID)-*.tgz --mode precert \
 		--included-tags cloud --data-format json --output-file build/appinspect.json > build/appinspect.log
 	$(PY) -m appbuild.appinspect_report build/appinspect.json
@@ -104,17 +114,21 @@ $(DASH_STAMP): $(DASH_VALIDATION)/package.json $(DASH_VALIDATION)/package-lock.j
 	touch $(DASH_STAMP)
 
 # Every dashboards/*.json against Splunk's own Dashboard Studio schema and chart option schemas.
-dashboards-check: $(DASH_STAMP)
+dashboards-check: $(DASH_STAMP) ## every dashboard against Splunk's Dashboard Studio schema
 	node $(DASH_VALIDATION)/validate.cjs dashboards/*.json
 
-test: lint typecheck unit test-py313 template-lint sam-build package-check dashboards-check
+# Both GitHub workflows, by zizmor (workflow security), offline: it exits non-zero on a finding.
+workflow-lint: $(STAMP) ## zizmor (pedantic) on .github/workflows, offline
+	$(VENV)/bin/zizmor --offline --persona pedantic --quiet .github/workflows
 
-bench: $(STAMP)
+test: lint typecheck unit test-py313 template-lint sam-build package-check dashboards-check workflow-lint ## every check (the CI gate)
+
+bench: $(STAMP) ## throughput, memory and cold-start figures of the transform Lambda
 	$(PY) -m bench.transform_bench
 
 # What `iot-defender-splunk capacity` sizes with: the transform on representative messages
 # (bytes, events) and its ms per MB on this machine, into iot_defender_splunk/data/measured.json.
-capacity-figures: $(STAMP)
+capacity-figures: $(STAMP) ## measure the figures iot-defender-splunk capacity sizes with
 	$(PY) -m iot_defender_splunk.capacity_figures
 
 # --- Lambda artefacts: `sam build` (BuildMethod: makefile) calls these with ARTIFACTS_DIR. ---
@@ -143,5 +157,5 @@ build-ResponderFunction:
 	$(COPY_SOURCES) respond shared | tar -xf - -C $(ARTIFACTS_DIR)
 	$(LAMBDA_PIP) -r respond/requirements.txt
 
-clean:
+clean: ## remove venvs, node_modules, builds and caches
 	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) $(DASH_VALIDATION)/node_modules sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
