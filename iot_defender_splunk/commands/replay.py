@@ -70,6 +70,8 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path | None, bucket: str, prefix: str) -> Checkpoint:
         checkpoint = cls(path, bucket, prefix)
+        if path is not None and not path.parent.is_dir():
+            raise cli.CommandError(f"cannot write checkpoint {path}: no folder {path.parent}")
         if path is None or not path.exists():
             return checkpoint
         try:
@@ -106,12 +108,17 @@ class Checkpoint:
             "prefix": self.prefix,
             "folders": {name: {"key": k, "line": n} for name, (k, n) in self.done.items()},
         }
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(temporary).replace(self.path)
+        handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        temporary = Path(name)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+            temporary.replace(self.path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise cli.CommandError(f"cannot write checkpoint {self.path}: {error}") from None
 
 
 @dataclass
