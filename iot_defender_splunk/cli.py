@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
-from iot_defender_splunk.commands import demo, replay, send
+from iot_defender_splunk.commands import backfill_audit, demo, replay, send
 
 PROG = "iot-defender-splunk"
 
@@ -34,7 +34,7 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-COMMANDS: tuple[ModuleType, ...] = (demo, send, replay)
+COMMANDS: tuple[ModuleType, ...] = (demo, send, replay, backfill_audit)
 
 
 def version() -> str:

@@ -260,8 +260,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--prefix", default="", help="the S3 backup prefix, if the stream has one (default: none)"
     )
-    source.add_argument("--since", type=_utc, help="from this UTC time (ISO 8601, e.g. 2026-05-01)")
-    source.add_argument("--until", type=_utc, help="up to, not including, this UTC time")
+    source.add_argument(
+        "--since", type=utc_time, help="from this UTC time (ISO 8601, e.g. 2026-05-01)"
+    )
+    source.add_argument("--until", type=utc_time, help="up to, not including, this UTC time")
     source.add_argument(
         "--to",
         choices=("hec", "stream"),
@@ -316,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _utc(text: str) -> datetime.datetime:
+def utc_time(text: str) -> datetime.datetime:
+    """An ISO 8601 option value as an aware time; no zone means UTC, a bare date its midnight."""
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:
