@@ -40,6 +40,9 @@ DEFAULT_SPAN = datetime.timedelta(days=89)
 # ListAuditTasks accepts maxResults 1..250.
 TASKS_PAGE_SIZE = 250
 _NON_COMPLIANT = "COMPLETED_NON_COMPLIANT"
+# Exact integer milliseconds (AWS's precision), where float seconds * 1000 can be off by one.
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MILLISECOND = datetime.timedelta(milliseconds=1)
 # Notification count field <- DescribeAuditTask taskStatistics field.
 _CHECK_COUNTS = {
     "failedChecksCount": "failedChecks",
@@ -74,7 +77,7 @@ def notification(task_id: str, described: Mapping[str, Any], account_id: str) ->
     record.update(
         {field: statistics[api] for field, api in _CHECK_COUNTS.items() if api in statistics}
     )
-    record["taskStartTime"] = round(described["taskStartTime"].timestamp() * 1000)
+    record["taskStartTime"] = (described["taskStartTime"] - _EPOCH) // _MILLISECOND
     record["auditDetails"] = [
         {"checkName": name, **detail}
         for name, detail in sorted(described.get("auditDetails", {}).items())
