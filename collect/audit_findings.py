@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from aws_lambda_powertools import Logger, Metrics
@@ -42,6 +42,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from collect.delivery import deliver, firehose_client, iot_client, stream_name
+from shared.audit import FINISHED_STATUSES, finding_pages
 from shared.aws import IotClient
 from shared.firehose import FirehoseClient
 from shared.observability import METRICS_NAMESPACE
@@ -51,13 +52,8 @@ SERVICE = "audit-findings-collector"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
-# ListAuditFindings accepts maxResults 1..250; the largest page means the fewest calls, and one
-# page (at most 250 findings) is also what is held in memory and put per PutRecordBatch.
-PAGE_SIZE = 250
 # The API's taskId constraint (1..40 of [a-zA-Z0-9-]): anything else can never be listed.
 _TASK_ID = re.compile(r"[a-zA-Z0-9-]{1,40}")
-# Statuses after which a task's findings no longer change.
-_FINISHED = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 _NON_COMPLIANT = "COMPLETED_NON_COMPLIANT"
 
 # Metric names, all counts per invocation.
@@ -128,10 +124,10 @@ def parse_notification(message: Any) -> AuditNotification:
 
 def skip_reason(notification: AuditNotification) -> str | None:
     """Why this audit has no findings worth listing, or None when it has."""
-    if notification.task_status not in _FINISHED:
+    if notification.task_status not in FINISHED_STATUSES:
         return (
             f"audit task is {notification.task_status}; findings are listed once it is "
-            f"{', '.join(sorted(_FINISHED))}"
+            f"{', '.join(sorted(FINISHED_STATUSES))}"
         )
     if not notification.has_non_compliant_checks:
         return f"audit {notification.task_status} with no non-compliant check"
@@ -146,24 +142,11 @@ def collect_task(task_id: str, iot: IotClient, firehose: FirehoseClient) -> Task
     """
     stream_name()  # a missing setting fails before any API call, not after the first page
     pages = findings = 0
-    for page in _finding_pages(iot, task_id):
+    for page in finding_pages(iot, task_id):
         findings += deliver(page, client=firehose)
         pages += 1
         logger.debug("findings page put", extra={"task_id": task_id, "page": pages})
     return TaskCollection(task_id=task_id, pages=pages, findings=findings)
-
-
-def _finding_pages(iot: IotClient, task_id: str) -> Iterator[list[dict[str, Any]]]:
-    """The task's findings, suppressed and not, one API page at a time.
-
-    ``listSuppressedFindings`` is left out on purpose. The API reference defines it as a
-    filter: true lists *only* suppressed findings, false only unsuppressed ones, and leaving it
-    out lists both. Sending true would drop every actionable finding.
-    """
-    paginator = iot.get_paginator("list_audit_findings")
-    for page in paginator.paginate(taskId=task_id, PaginationConfig={"PageSize": PAGE_SIZE}):
-        # Handled as plain JSON objects: the record keeps every field AWS sends, typed or not.
-        yield cast("list[dict[str, Any]]", page.get("findings", []))
 
 
 @metrics.log_metrics

@@ -14,10 +14,19 @@ from functools import cache
 from typing import Any
 
 import boto3
-import orjson
 from botocore.config import Config
 
-from shared.firehose import FirehoseClient, put_records
+from shared.firehose import FirehoseClient, encode, put_records
+
+__all__ = [
+    "RETRY_CONFIG",
+    "DeliveryError",
+    "deliver",
+    "encode",
+    "firehose_client",
+    "iot_client",
+    "stream_name",
+]
 
 # Throttling on the IoT control plane is normal at fleet scale: let botocore's adaptive mode
 # pace the calls instead of failing the invocation on the first ThrottlingException.
@@ -49,11 +58,6 @@ def iot_client() -> Any:
     return boto3.client("iot", config=RETRY_CONFIG)
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """One record as compact JSON; datetimes (boto3 gives them) become epoch seconds."""
-    return orjson.dumps(record, default=_epoch_seconds, option=orjson.OPT_PASSTHROUGH_DATETIME)
-
-
 def deliver(records: Iterable[dict[str, Any]], client: FirehoseClient | None = None) -> int:
     """Put every record; return how many were put, or raise DeliveryError naming what failed."""
     payloads = [encode(record) for record in records]
@@ -66,10 +70,3 @@ def deliver(records: Iterable[dict[str, Any]], client: FirehoseClient | None = N
             f"(first index {failed[0]})"
         )
     return len(payloads)
-
-
-def _epoch_seconds(value: Any) -> float:
-    timestamp = getattr(value, "timestamp", None)
-    if callable(timestamp):
-        return float(timestamp())
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -16,7 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
-from iot_defender_splunk.commands import capacity, demo, simulate, verify
+from iot_defender_splunk.commands import (
+    backfill_audit,
+    capacity,
+    demo,
+    replay,
+    send,
+    simulate,
+    verify,
+)
 
 PROG = "iot-defender-splunk"
 
@@ -34,7 +42,15 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-COMMANDS: tuple[ModuleType, ...] = (demo, simulate, verify, capacity)
+COMMANDS: tuple[ModuleType, ...] = (
+    demo,
+    simulate,
+    send,
+    replay,
+    backfill_audit,
+    verify,
+    capacity,
+)
 
 
 def version() -> str:

@@ -5,6 +5,7 @@ Shared by the transform (re-ingesting what does not fit in a response) and the c
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -18,6 +19,19 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1_000 * 1024
 
 _log = logging.getLogger(__name__)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as compact JSON; datetimes (boto3 gives them) become epoch seconds."""
+    text = json.dumps(record, default=_epoch_seconds, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _epoch_seconds(value: Any) -> float:
+    timestamp = getattr(value, "timestamp", None)
+    if callable(timestamp):
+        return float(timestamp())
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
 class FirehoseClient(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import gzip
 import json
 import re
@@ -18,6 +19,7 @@ import socket
 import sys
 import threading
 import zlib
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +29,15 @@ from types import TracebackType
 from typing import Any, Final, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LISTEN_BACKLOG", "HecRequest", "HecStub", "HecStubError", "refusing_url"]
+__all__ = [
+    "LISTEN_BACKLOG",
+    "ConnectionDroppedError",
+    "Fault",
+    "HecRequest",
+    "HecStub",
+    "HecStubError",
+    "refusing_url",
+]
 
 # Connections the kernel queues before the server accepts them. socketserver's default of 5
 # makes a loaded machine refuse or reset the sixth client that connects at once, so this leaves
@@ -69,9 +79,26 @@ _ERRORS: Final[Mapping[int, tuple[int, str]]] = {
 Payload = dict[str, Any]
 
 
+class Fault(enum.Enum):
+    """What the network or HEC can do to one data POST, for client retry tests.
+
+    ``BUSY`` is Splunk's documented 503 code 9 (nothing indexed). The two drops close the
+    connection without any answer, as a reset connection or a crashed load balancer would:
+    ``DROP_BEFORE_INDEXING`` before the events are taken, ``DROP_AFTER_INDEXING`` after they
+    were indexed (and their ackId issued), so a client that sends again indexes them twice.
+    """
+
+    BUSY = "busy"
+    DROP_BEFORE_INDEXING = "drop-before-indexing"
+    DROP_AFTER_INDEXING = "drop-after-indexing"
+
+
 @dataclass(frozen=True)
 class HecRequest:
-    """What the stub saw and answered, so tests can assert on the wire exchange."""
+    """What the stub saw and answered, so tests can assert on the wire exchange.
+
+    A request whose connection the stub dropped has ``dropped`` set, status 0 and no code.
+    """
 
     method: str
     path: str
@@ -79,6 +106,8 @@ class HecRequest:
     events: int
     status: int
     code: int | None
+    dropped: bool = False
+    content_encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +121,18 @@ class _Incoming:
     channel: str | None
     content_encoding: str | None
     body: bytes
+
+
+class ConnectionDroppedError(Exception):
+    """:meth:`HecStub.respond` decided to close the connection without answering."""
+
+
+class _Drop(Exception):  # noqa: N818 - control flow, not an error condition of the stub
+    """Abort request handling by closing the connection; ``stored`` events were kept."""
+
+    def __init__(self, stored: int) -> None:
+        super().__init__(stored)
+        self.stored = stored
 
 
 class _Reject(Exception):  # noqa: N818 - control flow, not an error condition of the stub
@@ -203,16 +244,22 @@ class _HecHandler(BaseHTTPRequestHandler):
             length = 0
         body = self.rfile.read(length) if length > 0 else b""
         stub = cast(_HecHTTPServer, self.server).stub
-        status, payload = stub.respond(
-            method,
-            self.path,
-            authorization=self.headers.get("Authorization"),
-            channel=self.headers.get("X-Splunk-Request-Channel"),
-            content_encoding=self.headers.get("Content-Encoding"),
-            body=body,
-        )
+        try:
+            status, payload = stub.respond(
+                method,
+                self.path,
+                authorization=self.headers.get("Authorization"),
+                channel=self.headers.get("X-Splunk-Request-Channel"),
+                content_encoding=self.headers.get("Content-Encoding"),
+                body=body,
+            )
+        except ConnectionDroppedError:
+            self.close_connection = True  # no answer at all: the client sees the socket close
+            return
         data = json.dumps(payload).encode()
         self.send_response(status)
+        if status == HTTPStatus.SERVICE_UNAVAILABLE and stub.retry_after is not None:
+            self.send_header("Retry-After", str(stub.retry_after))
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -224,7 +271,9 @@ class HecStub:
 
     ``use_ack`` mirrors the token's indexer-acknowledgement setting; ``allowed_indexes``
     (when given) is the token's index allow-list; ``disabled`` simulates a disabled token;
-    the first ``busy_responses`` data POSTs get 503 code 9 so client retries can be tested;
+    the first ``busy_responses`` data POSTs get 503 code 9 so client retries can be tested
+    (:meth:`inject` queues any :class:`Fault`); ``retry_after`` (seconds) adds a Retry-After
+    header to 503 answers, as a load balancer in front of HEC may (Splunk documents none);
     ``confirm_acks=False`` makes every ack query answer false, as if indexing never finished.
     """
 
@@ -236,6 +285,7 @@ class HecStub:
         allowed_indexes: set[str] | None = None,
         disabled: bool = False,
         busy_responses: int = 0,
+        retry_after: int | None = None,
         confirm_acks: bool = True,
     ) -> None:
         self.token = token
@@ -243,7 +293,8 @@ class HecStub:
         self.allowed_indexes = None if allowed_indexes is None else frozenset(allowed_indexes)
         self.disabled = disabled
         self.confirm_acks = confirm_acks
-        self._busy_left = busy_responses
+        self.retry_after = retry_after
+        self._faults: deque[Fault] = deque([Fault.BUSY] * busy_responses)
         self._lock = threading.Lock()
         self._events: list[Payload] = []
         self._requests: list[HecRequest] = []
@@ -320,7 +371,10 @@ class HecStub:
         content_encoding: str | None,
         body: bytes,
     ) -> tuple[int, Payload]:
-        """Answer one request as HEC would; returns (HTTP status, JSON body)."""
+        """Answer one request as HEC would; returns (HTTP status, JSON body).
+
+        Raises :class:`ConnectionDroppedError` when an injected fault drops the connection.
+        """
         parts = urlsplit(target)
         query = parse_qs(parts.query)
         if channel is None and query.get("channel"):
@@ -341,6 +395,21 @@ class HecStub:
             status, payload = _error_payload(reject.code, reject.invalid_event_number)
             if reject.invalid_event_number is not None:
                 stored = reject.invalid_event_number
+        except _Drop as drop:
+            with self._lock:
+                self._requests.append(
+                    HecRequest(
+                        method,
+                        incoming.path,
+                        channel,
+                        drop.stored,
+                        0,
+                        None,
+                        dropped=True,
+                        content_encoding=content_encoding,
+                    )
+                )
+            raise ConnectionDroppedError from None
         code = payload.get("code")
         with self._lock:
             self._requests.append(
@@ -351,6 +420,7 @@ class HecStub:
                     events=stored,
                     status=status,
                     code=code if isinstance(code, int) else None,
+                    content_encoding=content_encoding,
                 )
             )
         return status, payload
@@ -370,7 +440,11 @@ class HecStub:
         self._authorize(incoming.query, incoming.authorization)
         if path in ACK_PATHS:
             return self._ack(incoming.channel, incoming.body)
-        self._take_busy()
+        fault = self._take_fault()
+        if fault is Fault.BUSY:
+            raise _Reject(9)
+        if fault is Fault.DROP_BEFORE_INDEXING:
+            raise _Drop(0)
         data = _decode_body(incoming.body, incoming.content_encoding)
         canonical: str | None
         if path in RAW_PATHS:
@@ -389,6 +463,8 @@ class HecStub:
                 self._next_ack[canonical] = ack_id + 1
                 self._indexed_acks.setdefault(canonical, set()).add(ack_id)
                 payload["ackId"] = ack_id
+        if fault is Fault.DROP_AFTER_INDEXING:
+            raise _Drop(len(events))
         return 200, payload, len(events)
 
     def _authorize(self, query: Mapping[str, list[str]], authorization: str | None) -> None:
@@ -415,11 +491,14 @@ class HecStub:
         if self.disabled:
             raise _Reject(1)
 
-    def _take_busy(self) -> None:
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults: each of the next data POSTs that passes authentication meets one."""
         with self._lock:
-            if self._busy_left > 0:
-                self._busy_left -= 1
-                raise _Reject(9)
+            self._faults.extend(faults)
+
+    def _take_fault(self) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
 
     def _ack(self, channel: str | None, body: bytes) -> tuple[int, Payload, int]:
         if not self.use_ack:

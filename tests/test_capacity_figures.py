@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from collect import audit_findings, inventory
+from collect import inventory
 from devtools.cfn_template import Stack, load_template
 from iot_defender_splunk import capacity, capacity_figures
 from iot_defender_splunk.capacity_figures import REPRESENTATIVE
 from iot_defender_splunk.local_lambda import LocalLambdaContext
 from iot_defender_splunk.simulator.delivery import firehose_event
+from shared import audit as shared_audit
 from transform import handler
 from transform.config import Settings
 from transform.sourcetypes import UNPARSED
@@ -108,7 +109,7 @@ def test_every_rule_of_the_stack_puts_one_record_per_message() -> None:
 
 
 def test_the_collectors_page_sizes_are_the_models() -> None:
-    assert capacity.AUDIT_FINDINGS_PAGE == audit_findings.PAGE_SIZE
+    assert capacity.AUDIT_FINDINGS_PAGE == shared_audit.FINDINGS_PAGE_SIZE
     assert capacity.INVENTORY_PAGE == inventory.SEARCH_PAGE_SIZE
 
 

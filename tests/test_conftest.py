@@ -23,7 +23,7 @@ HOSTILE = {
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 SAMPLE = [
-    "tests/test_hec_client.py::test_send_delivers_events_in_order_and_waits_for_acks",
+    "tests/test_hec.py::test_send_delivers_events_in_order_and_waits_for_acks",
     "tests/test_demo.py::test_demo_sends_to_hec_with_a_channel_and_waits_for_acks",
     "tests/test_bad_inputs.py",
     "tests/test_transform_handler.py",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.concurrency import run_at_once
-from tests.hec_server import LISTEN_BACKLOG, HecStub, HecStubError, refusing_url
+from tests.hec_server import LISTEN_BACKLOG, Fault, HecStub, HecStubError, refusing_url
 
 TOKEN = "5b3d0e52-1c0a-4d3b-9f7e-2a6c8e4b1d90"
 CHANNEL = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
@@ -33,6 +33,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Reply:
     status: int
     body: dict[str, Any]
+    retry_after: str | None = None
 
 
 def call(
@@ -55,10 +56,11 @@ def call(
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
     try:
         with _OPENER.open(request, timeout=5) as response:
-            return Reply(response.status, json.loads(response.read()))
+            answer = json.loads(response.read())
+            return Reply(response.status, answer, response.headers.get("Retry-After"))
     except urllib.error.HTTPError as error:
         with error:
-            return Reply(error.code, json.loads(error.read()))
+            return Reply(error.code, json.loads(error.read()), error.headers.get("Retry-After"))
 
 
 def envelopes(*objects: object) -> bytes:
@@ -191,6 +193,7 @@ def test_gzip_body_is_accepted(stub):
     assert reply.status == 200
     assert reply.body["code"] == 0
     assert stub.events == [{"event": "zipped"}, {"event": "too"}]
+    assert stub.requests[-1].content_encoding == "gzip"
 
 
 # More clients at once than socketserver's default listen backlog (5) lets in.
@@ -383,6 +386,41 @@ def test_first_posts_are_busy_when_asked():
     assert [(r.status, r.body["code"]) for r in replies] == [(503, 9), (503, 9), (200, 0)]
     assert replies[0].body["text"] == "Server is busy"
     assert stored == [{"event": 2}]
+
+
+def test_injected_faults_meet_the_next_data_posts_in_order(stub):
+    stub.inject(Fault.BUSY, Fault.DROP_BEFORE_INDEXING, Fault.DROP_AFTER_INDEXING)
+    busy = call(stub, EVENT, envelopes({"event": 0}))
+    for number in (1, 2):
+        with pytest.raises(http.client.RemoteDisconnected):
+            call(stub, EVENT, envelopes({"event": number}))
+    after = call(stub, EVENT, envelopes({"event": 3}))
+    assert (busy.status, busy.body["code"]) == (503, 9)
+    # Dropped before indexing: event 1 is lost; dropped after: event 2 is kept, ackId 0 used.
+    assert stub.events == [{"event": 2}, {"event": 3}]
+    assert after.body["ackId"] == 1
+    assert [(r.status, r.events, r.dropped) for r in stub.requests] == [
+        (503, 0, False),
+        (0, 0, True),
+        (0, 1, True),
+        (200, 1, False),
+    ]
+
+
+def test_faults_wait_for_a_post_that_passes_authentication(stub):
+    stub.inject(Fault.BUSY)
+    refused = call(stub, EVENT, envelopes({"event": "x"}), authorization="Splunk wrong")
+    health = call(stub, "/services/collector/health", method="GET")
+    busy = call(stub, EVENT, envelopes({"event": "x"}))
+    assert (refused.status, health.status, busy.status) == (403, 200, 503)
+
+
+def test_busy_answers_carry_retry_after_when_asked():
+    with HecStub(TOKEN, busy_responses=1, retry_after=7) as stub:
+        busy = call(stub, EVENT, envelopes({"event": "x"}))
+        ok = call(stub, EVENT, envelopes({"event": "x"}))
+    assert (busy.status, busy.retry_after) == (503, "7")
+    assert (ok.status, ok.retry_after) == (200, None)
 
 
 def test_health_needs_no_token(stub):

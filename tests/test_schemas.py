@@ -217,6 +217,8 @@ def test_every_fixture_folder_is_a_transform_input_or_another_lambdas_event() ->
         "audit_collector",
         "inventory_collector",
         "custom_resource",
+        "firehose_backup",
+        "hec_events",
     }
 
 
