@@ -19,6 +19,7 @@ Generated files carry a header saying so; they are never edited by hand.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -343,14 +344,21 @@ def build(out_dir: Path) -> Path:
     return app
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m appbuild.build_app <out_dir>\n")
-        return 2
-    app = build(Path(argv[0]))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m appbuild.build_app",
+        description="Assemble the Splunk app from its sources into OUT_DIR/iot_defender_security.",
+    )
+    parser.add_argument("out_dir", type=Path, help="where to write the app (e.g. build/app)")
+    args = parser.parse_args(argv)
+    try:
+        app = build(args.out_dir)
+    except (ValueError, OSError) as error:
+        sys.stderr.write(f"build_app: {error}\n")
+        return 1
     sys.stdout.write(f"{app}\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
