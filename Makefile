@@ -35,10 +35,12 @@ help: ## list the public targets, one line each
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9 -]+):.*## (.*)$$/\1\t\2/' \
 		| awk -F '\t' '{ printf "  %-16s %s\n", $$1, $$2 }'
 
-$(STAMP): requirements-dev.txt transform/requirements.txt
+# The project itself goes in editable, so `.venv/bin/iot-defender-splunk` is the installed command.
+$(STAMP): requirements-dev.txt transform/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 $(PY313_STAMP): requirements-dev.txt transform/requirements.txt
