@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from appbuild.spl.check import check_search
+from appbuild.spl.fields import flatten
 from devtools import readme_tables
+from tests.built_app import app_knowledge
+from tests.datasets import dataset_events
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -144,3 +148,58 @@ def test_every_path_a_document_names_exists(document: Path) -> None:
     text = "\n".join(_prose_lines(document.read_text(encoding="utf-8")))
     missing = sorted(path for path in _named_paths(text) if not (ROOT / path).exists())
     assert missing == []
+
+
+MIGRATION = "## Coming from the AWS sample integration"
+# The searches the migration section gives the AWS sample's users, with the events each reads
+# (sourcetype, metric name) and the fields it needs them to have.
+MIGRATION_SEARCHES = {
+    "`iot_defender_metric(aws:num-listening-tcp-ports)` | timechart max(value.count) AS "
+    "tcp_ports BY thing": (
+        ("aws:iot:defender:metric", "aws:num-listening-tcp-ports"),
+        {"value.count", "thing"},
+    ),
+    "`iot_defender_metric(aws:listening-tcp-ports)` thing::pump-0017 | "
+    "`iot_defender_listening_ports` | timechart count BY port": (
+        ("aws:iot:defender:metric", "aws:listening-tcp-ports"),
+        {"value.ports{}", "thing"},
+    ),
+    "`iot_defender_audit_checks` | timechart latest(nonCompliantResourcesCount) BY check_name": (
+        ("aws:iot:defender:audit:check", None),
+        {"nonCompliantResourcesCount", "check_name"},
+    ),
+    "`iot_defender_audit_findings` | table _time check_name severity resource_type resource_id "
+    "reasonForNonCompliance": (
+        ("aws:iot:defender:audit:finding", None),
+        {"check_name", "severity", "resource_type", "resource_id", "reasonForNonCompliance"},
+    ),
+}
+
+
+def _migration_searches() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(MIGRATION) :].split("\n## ", 1)[0]
+    blocks = re.findall(r"```\n(.*?)```", section, flags=re.DOTALL)
+    inline = re.findall(r"`` (`iot_defender.*?) ``", section)
+    return [" ".join(search.split()) for search in [*blocks, *inline]]
+
+
+def _event_fields(sourcetype: str, metric: str | None) -> set[str]:
+    names: set[str] = set()
+    for path in sorted((ROOT / "detections" / "data").glob("*.ndjson")):
+        for event in dataset_events(str(path.relative_to(ROOT))):
+            body = event["event"]
+            if event["sourcetype"] == sourcetype and metric in (None, body.get("name")):
+                names |= set(flatten(body)) | set(event.get("fields", {}))
+    return names
+
+
+def test_the_migration_section_shows_the_searches_this_test_checks() -> None:
+    assert _migration_searches() == list(MIGRATION_SEARCHES)
+
+
+@pytest.mark.parametrize("search", list(MIGRATION_SEARCHES))
+def test_each_migration_search_is_valid_spl_over_fields_the_data_has(search: str) -> None:
+    assert check_search(search, app_knowledge(), require_time_bound=False) == []
+    (sourcetype, metric), needed = MIGRATION_SEARCHES[search]
+    assert needed <= _event_fields(sourcetype, metric)
