@@ -147,6 +147,11 @@ def _risky_ports() -> dict[tuple[int, str], str]:
         return {(int(row["port"]), row["transport"]): row["risk"] for row in csv.DictReader(handle)}
 
 
+def port_risk(port: int, transport: str) -> str | None:
+    """The iot_defender_risky_ports lookup's risk for a port ("critical", "high", ...)."""
+    return _risky_ports().get((port, transport))
+
+
 def risky_ports(events: Iterable[dict[str, Any]], window: Window) -> set[tuple[str, int]]:
     """(thing, port) listening in the range on a port the lookup rates critical or high."""
     earliest, latest = window
@@ -156,7 +161,7 @@ def risky_ports(events: Iterable[dict[str, Any]], window: Window) -> set[tuple[s
         if metric.startswith("aws:listening-") and earliest <= e["time"] < latest:
             transport = metric.split("-")[1]
             for port in e["event"]["value"]["ports"]:
-                if _risky_ports().get((port, transport)) in {"critical", "high"}:
+                if port_risk(port, transport) in {"critical", "high"}:
                     found.add((e["fields"]["thing"], port))
     return found
 
