@@ -23,7 +23,7 @@ SOAR_DIST := dist/soar
 DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
-.PHONY: demo test bench lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
+.PHONY: demo demo-images test bench lint typecheck unit test-py313 template-lint sam-build package package-check dashboards-check clean
 
 $(STAMP): requirements-dev.txt transform/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ $(SPLUNK_STAMP): requirements-splunk.txt
 
 demo: $(STAMP)
 	$(PY) -m iot_defender_splunk demo
+
+# The README's pictures: the demo at a fixed end (and its default seed), so they are the same
+# bytes every time (tests/test_demo.py regenerates and compares them).
+DEMO_IMAGES := docs/images/demo
+DEMO_IMAGES_END := 2026-11-30T12:00:00Z
+demo-images: $(STAMP)
+	$(PY) -m iot_defender_splunk demo --end $(DEMO_IMAGES_END) --out-dir build/demo-images
+	mkdir -p $(DEMO_IMAGES) && cp build/demo-images/*.png $(DEMO_IMAGES)/
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

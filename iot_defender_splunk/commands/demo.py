@@ -47,6 +47,7 @@ from iot_defender_splunk.simulator import (
     simulate_fleet,
 )
 from iot_defender_splunk.simulator.delivery import Record, firehose_batches
+from iot_defender_splunk.simulator.incidents import Target
 from iot_defender_splunk.simulator.runner import DEFAULT_INDEX
 from iot_defender_splunk.story import evidence, rules
 from iot_defender_splunk.story.detections import Detection, SourcesMissingError, detection
@@ -70,6 +71,10 @@ EXTRA = "iot-defender-splunk[demo]"
 SEARCHABLE_SECONDS = 120.0
 SEARCH_SECONDS = 120.0
 OPEN_PORT = "open-port"  # the incident the response step answers
+LEGEND = (
+    "'would fire': the detection's rule applied locally to these events (the demo's reading "
+    "of its search); with SPLUNK_URL set, 'fired' means its saved search ran in Splunk."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +141,7 @@ def _open_out_dir(out: Path) -> TextIO:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False)
     index = _index(os.environ)
     hec = _hec_client(os.environ)
     head = _search_head(os.environ)
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         events = [orjson.loads(line) for line in result.events]
         _write(out / "events.ndjson", result.events)
         console.print(_headline(simulation, index))
+        console.print(LEGEND, style="dim")
         _warn_if_not_searched(console, index, shipped_index_macro(), "the app's default")
         try:
             targets = {
@@ -173,7 +179,14 @@ def run(args: argparse.Namespace) -> int:
     if hec is not None:
         _send(console, hec, result.events + responses)
     if head is not None:
-        _live_detections(console, head, simulation, index, len(result.events), targets)
+        _live_detections(
+            console,
+            head=head,
+            simulation=simulation,
+            index=index,
+            sent=len(result.events),
+            targets=targets,
+        )
     return 0
 
 
@@ -227,50 +240,52 @@ def _panel(
     targets: list[Detection],
     events: list[Any],
 ) -> Panel:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid = _facts()
     devices = ", ".join(
         f"{d.name} ({d.thing_type.name}, firmware {d.firmware}, {d.segment})"
         for d in incident.devices
     )
-    grid.add_row("device", devices or "none: an outside address")
-    grid.add_row("what changed", incident.changes)
+    _add(grid, "device", devices or "none: an outside address")
+    _add(grid, "what changed", incident.changes)
     seen = evidence.moment(found.seen_at) if found.seen_at is not None else "not in the events"
-    grid.add_row("when", f"first seen {seen}")
+    _add(grid, "when", f"first seen {seen}")
     for label, value in found.facts:
-        grid.add_row(label, value)
+        _add(grid, label, value)
+    detections = Table.grid(padding=(0, 2))
+    detections.add_column(no_wrap=True)
+    detections.add_column()
     for target, spec in zip(incident.script.targets, targets, strict=True):
-        grid.add_row(
-            "detection",
-            _verdict(simulation, target.history_hours, spec, events, target.detect_only),
+        detections.add_row(
+            _verdict(simulation, target, spec, events), Text(f"{spec.name} [{spec.stem}]")
         )
+    _add(grid, "detections", detections)
     return Panel(grid, title=Text(incident.title, style="bold"), subtitle=incident.id)
 
 
-def _verdict(
-    simulation: Simulation,
-    history_hours: float,
-    spec: Detection,
-    events: list[Any],
-    detect_only: bool,
-) -> Text:
-    name = Text(f"{spec.name} ({spec.stem}): ")
-    if history_hours > simulation.hours:
-        return name + Text(
-            f"needs {history_hours:g} h of history (the demo simulates {simulation.hours:g})",
-            style="dim",
-        )
-    if detect_only and not simulation.detect:
-        return name + Text("needs Detect's alarms (not with --no-detect)", style="dim")
+def _facts() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    return grid
+
+
+def _add(grid: Table, label: str, value: str | Table) -> None:
+    """One row of facts; text is shown as it is (device data is never read as markup)."""
+    grid.add_row(Text(label), Text(value) if isinstance(value, str) else value)
+
+
+def _verdict(simulation: Simulation, target: Target, spec: Detection, events: list[Any]) -> Text:
+    """Whether the detection would fire on the events, or why the demo cannot say."""
+    if target.history_hours > simulation.hours:
+        return Text(f"needs {target.history_hours:g} h of history", style="dim")
+    if target.detect_only and not simulation.detect:
+        return Text("needs Detect's alarms", style="dim")
     flagged = spec.would_fire(events, simulation.end)
     if flagged is None:
-        return name + Text("no local rule: runs in Splunk only", style="dim")
+        return Text("no local rule: Splunk only", style="dim")
     if not flagged:
-        return name + Text("would not fire (rule applied locally)", style="red")
-    return name + Text(
-        f"would fire on {', '.join(sorted(flagged))} (rule applied locally)", style="green"
-    )
+        return Text("would NOT fire", style="bold red")
+    return Text(f"would fire on {', '.join(sorted(flagged))}", style="green")
 
 
 def _risky_findings(device: str, events: list[Any], end: float) -> list[str]:
@@ -305,20 +320,19 @@ def _response_step(
     first = len(simulation.messages)
     records = [Record(time.time(), "response", data) for data in done.records]
     audit = run_transform(firehose_batches(records, first=first), index=index, log=log).events
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    grid.add_row(
+    grid = _facts()
+    _add(
+        grid,
         "request",
         f"{request['action']} {request['thing_name']} by "
         f"{request['requested_by']} ({request['request_id']})",
     )
-    grid.add_row("answer", f"{done.answer['status']}: {done.answer['message']}")
-    grid.add_row("groups before", ", ".join(done.groups_before) or "none")
-    grid.add_row("groups after", ", ".join(done.groups_after) or "none")
-    grid.add_row("certificate", f"{done.certificate_before} -> {done.certificate_after}")
+    _add(grid, "answer", f"{done.answer['status']}: {done.answer['message']}")
+    _add(grid, "groups before", ", ".join(done.groups_before) or "none")
+    _add(grid, "groups after", ", ".join(done.groups_after) or "none")
+    _add(grid, "certificate", f"{done.certificate_before} -> {done.certificate_after}")
     for line in audit:
-        grid.add_row("audit event", _audit_line(orjson.loads(line)))
+        _add(grid, "audit event", _audit_line(orjson.loads(line)))
     title = "Response: IoT Open Port Response -> the responder, on moto's AWS IoT"
     console.print(Panel(grid, title=Text(title, style="bold"), subtitle="response"))
     return audit
@@ -357,6 +371,7 @@ def _send(console: Console, hec: HecClient, lines: list[bytes]) -> None:
 
 def _live_detections(
     console: Console,
+    *,
     head: SearchHead,
     simulation: Simulation,
     index: str,

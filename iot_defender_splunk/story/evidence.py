@@ -250,11 +250,17 @@ def _addresses_per_certificate(events: Events) -> dict[str, list[tuple[float, st
     return found
 
 
-def _distinct_per_period(seen: Iterable[tuple[float, str]]) -> dict[float, int]:
+def _distinct_per_period(seen: Iterable[tuple[float, str]]) -> Counter[float]:
+    """5-minute period start -> distinct addresses in it (0 for a period without any)."""
     buckets: dict[float, set[str]] = defaultdict(set)
     for t, ip in seen:
         buckets[t - t % PERIOD].add(ip)
-    return {bucket: len(ips) for bucket, ips in buckets.items()}
+    return Counter({bucket: len(ips) for bucket, ips in buckets.items()})
+
+
+def _periods(simulation: Simulation) -> tuple[float, ...]:
+    first = simulation.start - simulation.start % PERIOD
+    return tuple(first + n * PERIOD for n in range(int((simulation.end - first) // PERIOD)))
 
 
 def _cloned_certificate(simulation: Simulation, incident: Incident, events: Events) -> Evidence:
@@ -279,17 +285,19 @@ def _cloned_certificate(simulation: Simulation, incident: Incident, events: Even
             f"at most {most_elsewhere} address(es) in {simulation.hours:g} h",
         ),
     )
-    own_buckets = _distinct_per_period(own)
-    other_buckets: dict[float, int] = defaultdict(int)
-    for seen in others:
-        for bucket, count in _distinct_per_period(seen).items():
-            other_buckets[bucket] = max(other_buckets[bucket], count)
+    grid = _periods(simulation)
+    own_counts = _distinct_per_period(own)
+    elsewhere = [_distinct_per_period(seen) for seen in others]
     chart = Chart(
         f"{incident.id}: distinct source addresses of {device.name}'s certificate",
         "distinct source addresses per 5 minutes",
         lines=(
-            Series(f"{device.name}'s certificate", *_columns(own_buckets.items())),
-            Series("most of any other certificate", *_columns(other_buckets.items())),
+            Series(f"{device.name}'s certificate", grid, tuple(own_counts[t] for t in grid)),
+            Series(
+                "most of any other certificate",
+                grid,
+                tuple(max((counts[t] for counts in elsewhere), default=0) for t in grid),
+            ),
         ),
         marker=incident.start,
     )

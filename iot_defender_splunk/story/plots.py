@@ -12,6 +12,7 @@ from pathlib import Path
 
 from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from iot_defender_splunk.story.evidence import Chart
 
@@ -35,6 +36,7 @@ def draw(chart: Chart, path: Path) -> None:
         axes.barh(labels, [value for _, value in chart.bars], color="tab:red")
         axes.invert_yaxis()
         axes.set_xlabel(chart.ylabel)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.tick_params(axis="y", labelsize=7)
     else:
         if chart.band is not None:
@@ -48,7 +50,13 @@ def draw(chart: Chart, path: Path) -> None:
                 label=band.label,
             )
         for series in chart.lines:
-            axes.plot(_days(series.times), series.values, label=series.label, linewidth=1.4)
+            axes.plot(
+                _days(series.times),
+                series.values,
+                label=series.label,
+                linewidth=1.4,
+                drawstyle="steps-post",
+            )
         if chart.marker is not None:
             axes.axvline(
                 chart.marker / DAY,
@@ -64,6 +72,8 @@ def draw(chart: Chart, path: Path) -> None:
         axes.set_ylabel(chart.ylabel)
         if chart.log_scale:
             axes.set_yscale("log")
+        else:
+            axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize=8, loc="upper left")
     axes.grid(alpha=0.3)
     figure.savefig(path, format="png", metadata={"Software": None})
