@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from splunklib import binding, client
 
@@ -150,7 +149,7 @@ class Splunk:
         """The saved search's results, dispatched as if the scheduler ran it at ``now``."""
         sid = self._call(
             "post",
-            f"saved/searches/{quote(name, safe='')}/dispatch",
+            "saved/searches/" + binding.UrlEncoded(name, encode_slash=True) + "/dispatch",
             **{"dispatch.now": f"{now:.0f}", "trigger_actions": 0},
         )["sid"]
         until = self._clock() + deadline
