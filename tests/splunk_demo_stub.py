@@ -82,7 +82,8 @@ class SplunkDemoStub:
         body = handler.rfile.read(length).decode() if length else ""
         query = {**parse_qs(parts.query), **parse_qs(body)}
         form = {key: values[-1] for key, values in query.items()}
-        request = StubRequest(method, unquote_plus(parts.path), form, handler.headers["Authorization"])
+        path = unquote_plus(parts.path)
+        request = StubRequest(method, path, form, handler.headers["Authorization"])
         with self._lock:
             self.requests.append(request)
             status, payload, content_type = self._answer(request)

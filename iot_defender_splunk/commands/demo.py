@@ -164,10 +164,11 @@ def run(args: argparse.Namespace) -> int:
             }
         except SourcesMissingError as error:
             raise cli.CommandError(str(error)) from None
-        charts = _draw_charts(console, simulation, events, out)
+        found = {i.id: evidence.evidence(simulation, i, events) for i in simulation.incidents}
+        charts = _draw_charts(console, found, out)
         for incident in simulation.incidents:
-            found = evidence.evidence(simulation, incident, events)
-            console.print(_panel(simulation, incident, found, targets[incident.id], events))
+            shown = found[incident.id]
+            console.print(_panel(simulation, incident, shown, targets[incident.id], events))
             if incident.id in charts:
                 console.print(f"  picture: {charts[incident.id]}")
         responses = _response_step(console, simulation, events, index, log)
@@ -214,7 +215,7 @@ def _warn_if_not_searched(console: Console, index: str, definition: str, whose: 
 
 
 def _draw_charts(
-    console: Console, simulation: Simulation, events: list[Any], out: Path
+    console: Console, found: Mapping[str, evidence.Evidence], out: Path
 ) -> dict[str, Path]:
     """Incident id -> its PNG; none (and one line saying why) without matplotlib."""
     try:
@@ -223,13 +224,13 @@ def _draw_charts(
         console.print(Text(f"no pictures: install {EXTRA} for the plots", style="yellow"))
         return {}
     drawn = {}
-    for incident in simulation.incidents:
-        path = out / f"{incident.id}.png"
+    for incident_id, shown in found.items():
+        path = out / f"{incident_id}.png"
         try:
-            plots.draw(evidence.evidence(simulation, incident, events).chart, path)
+            plots.draw(shown.chart, path)
         except OSError as error:
             raise cli.CommandError(f"cannot write {path}: {error.strerror}") from None
-        drawn[incident.id] = path
+        drawn[incident_id] = path
     return drawn
 
 
