@@ -164,11 +164,11 @@ def _exfiltration(simulation: Simulation, incident: Incident, events: Events) ->
     facts = (
         (
             f"bytes out before {clock(incident.start)}",
-            f"mean {mean / MB:.2f} MB +- {sd / MB:.2f} MB per 5 min ({len(baseline)} datapoints)",
+            f"mean {mean:,.0f} +- {sd:,.0f} bytes per 5 min ({len(baseline)} datapoints)",
         ),
         (
             f"bytes out from {clock(incident.start)}",
-            f"mean {during / MB:.2f} MB per 5 min, {during / mean:.1f}x its baseline",
+            f"mean {during:,.0f} bytes per 5 min, {during / mean:.1f}x its baseline",
         ),
         ("above mean + 3 sd", f"{len(above)} of {len(window)} datapoints"),
         ("new destinations", ", ".join(c for c in new if c not in known) or "none"),
