@@ -31,7 +31,8 @@ class SplunkAnswers:
     """What the stand-in answers: the macro, the searchable count, results per saved search."""
 
     macro: str = "index=iot_security"
-    searchable: int = 0
+    searchable: int = 0  # the oneshot count, unless ``counts`` still holds answers
+    counts: list[int] = field(default_factory=list)  # answered (and used up) in turn
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     password: str = "changeme-demo"
 
@@ -108,7 +109,8 @@ class SplunkDemoStub:
         if path == "configs/conf-macros/iot_defender_index":
             return {"entry": [{"content": {"definition": self.answers.macro}}]}
         if path == "search/jobs" and form.get("exec_mode") == "oneshot":
-            return {"results": [{"count": str(self.answers.searchable)}]}
+            count = self.answers.counts.pop(0) if self.answers.counts else self.answers.searchable
+            return {"results": [{"count": str(count)}]}
         if path.startswith("saved/searches/") and path.endswith("/dispatch"):
             name = path.removeprefix("saved/searches/").removesuffix("/dispatch")
             sid = f"demo-{len(self._jobs) + 1}"
