@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iot_defender_splunk.story.live import LiveError, SearchHead, Splunk, indexes_in
 from tests.splunk_demo_stub import SplunkAnswers, SplunkDemoStub
@@ -91,3 +93,20 @@ def test_an_incomplete_search_head_setting_is_refused(
 
 def test_no_splunk_url_means_no_search_head() -> None:
     assert SearchHead.from_environment({"SPLUNK_TOKEN": "t"}) is None
+
+
+INDEX_NAMES = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True)
+
+
+@pytest.mark.property
+@given(
+    names=st.lists(INDEX_NAMES, min_size=1, max_size=4, unique=True),
+    quoted=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_every_index_an_or_of_index_terms_names_is_found(
+    names: list[str], quoted: list[bool]
+) -> None:
+    terms = [f'index="{n}"' if q else f"index={n}" for n, q in zip(names, quoted, strict=False)]
+    definition = "(" + " OR ".join(terms) + ")"
+    assert indexes_in(definition) == set(names)
+    assert indexes_in(f"{definition} sourcetype=aws:iot:*") == set(names)
