@@ -106,7 +106,9 @@ def _account() -> Iterator[tuple[Any, LocalStream]]:
     """A moto account with the stack's quarantine group and tables; the handler's cached
     clients are built inside it and forgotten after."""
     stream = LocalStream()
-    with mock.patch.dict(os.environ, ENVIRONMENT), mock_aws():
+    # None of the caller's AWS settings (a profile, an endpoint, real keys) reach the stand-in.
+    local = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    with mock.patch.dict(os.environ, local | ENVIRONMENT, clear=True), mock_aws():
         _forget_clients()
         iot = boto3.client("iot", region_name=REGION)
         iot.create_thing_group(thingGroupName=QUARANTINE_GROUP)
