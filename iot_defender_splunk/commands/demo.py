@@ -254,7 +254,7 @@ def _panel(
         _add(grid, label, value)
     detections = Table.grid(padding=(0, 2))
     detections.add_column(no_wrap=True)
-    detections.add_column()
+    detections.add_column(overflow="fold")  # a long stem folds, never loses its end
     for target, spec in zip(incident.script.targets, targets, strict=True):
         detections.add_row(
             _verdict(simulation, target, spec, events), Text(f"{spec.name} [{spec.stem}]")
