@@ -27,8 +27,8 @@ SOAR_DIST := dist/soar
 DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
-.PHONY: help demo test bench capacity-figures lint typecheck unit test-py313 template-lint sam-build package \
-	package-check dashboards-check workflow-lint clean
+.PHONY: help demo demo-images test bench capacity-figures lint typecheck unit test-py313 template-lint \
+	sam-build package package-check dashboards-check workflow-lint clean
 
 # The first target, so a bare `make` lists the others.
 help: ## list the public targets, one line each
@@ -61,8 +61,16 @@ $(SPLUNK_STAMP): requirements-splunk.txt
 	$(SPLUNK_VENV)/bin/python -m pip install --quiet -r requirements-splunk.txt
 	touch $(SPLUNK_STAMP)
 
-demo: $(STAMP) ## sample AWS IoT messages through the real transform to HEC events (file or your Splunk)
+demo: $(STAMP) ## a simulated fleet with incidents through the real transform: the story, PNGs, response step
 	$(PY) -m iot_defender_splunk demo
+
+# The README's pictures: the demo at a fixed end (and its default seed), so they are the same
+# bytes every time (tests/test_demo.py regenerates and compares them).
+DEMO_IMAGES := docs/images/demo
+DEMO_IMAGES_END := 2026-11-30T12:00:00Z
+demo-images: $(STAMP) ## the README's demo pictures, at a fixed end (byte-identical re-runs)
+	$(PY) -m iot_defender_splunk demo --end $(DEMO_IMAGES_END) --out-dir build/demo-images
+	mkdir -p $(DEMO_IMAGES) && cp build/demo-images/*.png $(DEMO_IMAGES)/
 
 lint: $(STAMP) ## ruff lint and format check
 	$(PY) -m ruff check .

@@ -24,7 +24,7 @@ HOSTILE = {
 }
 SAMPLE = [
     "tests/test_hec.py::test_send_delivers_events_in_order_and_waits_for_acks",
-    "tests/test_demo.py::test_demo_sends_to_hec_with_a_channel_and_waits_for_acks",
+    "tests/test_demo.py::test_live_sends_every_event_and_reports_what_the_saved_searches_found",
     "tests/test_bad_inputs.py",
     "tests/test_transform_handler.py",
     "tests/test_shared_firehose.py::test_against_moto_every_record_is_accepted",

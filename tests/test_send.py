@@ -186,13 +186,21 @@ def test_a_non_positive_number_is_a_usage_error(option, capsys):
 
 
 def test_what_the_demo_writes_sends_as_the_demo_sends_it(tmp_path, monkeypatch):
-    """Differential: the demo's own HEC send and `send` of its output store the same events."""
-    out = tmp_path / "demo.ndjson"
+    """Differential: the demo's own HEC send and `send` of the files it writes store the same
+    events (the demo sends the pipeline's events, then the response step's audit event)."""
+    out = tmp_path / "demo"
+    runs = (
+        ["demo", "--out-dir", str(out)],
+        ["send", str(out / "events.ndjson")],
+        ["send", str(out / "response.ndjson")],
+    )
     stored = []
-    for argv in (["demo", "--out", str(out)], ["send", str(out)]):
+    for argv in runs:
         with HecStub(TOKEN) as stub:
             monkeypatch.setenv("SPLUNK_HEC_URL", stub.url)
             monkeypatch.setenv("SPLUNK_HEC_TOKEN", TOKEN)
             assert cli.main(argv) == 0
             stored.append(stub.events)
-    assert stored[0] == stored[1] == lines_of(out)
+    written = lines_of(out / "events.ndjson"), lines_of(out / "response.ndjson")
+    assert stored[1:] == list(written)
+    assert stored[0] == written[0] + written[1]

@@ -14,13 +14,13 @@ import yaml
 from appbuild.build_app import DETECTIONS_DIR
 from iot_defender_splunk.simulator import Simulation, run_transform, simulate_fleet
 from iot_defender_splunk.simulator.delivery import Buffering, firehose_batches
-from tests import detection_oracles as oracle
+from iot_defender_splunk.story import rules as oracle
 from transform.sourcetypes import METRIC, UNPARSED
 
 END = 1_795_399_200.0  # 2026-11-23T02:00:00Z
 # An end on the hour, and one that puts the 5-minute buckets and minutes anywhere.
 ENDS = [END, END + 1_337.4]
-FLOORS = {"aws:all-bytes-out": 5_000_000, "aws:all-packets-out": 5_000}
+FLOORS = oracle.OUTBOUND_FLOORS
 
 
 @cache
@@ -159,12 +159,7 @@ def test_authentication_storm_alone_bursts_and_surges(detect: bool, end: float) 
     simulation, events = simulated(detect, end)
     window = _window("authentication_error_burst_from_source_ip", simulation)
     assert oracle.authentication_bursts(events, window) == {"192.0.2.250"}
-    points = [
-        (e["time"], e["fields"]["metric_name"], e["event"]["value"]["sum"])
-        for e in events
-        if e["sourcetype"] == "aws:iot:cloudwatch:metric"
-        and e["fields"]["metric_name"] == "Connection.AuthNError"
-    ]
+    points = oracle.authentication_error_points(events)
     surge = _window("fleet_wide_authentication_error_surge", simulation)
     assert set(oracle.buckets_above_baseline(points, surge, current=900, floor=50)) == {
         "Connection.AuthNError"
@@ -183,11 +178,7 @@ def test_cloned_certificate_alone_connects_from_many_addresses_and_flaps(
     )
     assert {client for client, n in most.items() if n >= 3} == {pump}
     assert most[pump] == 4
-    presence = [
-        (e["time"], e["event"]["clientId"], 1.0)
-        for e in events
-        if e["sourcetype"] == "aws:iot:lifecycle"
-    ]
+    presence = oracle.lifecycle_presence(events)
     flapping = _window("connection_flapping", simulation)
     assert set(oracle.buckets_above_baseline(presence, flapping, current=3600, floor=10)) == {pump}
 

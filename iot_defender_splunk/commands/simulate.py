@@ -41,7 +41,7 @@ MAX_HOURS = 31 * 24
 MAX_FUTURE_SECONDS = 86_400
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -51,7 +51,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _hours(text: str) -> float:
+def hours_argument(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -61,7 +61,7 @@ def _hours(text: str) -> float:
     return value
 
 
-def _end(text: str) -> float:
+def end_argument(text: str) -> float:
     """An ISO-8601 moment (UTC unless it says otherwise) as epoch seconds."""
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -75,10 +75,14 @@ def _end(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", type=_positive_int, default=20, help="things (default 20)")
-    parser.add_argument("--hours", type=_hours, default=6.0, help="hours simulated (default 6)")
+    parser.add_argument("--devices", type=positive_int, default=20, help="things (default 20)")
+    parser.add_argument(
+        "--hours", type=hours_argument, default=6.0, help="hours simulated (default 6)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same fleet")
-    parser.add_argument("--end", type=_end, help="ISO-8601 end of the simulation (default now)")
+    parser.add_argument(
+        "--end", type=end_argument, help="ISO-8601 end of the simulation (default now)"
+    )
     parser.add_argument(
         "--no-detect",
         dest="detect",
@@ -118,10 +122,15 @@ def _check(args: argparse.Namespace, now: float) -> float:
         load_settings({"SPLUNK_INDEX": args.index})
     except ConfigError as error:
         raise cli.CommandError(str(error).replace("SPLUNK_INDEX", "--index")) from None
-    end: float = now if args.end is None else args.end
+    return simulation_end(args.end, args.hours, now)
+
+
+def simulation_end(end: float | None, hours: float, now: float) -> float:
+    """``end`` (``now`` when None), if the transform would keep the simulation's times."""
+    end = now if end is None else end
     if end > now + MAX_FUTURE_SECONDS:
         raise cli.CommandError("--end is more than a day ahead: the transform would re-stamp it")
-    if end - args.hours * 3600 < EARLIEST_PLAUSIBLE:
+    if end - hours * 3600 < EARLIEST_PLAUSIBLE:
         raise cli.CommandError("--end and --hours reach before 2015, which the transform refuses")
     return end
 

@@ -1,8 +1,10 @@
-"""The statistical detections' rules re-derived in Python, on HEC events of any origin.
+"""Some detections' rules re-derived in Python, on HEC events of any origin: what lets the
+demo say a detection "would fire" without a Splunk, and the simulator's tests prove each
+incident meets its detections' rules.
 
 Each function takes points or events already placed in a search's time range (earliest,
-latest): tests/test_detections.py replays the datasets through them, tests/test_simulator.py
-the simulated fleet.
+latest). ``OFFLINE_RULES`` applies them as each detection's schedule window would; a rule here
+is a local reading of the search, never a substitute for running it in Splunk.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import csv
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-APP = Path(__file__).resolve().parent.parent / "splunk_app" / "iot_defender_security"
+# The app's sources in a checkout of the repository (the wheel does not ship them).
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "splunk_app" / "iot_defender_security"
 Window = tuple[float, float]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -143,6 +147,11 @@ def _risky_ports() -> dict[tuple[int, str], str]:
         return {(int(row["port"]), row["transport"]): row["risk"] for row in csv.DictReader(handle)}
 
 
+def port_risk(port: int, transport: str) -> str | None:
+    """The iot_defender_risky_ports lookup's risk for a port ("critical", "high", ...)."""
+    return _risky_ports().get((port, transport))
+
+
 def risky_ports(events: Iterable[dict[str, Any]], window: Window) -> set[tuple[str, int]]:
     """(thing, port) listening in the range on a port the lookup rates critical or high."""
     earliest, latest = window
@@ -152,7 +161,7 @@ def risky_ports(events: Iterable[dict[str, Any]], window: Window) -> set[tuple[s
         if metric.startswith("aws:listening-") and earliest <= e["time"] < latest:
             transport = metric.split("-")[1]
             for port in e["event"]["value"]["ports"]:
-                if _risky_ports().get((port, transport)) in {"critical", "high"}:
+                if port_risk(port, transport) in {"critical", "high"}:
                     found.add((e["fields"]["thing"], port))
     return found
 
@@ -172,3 +181,68 @@ def port_count_changes(events: Iterable[dict[str, Any]], window: Window) -> set[
         for (thing, _), (base, now) in series.items()
         if len(base) >= 6 and now and (max(now) > max(base) or min(now) < min(base))
     }
+
+
+# The iot_defender_spike_floor macro's floors for outbound volume.
+OUTBOUND_FLOORS = {"aws:all-bytes-out": 5_000_000, "aws:all-packets-out": 5_000}
+# "Client ID Connecting From Many Source IPs": distinct addresses in an hour that alert.
+MANY_ADDRESSES = 3
+
+
+def authentication_error_points(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, float]]:
+    """(time, metric name, sum) of the CloudWatch Connection.AuthNError datapoints."""
+    return [
+        (e["time"], e["fields"]["metric_name"], e["event"]["value"]["sum"])
+        for e in events
+        if e["sourcetype"] == "aws:iot:cloudwatch:metric"
+        and e["fields"]["metric_name"] == "Connection.AuthNError"
+    ]
+
+
+def lifecycle_presence(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, float]]:
+    """(time, client id, 1) per lifecycle event, as "Connection Flapping" counts them."""
+    return [
+        (e["time"], e["event"]["clientId"], 1.0)
+        for e in events
+        if e["sourcetype"] == "aws:iot:lifecycle"
+    ]
+
+
+Rule = Callable[[Sequence[dict[str, Any]], Window], set[str]]
+
+
+def _risky(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
+    return {thing for thing, _ in risky_ports(events, window)}
+
+
+def _outbound(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
+    points = count_datapoints(events, OUTBOUND_FLOORS)
+    return volume_spikes(points, window, OUTBOUND_FLOORS.__getitem__)
+
+
+def _surge(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
+    points = authentication_error_points(events)
+    return set(buckets_above_baseline(points, window, current=900, floor=50))
+
+
+def _many_addresses(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
+    most = most_addresses_in_an_hour(connections(events), window)
+    return {client for client, count in most.items() if count >= MANY_ADDRESSES}
+
+
+def _flapping(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
+    presence = lifecycle_presence(events)
+    return set(buckets_above_baseline(presence, window, current=3600, floor=10))
+
+
+# Detection file stem -> its rule applied locally: what it would alert on (things, source
+# addresses or metric names) given the events of its schedule window.
+OFFLINE_RULES: dict[str, Rule] = {
+    "risky_port_listening": _risky,
+    "listening_port_count_changed": port_count_changes,
+    "outbound_volume_spike_vs_device_baseline": _outbound,
+    "authentication_error_burst_from_source_ip": authentication_bursts,
+    "fleet_wide_authentication_error_surge": _surge,
+    "client_id_connecting_from_many_source_ips": _many_addresses,
+    "connection_flapping": _flapping,
+}
