@@ -237,6 +237,25 @@ def _idempotent_runner() -> Any:
     )
 
 
+# Held here, not looked up at reset: a test may have replaced a module attribute meanwhile.
+_CONTAINER_CACHES = (
+    settings,
+    iot_client,
+    iot_data_client,
+    firehose_client,
+    store,
+    _idempotency_config,
+    _idempotent_runner,
+)
+
+
+def reset_container() -> None:
+    """Forget what this container cached (settings, clients, the store, idempotency), as a new
+    container would: for local runs and tests that change the environment between calls."""
+    for cached in _CONTAINER_CACHES:
+        cached.cache_clear()
+
+
 def _refused(event: Any, reason: str) -> dict[str, Any]:
     known = event if isinstance(event, dict) else {}
     return {

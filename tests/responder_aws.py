@@ -38,15 +38,6 @@ ENVIRONMENT = {
     "MITIGATION_ACTIONS": json.dumps(MITIGATIONS),
     "AWS_DEFAULT_REGION": REGION,
 }
-CACHED = (
-    handler.settings,
-    handler.iot_client,
-    handler.iot_data_client,
-    handler.firehose_client,
-    handler.store,
-    handler._idempotency_config,
-    handler._idempotent_runner,
-)
 
 
 @dataclass
@@ -135,8 +126,7 @@ def request(action: str, **keys: Any) -> dict[str, Any]:
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    for cached in CACHED:
-        cached.cache_clear()
+    handler.reset_container()
     with mock_aws():
         iot = boto3.client("iot", region_name=REGION)
         iot.create_thing_group(thingGroupName=QUARANTINE)
@@ -159,8 +149,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
         with stubber:
             yield Account(iot, stubber, firehose)
         stubber.assert_no_pending_responses()
-    for cached in CACHED:
-        cached.cache_clear()
+    handler.reset_container()
 
 
 def _responder_without_detect() -> Any:

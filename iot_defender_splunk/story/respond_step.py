@@ -41,15 +41,6 @@ ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "moto",
 }
 _TABLE_KEYS = {ENVIRONMENT["STATE_TABLE"]: "thing_name", ENVIRONMENT["IDEMPOTENCY_TABLE"]: "id"}
-_CACHED = (
-    handler.settings,
-    handler.iot_client,
-    handler.iot_data_client,
-    handler.firehose_client,
-    handler.store,
-    handler._idempotency_config,
-    handler._idempotent_runner,
-)
 SOAR_CONTAINER = 1
 PLAYBOOK = "iot_open_port_response"
 
@@ -109,7 +100,7 @@ def _account() -> Iterator[tuple[Any, LocalStream]]:
     # None of the caller's AWS settings (a profile, an endpoint, real keys) reach the stand-in.
     local = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     with mock.patch.dict(os.environ, local | ENVIRONMENT, clear=True), mock_aws():
-        _forget_clients()
+        handler.reset_container()
         iot = boto3.client("iot", region_name=REGION)
         iot.create_thing_group(thingGroupName=QUARANTINE_GROUP)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -133,12 +124,7 @@ def _account() -> Iterator[tuple[Any, LocalStream]]:
             try:
                 yield iot, stream
             finally:
-                _forget_clients()
-
-
-def _forget_clients() -> None:
-    for cached in _CACHED:
-        cached.cache_clear()
+                handler.reset_container()
 
 
 @contextlib.contextmanager
