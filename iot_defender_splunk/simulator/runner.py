@@ -11,7 +11,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -142,7 +142,7 @@ def stream_transform(
     index: str | None = DEFAULT_INDEX,
     buffering: Buffering | None = None,
     log: TextIO | None = None,
-) -> Iterator[Invocation]:
+) -> Generator[Invocation, None, None]:
     """Every batch through ``transform.handler.lambda_handler`` as it comes, each batch taken
     only once the last one's invocation has been handed on; records it re-put are buffered
     again after the last batch, so the invocations are ``run_transform``'s, in its order."""
