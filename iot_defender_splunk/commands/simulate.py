@@ -7,7 +7,7 @@ one address, a cloned certificate, and an audit finding a shared certificate and
 disabled. Its messages are buffered as Firehose buffers them, transformed by the real
 handler, and the HEC events it returns (one JSON object per line) are written to ``--out``
 or sent to a Splunk HEC (``--hec-url``, ``--hec-token``), batch by batch as they are made:
-memory stays a few batches whatever the fleet's size and hours.
+memory holds a few batches and the fleet, however many hours are simulated.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -183,17 +182,16 @@ def _write(events: Iterable[bytes], out: str) -> None:
         sys.stdout.buffer.flush()
         return
     path = Path(out)
+    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
-        ) as partial:
-            try:
-                _write_lines(events, partial)
-            except BaseException:
-                Path(partial.name).unlink()
-                raise
-        Path(partial.name).replace(path)
+        try:
+            with partial.open("wb") as sink:
+                _write_lines(events, sink)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
     except OSError as error:
         raise cli.CommandError(f"cannot write {out}: {error.strerror}") from None
 
