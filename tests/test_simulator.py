@@ -252,9 +252,9 @@ def test_a_response_over_the_lambda_limit_is_reput_and_comes_back() -> None:
 def test_the_stream_builds_the_simulations_records_and_batches_in_its_order(
     devices: int, hours: float, seed: int, end_offset: float, detect: bool
 ) -> None:
-    arguments = {"devices": devices, "hours": hours, "seed": seed, "end": END + end_offset}
-    simulation = simulate_fleet(**arguments, detect=detect)
-    stream = stream_fleet(**arguments, detect=detect)
+    end = END + end_offset
+    simulation = simulate_fleet(devices=devices, hours=hours, seed=seed, end=end, detect=detect)
+    stream = stream_fleet(devices=devices, hours=hours, seed=seed, end=end, detect=detect)
     assert tuple(stream.records()) == simulation.messages
     assert [b.event for b in stream.batches()] == [b.event for b in simulation.batches]
     assert (stream.start, stream.end, stream.incidents) == (
