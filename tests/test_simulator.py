@@ -4,6 +4,7 @@ they) meet the detections' rules, the same datapoints with Detect or without it.
 from __future__ import annotations
 
 import json
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -301,6 +302,18 @@ def test_each_invocation_is_handed_on_before_the_next_batch_is_taken() -> None:
         assert taken[-1] == number, "no batch is taken ahead of its invocation"
         assert invocation.batch.records
     assert len(taken) > 10
+
+
+def test_a_consumer_writes_to_standard_output_between_invocations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    batches = stream_fleet(devices=2, hours=0.5, seed=3, end=END).batches()
+    for invocation in stream_transform(batches):
+        sys.stdout.write(f"{invocation.outcome.events} events\n")
+    out = capsys.readouterr().out.splitlines()
+    assert out, "the consumer's lines reach standard output"
+    assert all(line.endswith(" events") for line in out), "the Lambda's own output does not"
+    assert len(out) > 1
 
 
 def _peak_bytes(run: Callable[[], object]) -> int:

@@ -236,7 +236,8 @@ class Traffic:
         """Each period's datapoints as Detect exports them, a few things per message, built a
         period at a time: every device's report of the period, then its cloud-side metrics."""
         devices = self.fleet.devices
-        reports = [self._period_readings(device) for device in devices]
+        # A device reports in every period from the first; only the last may lack one.
+        reports = [itertools.chain(self.readings(d), itertools.repeat(None)) for d in devices]
         for period in self.periods:
             items: list[dict[str, Any]] = []
             for device, readings in zip(devices, reports, strict=True):
@@ -245,17 +246,6 @@ class Traffic:
                     items += device_side_items(device, reading)
                 items += self._cloud_side_items(device, period, sessions[device.name])
             yield from _export_messages(period, items)
-
-    def _period_readings(self, device: Device) -> Iterator[Reading | None]:
-        """The device's report in each of ``periods`` (None where it made none)."""
-        readings = self.readings(device)
-        upcoming = next(readings, None)
-        for period in self.periods:
-            if upcoming is not None and upcoming.t - upcoming.t % PERIOD == period:
-                yield upcoming
-                upcoming = next(readings, None)
-            else:
-                yield None
 
     def _alarms(self, device: Device) -> list[Record]:
         """Detect's alarms on the device's incidents: the allow list of its listening ports,
