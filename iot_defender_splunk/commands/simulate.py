@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import sys
 import time
@@ -145,15 +146,16 @@ class _Tally:
 
     def counted(
         self, invocations: Iterable[Invocation], advance: Callable[[Invocation], None]
-    ) -> Iterator[bytes]:
+    ) -> Iterator[list[bytes]]:
         """Each invocation's events, in order, counted on their way through."""
         for invocation in invocations:
             self.records += invocation.outcome.records
             self.invocations += 1
             self.results.update(invocation.outcome.results)
-            for event in invocation.events:
-                self.sourcetypes[orjson.loads(event)["sourcetype"]] += 1
-                yield event
+            self.sourcetypes.update(
+                orjson.loads(event)["sourcetype"] for event in invocation.events
+            )
+            yield invocation.events
             advance(invocation)
 
 
@@ -174,11 +176,11 @@ def _progress(fleet: FleetStream) -> Iterator[Callable[[Invocation], None]]:
         yield advance
 
 
-def _write(events: Iterable[bytes], out: str) -> None:
+def _write(per_invocation: Iterable[list[bytes]], out: str) -> None:
     """The events to standard output as they come, or to a file that appears whole once the
     run is done (an interrupted run leaves no half-written file, nor harms an older one)."""
     if out == "-":
-        _write_lines(events, sys.stdout.buffer)
+        _write_lines(per_invocation, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
     path = Path(out)
@@ -187,7 +189,7 @@ def _write(events: Iterable[bytes], out: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with partial.open("wb") as sink:
-                _write_lines(events, sink)
+                _write_lines(per_invocation, sink)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -196,14 +198,14 @@ def _write(events: Iterable[bytes], out: str) -> None:
         raise cli.CommandError(f"cannot write {out}: {error.strerror}") from None
 
 
-def _write_lines(events: Iterable[bytes], sink: IO[bytes]) -> None:
-    for event in events:
-        sink.write(event + b"\n")
+def _write_lines(per_invocation: Iterable[list[bytes]], sink: IO[bytes]) -> None:
+    for events in per_invocation:
+        sink.write(b"".join(event + b"\n" for event in events))
 
 
-def _send(events: Iterable[bytes], client: HecClient) -> str:
+def _send(per_invocation: Iterable[list[bytes]], client: HecClient) -> str:
     try:
-        report = client.send(events)
+        report = client.send(itertools.chain.from_iterable(per_invocation))
     except HecError as error:
         raise cli.CommandError(f"Splunk HEC refused the events: {error}") from None
     acked = "acknowledged by the indexers" if report.acked else "accepted (ack not enabled)"
@@ -237,12 +239,12 @@ def run(args: argparse.Namespace) -> int:
     tally = _Tally()
     invocations = stream_transform(fleet.batches(), index=args.index)
     with _progress(fleet) as advance, closing(invocations):
-        events = tally.counted(invocations, advance)
+        per_invocation = tally.counted(invocations, advance)
         if client is None:
-            _write(events, args.out)
+            _write(per_invocation, args.out)
             outcome = f"wrote {tally.events} events to {args.out}"
         else:
-            outcome = _send(events, client)
+            outcome = _send(per_invocation, client)
     sys.stderr.write(_summary(fleet, tally, time.monotonic() - started) + "\n")
     sys.stderr.write(outcome + "\n")
     failed = tally.results["ProcessingFailed"]
