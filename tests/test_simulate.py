@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from iot_defender_splunk import cli
-from iot_defender_splunk.simulator import run_transform, simulate_fleet
+from iot_defender_splunk.commands import simulate
+from iot_defender_splunk.simulator import (
+    Invocation,
+    run_transform,
+    simulate_fleet,
+    stream_transform,
+)
 from tests.hec_server import HecStub
 
 TOKEN = "00000000-0000-4000-8000-0000005105a7"
@@ -23,11 +32,16 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
-def test_writes_exactly_the_events_the_transform_makes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("detect", [True, False], ids=["detect", "no-detect"])
+def test_writes_exactly_the_events_the_list_run_makes(tmp_path: Path, detect: bool) -> None:
+    # The command streams; simulate_fleet + run_transform hold the whole run: same bytes.
     out = tmp_path / "events" / "fleet.ndjson"
-    assert cli.main(["simulate", *SMALL, "--out", str(out)]) == 0
-    simulation = simulate_fleet(devices=5, hours=2, seed=3, end=END_SECONDS)
-    assert _lines(out) == run_transform(simulation.batches).events
+    flags = [] if detect else ["--no-detect"]
+    assert cli.main(["simulate", *SMALL, *flags, "--out", str(out)]) == 0
+    simulation = simulate_fleet(devices=5, hours=2, seed=3, end=END_SECONDS, detect=detect)
+    expected = run_transform(simulation.batches).events
+    assert out.read_bytes() == b"".join(event + b"\n" for event in expected)
+    assert [p.name for p in out.parent.iterdir()] == ["fleet.ndjson"], "no partial file left"
 
 
 def test_no_detect_sends_device_reports_and_the_index_reaches_every_event(
@@ -48,7 +62,8 @@ def test_standard_output_and_times_that_end_now(capsysbinary: pytest.CaptureFixt
     assert cli.main(["simulate", "--devices", "2", "--hours", "1", "--out", "-"]) == 0
     captured = capsysbinary.readouterr()
     times = [json.loads(line)["time"] for line in captured.out.splitlines()]
-    assert before - 3600 <= min(times)
+    # The metric stream stamps a datapoint with its minute, which may open before the start.
+    assert before - 3600 - 60 <= min(times)
     assert max(times) <= time.time()
     assert b"incidents" not in captured.out
     assert b"open-port on cam-0001" in captured.err
@@ -63,6 +78,64 @@ def test_sends_to_hec_and_waits_for_acks(capsys: pytest.CaptureFixture[str]) -> 
     expected = [json.loads(line) for line in run_transform(simulation.batches).events]
     assert received == expected
     assert f"sent {len(expected)} events" in capsys.readouterr().err
+
+
+def test_events_reach_hec_while_the_simulation_is_still_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received_before: list[int] = []  # events HEC held as each invocation was handed on
+
+    with HecStub(token=TOKEN) as hec:
+
+        def watched(*args: Any, **kwargs: Any) -> Iterator[Invocation]:
+            for invocation in stream_transform(*args, **kwargs):
+                received_before.append(len(hec.events))
+                yield invocation
+
+        monkeypatch.setattr(simulate, "stream_transform", watched)
+        command = ["simulate", *SMALL, "--devices", "20", "--hec-url", hec.url, "--hec-token"]
+        assert cli.main([*command, TOKEN]) == 0
+        total = len(hec.events)
+    assert 0 < received_before[-1] < total, "batches were posted before the last invocation"
+
+
+def test_an_interrupted_run_keeps_the_older_file_and_leaves_no_partial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "fleet.ndjson"
+    out.write_bytes(b'{"older":"run"}\n')
+
+    def interrupted(*args: Any, **kwargs: Any) -> Iterator[Invocation]:
+        invocations = stream_transform(*args, **kwargs)
+        yield next(invocations)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate, "stream_transform", interrupted)
+    assert cli.main(["simulate", *SMALL, "--out", str(out)]) == 130
+    assert out.read_bytes() == b'{"older":"run"}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["fleet.ndjson"]
+    assert capsys.readouterr().err.splitlines()[-1] == "iot-defender-splunk simulate: interrupted"
+
+
+def _peak_bytes(hours: str, out: Path) -> int:
+    tracemalloc.start()
+    try:
+        assert (
+            cli.main(["simulate", *SMALL, "--devices", "4", "--hours", hours, "--out", str(out)])
+            == 0
+        )
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_commands_memory_does_not_grow_with_the_hours_simulated(tmp_path: Path) -> None:
+    _peak_bytes("0.5", tmp_path / "warm.ndjson")  # imports and caches out of the way
+    one_hour = _peak_bytes("1", tmp_path / "one.ndjson")
+    eight_hours = _peak_bytes("8", tmp_path / "eight.ndjson")
+    assert (tmp_path / "eight.ndjson").stat().st_size > 4 * (tmp_path / "one.ndjson").stat().st_size
+    # Held in memory, eight hours of events take several times one hour's peak.
+    assert eight_hours < 1.5 * one_hour
 
 
 def test_a_refused_token_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,16 +4,26 @@ they) meet the detections' rules, the same datapoints with Detect or without it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+import tracemalloc
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appbuild.build_app import DETECTIONS_DIR
-from iot_defender_splunk.simulator import Simulation, run_transform, simulate_fleet
-from iot_defender_splunk.simulator.delivery import Buffering, firehose_batches
+from iot_defender_splunk.simulator import (
+    Simulation,
+    run_transform,
+    simulate_fleet,
+    stream_fleet,
+    stream_transform,
+)
+from iot_defender_splunk.simulator.delivery import Batch, Buffering, firehose_batches
 from iot_defender_splunk.story import rules as oracle
 from transform.sourcetypes import METRIC, UNPARSED
 
@@ -218,3 +228,101 @@ def test_a_response_over_the_lambda_limit_is_reput_and_comes_back() -> None:
     assert run.results()["ProcessingFailed"] == 0
     metrics = [line for line in run.events if b'"aws:iot:defender:metric"' in line]
     assert len(metrics) == len(batch.records) * len(DEVICE_SIDE)
+
+
+# --- the streaming form: the same records, batches and events, a batch at a time ------------
+
+
+@settings(max_examples=30)  # each example simulates a whole fleet twice
+@given(
+    devices=st.integers(min_value=1, max_value=8),
+    hours=st.floats(min_value=0.02, max_value=4),
+    seed=st.integers(min_value=0, max_value=2**32),
+    end_offset=st.floats(min_value=0, max_value=86_400),
+    detect=st.booleans(),
+)
+def test_the_stream_builds_the_simulations_records_and_batches_in_its_order(
+    devices: int, hours: float, seed: int, end_offset: float, detect: bool
+) -> None:
+    end = END + end_offset
+    simulation = simulate_fleet(devices=devices, hours=hours, seed=seed, end=end, detect=detect)
+    stream = stream_fleet(devices=devices, hours=hours, seed=seed, end=end, detect=detect)
+    assert tuple(stream.records()) == simulation.messages
+    assert [b.event for b in stream.batches()] == [b.event for b in simulation.batches]
+    assert (stream.start, stream.end, stream.incidents) == (
+        simulation.start,
+        simulation.end,
+        simulation.incidents,
+    )
+
+
+@pytest.mark.parametrize("detect", [True, False], ids=["detect", "device-reports"])
+def test_streamed_transform_gives_the_list_runs_events_and_outcomes(detect: bool) -> None:
+    simulation, _ = simulated(detect)
+    listed = run_transform(simulation.batches)
+    stream = stream_fleet(devices=20, hours=6, seed=7, end=END, detect=detect)
+    invocations = list(stream_transform(stream.batches()))
+    assert [event for i in invocations for event in i.events] == listed.events
+    assert [i.outcome for i in invocations] == listed.outcomes
+
+
+def test_streamed_reputs_come_back_after_the_last_batch_as_in_the_list_run() -> None:
+    # Both forms buffer re-put records again after the last batch, so even the order agrees.
+    simulation = simulate_fleet(devices=400, hours=0.5, seed=3, end=END, detect=False)
+    reports = [r for r in simulation.messages if r.kind == "device_report"]
+    batches = firehose_batches(reports, Buffering(size_mb=3, interval_seconds=900))[:1]
+    listed = run_transform(batches)
+    invocations = list(stream_transform(iter(batches)))
+    assert len(invocations) > 1, "re-put records came back"
+    assert [i.outcome for i in invocations] == listed.outcomes
+    assert [event for i in invocations for event in i.events] == listed.events
+    assert {r.kind for i in invocations[1:] for r in i.batch.records} == {"reingested"}
+
+
+def test_each_invocation_is_handed_on_before_the_next_batch_is_taken() -> None:
+    taken: list[int] = []
+    stream = stream_fleet(devices=3, hours=1, seed=3, end=END)
+
+    def watched() -> Iterator[Batch]:
+        for number, batch in enumerate(stream.batches()):
+            taken.append(number)
+            yield batch
+
+    invocations = stream_transform(watched())
+    for number, invocation in enumerate(invocations):
+        assert taken[-1] == number, "no batch is taken ahead of its invocation"
+        assert invocation.batch.records
+    assert len(taken) > 10
+
+
+def test_a_consumer_writes_to_standard_output_between_invocations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    batches = stream_fleet(devices=2, hours=0.5, seed=3, end=END).batches()
+    for invocation in stream_transform(batches):
+        sys.stdout.write(f"{invocation.outcome.events} events\n")
+    out = capsys.readouterr().out.splitlines()
+    assert out, "the consumer's lines reach standard output"
+    assert all(line.endswith(" events") for line in out), "the Lambda's own output does not"
+    assert len(out) > 1
+
+
+def _peak_bytes(run: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_streams_memory_does_not_grow_with_the_hours_simulated() -> None:
+    def batches(hours: float) -> Callable[[], object]:
+        return lambda: sum(
+            1 for _ in stream_fleet(devices=5, hours=hours, seed=3, end=END).batches()
+        )
+
+    batches(0.5)()  # imports and caches out of the way
+    one_hour, eight_hours = _peak_bytes(batches(1)), _peak_bytes(batches(8))
+    # Held in memory, eight hours of batches take five times one hour's peak.
+    assert eight_hours < 1.5 * one_hour

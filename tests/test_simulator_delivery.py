@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from iot_defender_splunk.simulator.delivery import (
     cloudwatch_gzip,
     firehose_batches,
     rule_record,
+    stream_batches,
 )
 
 T0 = 1_795_399_200.0
@@ -82,6 +84,22 @@ def test_buffering_keeps_every_record_once_in_arrival_order(
         assert group[-1].arrival - group[0].arrival < 60
         held = sum(len(r.data) for r in group)
         assert held - len(group[-1].data) < size_mb * MB, "only the last record may fill it"
+
+
+@given(arrivals, st.lists(sizes, min_size=60, max_size=60), st.integers(0, 10_000))
+def test_streamed_batches_are_the_listed_ones(
+    offsets: list[float], lengths: list[int], first: int
+) -> None:
+    records = [_record(T0 + o, n) for o, n in zip(offsets, lengths, strict=False)]
+    in_order = iter(sorted(records, key=lambda r: r.arrival))
+    listed = firehose_batches(records, Buffering(size_mb=0.5), first=first)
+    assert list(stream_batches(in_order, Buffering(size_mb=0.5), first=first)) == listed
+
+
+def test_a_stream_out_of_arrival_order_is_refused_not_misbuffered() -> None:
+    records = [_record(T0), _record(T0 + 5), _record(T0 + 2)]
+    with pytest.raises(ValueError, match="record 12 arrives before the one ahead of it"):
+        list(stream_batches(records, first=10))
 
 
 def test_cloudwatch_framing_is_gzip_of_the_subscription_json() -> None:

@@ -6,29 +6,34 @@ tcp/21 then tcp/23, a gateway exfiltrating to a new address, an authentication s
 one address, a cloned certificate, and an audit finding a shared certificate and logging
 disabled. Its messages are buffered as Firehose buffers them, transformed by the real
 handler, and the HEC events it returns (one JSON object per line) are written to ``--out``
-or sent to a Splunk HEC (``--hec-url``, ``--hec-token``).
+or sent to a Splunk HEC (``--hec-url``, ``--hec-token``), batch by batch as they are made:
+memory holds a few batches and the fleet, however many hours are simulated.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from iot_defender_splunk import cli
 from iot_defender_splunk.hec import HecClient, HecError
-from iot_defender_splunk.simulator import Simulation, TransformRun, run_transform, simulate_fleet
+from iot_defender_splunk.simulator import FleetStream, Invocation, stream_fleet, stream_transform
 from iot_defender_splunk.simulator.runner import DEFAULT_INDEX
+from iot_defender_splunk.simulator.stamps import HOUR
 from shared.settings import ConfigError
 from transform.config import load_settings
 from transform.timestamps import EARLIEST_PLAUSIBLE
@@ -135,52 +140,100 @@ def simulation_end(end: float | None, hours: float, now: float) -> float:
     return end
 
 
+@dataclass
+class _Tally:
+    """The summary's figures, counted as the events stream past (none of them is kept)."""
+
+    records: int = 0
+    invocations: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+    sourcetypes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def events(self) -> int:
+        return self.sourcetypes.total()
+
+    def counted(
+        self, invocations: Iterable[Invocation], advance: Callable[[Invocation], None]
+    ) -> Iterator[list[bytes]]:
+        """Each invocation's events, in order, counted on their way through."""
+        for invocation in invocations:
+            self.records += invocation.outcome.records
+            self.invocations += 1
+            self.results.update(invocation.outcome.results)
+            self.sourcetypes.update(
+                orjson.loads(event)["sourcetype"] for event in invocation.events
+            )
+            yield invocation.events
+            advance(invocation)
+
+
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (nothing when stderr is not a terminal)."""
+def _progress(fleet: FleetStream) -> Iterator[Callable[[Invocation], None]]:
+    """A progress bar on stderr over the simulated hours (nothing when stderr is not a
+    terminal): how many records there will be is only known at the end."""
     console = Console(stderr=True)
-    columns = (TextColumn("transform"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    hours = TextColumn("{task.completed:.1f}/{task.total:g} h")
+    columns = (TextColumn("transform"), BarColumn(), hours, TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("records", total=total)
-        yield lambda records: progress.advance(task, records)
+        task = progress.add_task("hours", total=fleet.hours)
+
+        def advance(invocation: Invocation) -> None:
+            reached = invocation.batch.records[-1].arrival - fleet.start
+            progress.update(task, completed=min(reached / HOUR, fleet.hours))
+
+        yield advance
 
 
-def _write(events: list[bytes], out: str) -> None:
-    data = b"".join(event + b"\n" for event in events)
+def _write(per_invocation: Iterable[list[bytes]], out: str) -> None:
+    """The events to standard output as they come, or to a file that appears whole once the
+    run is done (an interrupted run leaves no half-written file, nor harms an older one)."""
     if out == "-":
-        sys.stdout.buffer.write(data)
+        _write_lines(per_invocation, sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
     path = Path(out)
+    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        try:
+            with partial.open("wb") as sink:
+                _write_lines(per_invocation, sink)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
     except OSError as error:
         raise cli.CommandError(f"cannot write {out}: {error.strerror}") from None
 
 
-def _send(events: list[bytes], client: HecClient) -> str:
+def _write_lines(per_invocation: Iterable[list[bytes]], sink: IO[bytes]) -> None:
+    for events in per_invocation:
+        sink.write(b"".join(event + b"\n" for event in events))
+
+
+def _send(per_invocation: Iterable[list[bytes]], client: HecClient) -> str:
     try:
-        report = client.send(events)
+        report = client.send(itertools.chain.from_iterable(per_invocation))
     except HecError as error:
         raise cli.CommandError(f"Splunk HEC refused the events: {error}") from None
     acked = "acknowledged by the indexers" if report.acked else "accepted (ack not enabled)"
     return f"sent {report.events_sent} events in {report.batches} batches to HEC, {acked}"
 
 
-def _summary(simulation: Simulation, run: TransformRun, seconds: float) -> str:
-    results = run.results()
-    source = "Detect exports" if simulation.detect else "device reports"
+def _summary(fleet: FleetStream, tally: _Tally, seconds: float) -> str:
+    results = tally.results
+    source = "Detect exports" if fleet.detect else "device reports"
     lines = [
-        f"{len(simulation.fleet.devices)} devices, {simulation.hours:g} h to "
-        f"{dt.datetime.fromtimestamp(simulation.end, dt.UTC):%Y-%m-%dT%H:%M:%SZ} ({source}): "
-        f"{len(simulation.messages)} records in {len(run.outcomes)} invocations, "
+        f"{len(fleet.fleet.devices)} devices, {fleet.hours:g} h to "
+        f"{dt.datetime.fromtimestamp(fleet.end, dt.UTC):%Y-%m-%dT%H:%M:%SZ} ({source}): "
+        f"{tally.records} records in {tally.invocations} invocations, "
         f"{results['Ok']} Ok, {results['Dropped']} Dropped, "
-        f"{results['ProcessingFailed']} failed; {len(run.events)} HEC events in {seconds:.1f} s",
+        f"{results['ProcessingFailed']} failed; {tally.events} HEC events in {seconds:.1f} s",
     ]
-    for incident in simulation.incidents:
+    for incident in fleet.incidents:
         where = ", ".join(incident.device_names) or "the account"
-        expected = ", ".join(simulation.expected_detections(incident)) or "none yet"
+        expected = ", ".join(fleet.expected_detections(incident)) or "none yet"
         lines.append(f"  {incident.id} on {where}: {incident.title}; detections: {expected}")
     return "\n".join(lines)
 
@@ -189,21 +242,22 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     client = _hec_client(args)
     end = _check(args, time.time())
-    simulation = simulate_fleet(
+    fleet = stream_fleet(
         devices=args.devices, hours=args.hours, seed=args.seed, end=end, detect=args.detect
     )
-    with _progress(len(simulation.messages)) as advance:
-        result = run_transform(simulation.batches, index=args.index, progress=advance)
-    failed = result.results()["ProcessingFailed"]
-    if client is None:
-        _write(result.events, args.out)
-        outcome = f"wrote {len(result.events)} events to {args.out}"
-    else:
-        outcome = _send(result.events, client)
-    sys.stderr.write(_summary(simulation, result, time.monotonic() - started) + "\n")
+    tally = _Tally()
+    invocations = stream_transform(fleet.batches(), index=args.index)
+    with _progress(fleet) as advance, closing(invocations):
+        per_invocation = tally.counted(invocations, advance)
+        if client is None:
+            _write(per_invocation, args.out)
+            outcome = f"wrote {tally.events} events to {args.out}"
+        else:
+            outcome = _send(per_invocation, client)
+    sys.stderr.write(_summary(fleet, tally, time.monotonic() - started) + "\n")
     sys.stderr.write(outcome + "\n")
+    failed = tally.results["ProcessingFailed"]
     if failed:
         raise cli.CommandError(f"{failed} records failed in the transform; see the summary")
-    sourcetypes = Counter(orjson.loads(event)["sourcetype"] for event in result.events)
-    sys.stderr.write(", ".join(f"{n} {s}" for s, n in sorted(sourcetypes.items())) + "\n")
+    sys.stderr.write(", ".join(f"{n} {s}" for s, n in sorted(tally.sourcetypes.items())) + "\n")
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,11 @@ EVENT_SHELL_BYTES = len(json.dumps(_event(_INVOCATION_ID, STREAM_ARN, [])))
 _ENTRY_SHELL = len(json.dumps(_entry(0, ARRIVAL_MS, b""))) + len(", ") - len(record_id(0))
 
 
+def by_arrival(record: Record) -> float:
+    """The sort key of records in the order Firehose receives them."""
+    return record.arrival
+
+
 def request_bytes(sequence: int, data: bytes) -> int:
     """What the record numbered ``sequence`` adds to a transformation event's JSON."""
     return _ENTRY_SHELL + len(record_id(sequence)) + 4 * ((len(data) + 2) // 3)
@@ -147,10 +152,21 @@ def buffered(
     before its event would pass Lambda's 6 MB request limit. Records are numbered (for their
     recordIds) in arrival order from ``first``.
     """
+    return _buffers(sorted(records, key=by_arrival), buffering, first=first)
+
+
+def _buffers(
+    in_order: Iterable[Record], buffering: Buffering, *, first: int
+) -> Iterator[list[Record]]:
+    """``buffered`` for records that already come in arrival order, taken one at a time, so a
+    buffer is handed over before the next record is asked for."""
     limit = buffering.size_mb * MB
     current: list[Record] = []
-    opened = held = request = 0.0
-    for sequence, record in enumerate(sorted(records, key=lambda r: r.arrival), start=first):
+    opened = held = request = last = 0.0
+    for sequence, record in enumerate(in_order, start=first):
+        if record.arrival < last:
+            raise ValueError(f"record {sequence} arrives before the one ahead of it")
+        last = record.arrival
         size = request_bytes(sequence, record.data)
         late = current and record.arrival >= opened + buffering.interval_seconds
         if late or (current and request + size > LAMBDA_REQUEST_LIMIT - EVENT_SHELL_BYTES):
@@ -177,13 +193,24 @@ def firehose_batches(
 ) -> list[Batch]:
     """The transformation events Firehose sends for ``records``: buffered as it buffers them,
     every record with its own recordId (numbered from ``first``) and arrival timestamp."""
-    batches = []
+    in_order = sorted(records, key=by_arrival)
+    return list(stream_batches(in_order, buffering, stream_arn=stream_arn, first=first))
+
+
+def stream_batches(
+    in_order: Iterable[Record],
+    buffering: Buffering | None = None,
+    *,
+    stream_arn: str = STREAM_ARN,
+    first: int = 0,
+) -> Iterator[Batch]:
+    """``firehose_batches`` for records that come in arrival order (ValueError if one does
+    not), each event built once its buffer closes: a long simulation never holds them all."""
     sequence = first
-    for group in buffered(records, buffering or Buffering(), first=first):
+    for group in _buffers(in_order, buffering or Buffering(), first=first):
         entries = []
         for record in group:
             entries.append(_entry(sequence, epoch_ms(record.arrival), record.data))
             sequence += 1
         event = _event(stable_uuid("invocation", stream_arn, sequence), stream_arn, entries)
-        batches.append(Batch(tuple(group), event))
-    return batches
+        yield Batch(tuple(group), event)

@@ -11,7 +11,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -75,10 +75,20 @@ class LocalLambda:
     stream: LocalStream
 
 
+class _Discarded(io.TextIOBase):
+    """Where a run's Lambda output goes when nobody asked for it: nowhere, so a long run's
+    logs do not pile up in memory."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 @contextlib.contextmanager
 def lambda_environment(index: str | None, log: TextIO | None = None) -> Iterator[LocalLambda]:
     """The transform handler with ``index`` as its SPLUNK_INDEX and the local stream for
     re-puts; what Lambda would print (logs, EMF metrics) goes to ``log`` (else nowhere).
+    Standard output is redirected only during an invocation, so whoever consumes a run's
+    events between invocations can still write them there.
 
     The settings are given to the handler, not read from the environment, so a simulation
     does not depend on the environment of whoever runs it.
@@ -86,10 +96,15 @@ def lambda_environment(index: str | None, log: TextIO | None = None) -> Iterator
     from transform import handler  # noqa: PLC0415 - the Lambda module, loaded on use
     from transform.config import load_settings  # noqa: PLC0415
 
-    sink = log or io.StringIO()
+    sink = log or _Discarded()
     stream = LocalStream()
     settings = load_settings({"SPLUNK_INDEX": index} if index else {})
-    invoke = handler.make_handler(handler.Runtime(settings, firehose=stream))
+    lambda_handler = handler.make_handler(handler.Runtime(settings, firehose=stream))
+
+    def invoke(event: dict[str, Any], context: LocalLambdaContext) -> dict[str, Any]:
+        with contextlib.redirect_stdout(sink):
+            return lambda_handler(event, context)
+
     logging_stream = handler.logger.registered_handler
     previous = (
         logging_stream.setStream(sink)
@@ -97,8 +112,7 @@ def lambda_environment(index: str | None, log: TextIO | None = None) -> Iterator
         else None
     )
     try:
-        with contextlib.redirect_stdout(sink):
-            yield LocalLambda(invoke, stream)
+        yield LocalLambda(invoke, stream)
     finally:
         if isinstance(logging_stream, logging.StreamHandler) and previous is not None:
             logging_stream.setStream(previous)
@@ -113,6 +127,48 @@ def response_events(response: dict[str, Any]) -> list[bytes]:
     return events
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One batch through the transform: the batch, its outcome and its response's events."""
+
+    batch: Batch
+    outcome: BatchOutcome
+    events: list[bytes]
+
+
+def stream_transform(
+    batches: Iterable[Batch],
+    *,
+    index: str | None = DEFAULT_INDEX,
+    buffering: Buffering | None = None,
+    log: TextIO | None = None,
+) -> Generator[Invocation, None, None]:
+    """Every batch through ``transform.handler.lambda_handler`` as it comes, each batch taken
+    only once the last one's invocation has been handed on; records it re-put are buffered
+    again after the last batch, so the invocations are ``run_transform``'s, in its order."""
+    with lambda_environment(index, log) as local:
+        queue: Iterable[Batch] = batches
+        numbered = 0
+        arrival = 0.0
+        while True:
+            for batch in queue:
+                yield _invoke(local, batch)
+                numbered += len(batch.records)
+                arrival = batch.records[-1].arrival
+            if not local.stream.pending:
+                return
+            again = [Record(arrival, REPUT_KIND, data) for data in local.stream.pending]
+            local.stream.pending = []
+            queue = firehose_batches(again, buffering, stream_arn=STREAM_ARN, first=numbered)
+
+
+def _invoke(local: LocalLambda, batch: Batch) -> Invocation:
+    response = local.invoke(batch.event, LocalLambdaContext())
+    events = response_events(response)
+    results = Counter(record["result"] for record in response["records"])
+    return Invocation(batch, BatchOutcome(len(batch.records), results, len(events)), events)
+
+
 def run_transform(
     batches: Sequence[Batch],
     *,
@@ -124,22 +180,9 @@ def run_transform(
     """Every batch through ``transform.handler.lambda_handler``, in order; records it re-put
     are buffered again after the last batch. ``progress`` hears each batch's record count."""
     run = TransformRun()
-    with lambda_environment(index, log) as local:
-        stream = local.stream
-        queue = list(batches)
-        numbered = 0
-        while queue:
-            for batch in queue:
-                response = local.invoke(batch.event, LocalLambdaContext())
-                events = response_events(response)
-                run.events += events
-                results = Counter(record["result"] for record in response["records"])
-                run.outcomes.append(BatchOutcome(len(batch.records), results, len(events)))
-                numbered += len(batch.records)
-                if progress:
-                    progress(len(batch.records))
-            arrival = queue[-1].records[-1].arrival
-            again = [Record(arrival, REPUT_KIND, data) for data in stream.pending]
-            stream.pending = []
-            queue = firehose_batches(again, buffering, stream_arn=STREAM_ARN, first=numbered)
+    for invocation in stream_transform(batches, index=index, buffering=buffering, log=log):
+        run.events += invocation.events
+        run.outcomes.append(invocation.outcome)
+        if progress:
+            progress(invocation.outcome.records)
     return run

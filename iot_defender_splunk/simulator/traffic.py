@@ -10,10 +10,12 @@ audit and the hourly inventory.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,7 @@ from iot_defender_splunk.simulator import (
     lifecycle,
     metric_stream,
 )
-from iot_defender_splunk.simulator.delivery import Record
+from iot_defender_splunk.simulator.delivery import Record, by_arrival
 from iot_defender_splunk.simulator.device_report import Connection
 from iot_defender_splunk.simulator.fleet import Device, Fleet
 from iot_defender_splunk.simulator.incidents import (
@@ -132,31 +134,39 @@ class Traffic:
         ]
 
     def records(self) -> list[Record]:
-        records: list[Record] = []
-        logs: list[iot_logs.LogEntry] = list(self._scans())
-        exports: dict[float, list[dict[str, Any]]] = defaultdict(list)
+        """Every record, producer by producer (not in arrival order: ``simulate_fleet`` sorts
+        them, and equal arrivals keep this order)."""
+        return list(itertools.chain.from_iterable(self._producers()))
+
+    def arrivals(self) -> Iterator[Record]:
+        """Every record in arrival order, built as it is reached: the order a stable sort of
+        ``records()`` gives, while only the producers' current state is held."""
+        return heapq.merge(*self._producers(), key=by_arrival)
+
+    def _producers(self) -> list[Iterable[Record]]:
+        """Each producer's records in arrival order, listed in the order ``records()`` has
+        always had (which settles equal arrivals). The bulky ones (device reports, Detect's
+        exports, the inventory) are generators; the rest are short lists."""
+        sessions = {device.name: self._sessions(device) for device in self.fleet.devices}
+        producers: list[Iterable[Record]] = []
         for device in self.fleet.devices:
-            sessions = self._sessions(device)
-            logs += sessions.logs
-            records += [
-                lifecycle.forwarded(event).arriving(t + REPORT_LATENCY)
-                for t, event in sessions.events
-            ]
-            for reading in self.readings(device):
-                if self.detect:
-                    exports[reading.t - reading.t % PERIOD] += device_side_items(device, reading)
-                else:
-                    records.append(report_record(device, reading))
+            events = sessions[device.name].events
+            lifecycles = (lifecycle.forwarded(e).arriving(t + REPORT_LATENCY) for t, e in events)
+            producers.append(sorted(lifecycles, key=by_arrival))
             if self.detect:
-                for period in self.periods:
-                    exports[period] += self._cloud_side_items(device, period, sessions)
-                records += self._alarms(device)
-        records += self._exports(exports)
-        records += self._log_records(logs)
-        records += self._stream_records(logs)
-        records += self._inventory()
-        records += self._audits()
-        return records
+                producers.append(sorted(self._alarms(device), key=by_arrival))
+            else:
+                producers.append(self._reports(device))
+        if self.detect:
+            producers.append(self._exports(sessions))
+        logs = list(self._scans())
+        for device in self.fleet.devices:
+            logs += sessions[device.name].logs
+        producers.append(sorted(self._log_records(logs), key=by_arrival))
+        producers.append(self._stream_records(logs))
+        producers.append(self._inventory())
+        producers.append(sorted(self._audits(), key=by_arrival))
+        return producers
 
     # --- device-side metrics -----------------------------------------------------------------
 
@@ -192,6 +202,11 @@ class Traffic:
             }
             yield Reading(t, tuple(tcp), kind.udp, tuple(connections), network)
 
+    def _reports(self, device: Device) -> Iterator[Record]:
+        """The device's reports as the device-report rule forwards them (without Detect)."""
+        for reading in self.readings(device):
+            yield report_record(device, reading)
+
     def _cloud_side_items(
         self, device: Device, period: float, sessions: _Sessions
     ) -> list[dict[str, Any]]:
@@ -217,24 +232,29 @@ class Traffic:
         items.append(detect.export_item(device.name, "aws:source-ip-address", period, cidrs))
         return items
 
-    def _exports(self, exports: dict[float, list[dict[str, Any]]]) -> list[Record]:
-        """Each period's datapoints as Detect exports them, a few things per message."""
-        records = []
-        for period, items in sorted(exports.items()):
-            things = sorted({item["thing"] for item in items})
-            for first in range(0, len(things), EXPORT_THINGS):
-                chunk = set(things[first : first + EXPORT_THINGS])
-                message = detect.export_message([i for i in items if i["thing"] in chunk])
-                records.append(message.arriving(period + PERIOD + EXPORT_DELAY))
-        return records
+    def _exports(self, sessions: dict[str, _Sessions]) -> Iterator[Record]:
+        """Each period's datapoints as Detect exports them, a few things per message, built a
+        period at a time: every device's report of the period, then its cloud-side metrics."""
+        devices = self.fleet.devices
+        # A device reports in every period from the first; only the last may lack one.
+        reports = [itertools.chain(self.readings(d), itertools.repeat(None)) for d in devices]
+        for period in self.periods:
+            items: list[dict[str, Any]] = []
+            for device, readings in zip(devices, reports, strict=True):
+                reading = next(readings)
+                if reading is not None:
+                    items += device_side_items(device, reading)
+                items += self._cloud_side_items(device, period, sessions[device.name])
+            yield from _export_messages(period, items)
 
     def _alarms(self, device: Device) -> list[Record]:
         """Detect's alarms on the device's incidents: the allow list of its listening ports,
         and bytes out over 5 MB in a period (the first report that breaks each rule)."""
-        readings = list(self.readings(device))
+        changes = self._changes(device)
+        readings = list(self.readings(device)) if changes else []
         allowed = set(device.thing_type.tcp)
         records = []
-        for incident, change in self._changes(device):
+        for incident, change in changes:
             if isinstance(change, OpenPorts):
                 opened = next((r for r in readings if set(r.tcp) - allowed), None)
                 if opened:
@@ -371,6 +391,15 @@ class Traffic:
         yield audit.notification_message(message, sent).arriving(sent + 1)
         if items:
             yield audit.findings_page(items).arriving(started + AUDIT_DELAYS[1])
+
+
+def _export_messages(period: float, items: list[dict[str, Any]]) -> Iterator[Record]:
+    """A period's datapoints in messages of at most ``EXPORT_THINGS`` things, as exported."""
+    things = sorted({item["thing"] for item in items})
+    for first in range(0, len(things), EXPORT_THINGS):
+        chunk = set(things[first : first + EXPORT_THINGS])
+        message = detect.export_message([i for i in items if i["thing"] in chunk])
+        yield message.arriving(period + PERIOD + EXPORT_DELAY)
 
 
 def device_side_items(device: Device, reading: Reading) -> list[dict[str, Any]]:
