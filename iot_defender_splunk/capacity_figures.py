@@ -10,8 +10,9 @@ Two kinds of figure, both from running the real transform:
   stack's default buffer size. That depends on the machine, so the file says which one.
 
 ``python -m iot_defender_splunk.capacity_figures`` (``make capacity-figures``) rewrites
-``iot_defender_splunk/data/measured.json``. The messages are built here until the fleet
-simulator is their one home: swap ``REPRESENTATIVE`` for it then, and re-measure.
+``iot_defender_splunk/data/measured.json``. The messages are the fleet simulator's builders'
+(the one home of AWS message shapes); only what each representative message holds is chosen
+here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import argparse
 import base64
 import contextlib
 import gc
-import gzip
 import json
 import os
 import platform
@@ -35,7 +35,13 @@ from typing import Any, Final
 import orjson
 
 from iot_defender_splunk.local_lambda import LocalLambdaContext
-from iot_defender_splunk.simulator.delivery import STREAM_ARN, firehose_event, rule_record
+from iot_defender_splunk.simulator import audit, detect, inventory, iot_logs
+from iot_defender_splunk.simulator import device_report as reports
+from iot_defender_splunk.simulator import lifecycle as presence
+from iot_defender_splunk.simulator import metric_stream as stream
+from iot_defender_splunk.simulator.delivery import STREAM_ARN, Message, firehose_event
+from iot_defender_splunk.simulator.device_report import Connection
+from iot_defender_splunk.simulator.stamps import HOUR, MINUTE, certificate_id, stable_id
 from transform import handler
 from transform.batch import InputRecord, transform_batch
 from transform.config import Settings
@@ -48,9 +54,9 @@ REPEATS: Final = 9
 MB: Final = 1_000_000
 
 NOW_MS: Final = 1_795_300_000_000  # 2026-11-21: every message below is stamped before it
-_PERIOD_MS: Final = 1_795_299_900_000  # a Detect 5-minute period start
-_ACCOUNT: Final = "123456789012"
-_SNS: Final = "https://sns.eu-west-1.amazonaws.com"
+NOW: Final = NOW_MS / 1000
+PERIOD_START: Final = NOW - 100  # a Detect 5-minute period's start, the export's stamp
+DEVICE_IP: Final = "198.51.100.23"
 
 # The Detect metrics the stack's rule-based security profile exports (sam/template.yaml):
 # device-side ones arrive with each device report, cloud-side ones once per 5-minute period.
@@ -71,12 +77,13 @@ CLOUD_SIDE_EXPORTS: Final = (
     ("aws:num-connection-attempts", {"count": 1}),
     ("aws:num-disconnects", {"count": 0}),
     ("aws:disconnect-duration", {"count": 0}),
-    ("aws:source-ip-address", {"cidrs": ["198.51.100.23/32"]}),
+    ("aws:source-ip-address", {"cidrs": [f"{DEVICE_IP}/32"]}),
     ("aws:message-byte-size", {"count": 1834}),
     ("aws:num-messages-received", {"count": 96}),
     ("aws:num-messages-sent", {"count": 412}),
 )
-# The checks the stack's scheduled audit runs (device certificate age included).
+# The checks the stack's scheduled audit runs (device certificate age included), and the one
+# the representative audit finds non-compliant (its finding is the audit_finding message).
 AUDIT_CHECKS: Final = (
     "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
     "CA_CERTIFICATE_EXPIRING_CHECK",
@@ -96,248 +103,140 @@ AUDIT_CHECKS: Final = (
     "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
     "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
 )
+NONCOMPLIANT_CHECK: Final = "DEVICE_CERTIFICATE_SHARED_CHECK"
+AUDITED_RESOURCES: Final = 1248
+AUDIT_START: Final = NOW - 2 * HOUR
 
 Doc = dict[str, Any]
-
-
-def _compact(document: object) -> bytes:
-    return orjson.dumps(document)
 
 
 def _thing(n: int) -> str:
     return f"pump-{n:05d}"
 
 
-def _sns(topic: str, message: Doc, n: int) -> bytes:
-    """SNS's envelope as a Firehose subscription without raw delivery puts it."""
-    subscription = f"arn:aws:sns:eu-west-1:{_ACCOUNT}:{topic}:919ac4c4-9549-4349-84c3-dd91bb14773d"
-    return _compact(
-        {
-            "Type": "Notification",
-            "MessageId": f"5eaed759-6237-459e-b27b-{n:012d}",
-            "TopicArn": f"arn:aws:sns:eu-west-1:{_ACCOUNT}:{topic}",
-            "Message": _compact(message).decode(),
-            "Timestamp": "2026-11-21T09:45:00.410Z",
-            "SignatureVersion": "1",
-            "Signature": base64.b64encode(bytes(range(256))).decode(),
-            "SigningCertURL": f"{_SNS}/SimpleNotificationService-{'e681a5575b6f0564' * 2}.pem",
-            "UnsubscribeURL": f"{_SNS}/?Action=Unsubscribe&SubscriptionArn={subscription}",
-        }
-    )
-
-
-def _export(n: int, metrics: tuple[tuple[str, Doc], ...]) -> Doc:
-    items = [
-        {"name": name, "thing": _thing(n), "value": value, "version": 1, "timestamp": _PERIOD_MS}
-        for name, value in metrics
-    ]
-    return {"version": "1.0", "metrics": items}
+def _data(*messages: Message) -> list[bytes]:
+    return [message.data for message in messages]
 
 
 def detect_export(n: int) -> list[bytes]:
     """One Detect export holding every metric the stack exports, for one device."""
-    export = _export(n, DEVICE_SIDE_EXPORTS + CLOUD_SIDE_EXPORTS)
-    return [rule_record("detect-export", _compact(export))]
+    items = [
+        detect.export_item(_thing(n), name, PERIOD_START, value)
+        for name, value in DEVICE_SIDE_EXPORTS + CLOUD_SIDE_EXPORTS
+    ]
+    return _data(detect.export_message(items))
 
 
 def empty_detect_export() -> bytes:
     """An export with no datapoints: the bytes every export message costs on top of them."""
-    return rule_record("detect-export", _compact(_export(0, ())))
+    return detect.export_message([]).data
 
 
 def device_report(n: int) -> list[bytes]:
     """A device-side agent report with ports, connections and network stats, long key names."""
-    report = {
-        "header": {"report_id": NOW_MS // 1000 - n, "version": "1.0"},
-        "metrics": {
-            "listening_tcp_ports": {
-                "ports": [{"port": 443, "interface": "eth0"}, {"port": 8883, "interface": "eth0"}],
-                "total": 2,
-            },
-            "listening_udp_ports": {"ports": [{"port": 123, "interface": "eth0"}], "total": 1},
-            "tcp_connections": {
-                "established_connections": {
-                    "connections": [
-                        {"remote_addr": "198.51.100.40:8883", "local_port": 48112},
-                        {"remote_addr": "10.20.4.17:443", "local_port": 40122},
-                    ],
-                    "total": 2,
-                }
-            },
-            "network_stats": {
-                "bytes_in": 482113,
-                "bytes_out": 1288311,
-                "packets_in": 4120,
-                "packets_out": 5377,
-            },
-        },
-    }
-    added = {"thing_name": _thing(n), "received_at": NOW_MS - 60_000 - n}
-    return [rule_record("device-report", _compact(report), **added)]
+    received = NOW - MINUTE
+    document = reports.report(
+        int(received) - n,
+        tcp=[443, 8883],
+        udp=[123],
+        connections=[
+            Connection("198.51.100.40:8883", 48112),
+            Connection("10.20.4.17:443", 40122),
+        ],
+        network={"bytes_in": 482113, "bytes_out": 1288311, "packets_in": 4120, "packets_out": 5377},
+    )
+    return _data(reports.forwarded(document, _thing(n), received))
 
 
 def lifecycle(n: int) -> list[bytes]:
-    """One connect and one disconnect of a device, as the presence topics publish them."""
-    common = {
-        "clientId": _thing(n),
-        "sessionIdentifier": f"b8dc72fc-d74a-4b53-921e-{n:012d}",
-        "principalIdentifier": "fac0e7d6401448cdbbcfc8cbbc80dce4da6447470c0863676d595f009f9d5a57",
-        "ipAddress": "198.51.100.23",
-        "versionNumber": 42,
-    }
-    connected = {**common, "timestamp": NOW_MS - 3_600_000, "eventType": "connected"}
-    disconnected = {
-        **common,
-        "timestamp": NOW_MS - 60_000,
-        "eventType": "disconnected",
-        "clientInitiatedDisconnect": True,
-        "disconnectReason": "CLIENT_INITIATED_DISCONNECT",
-    }
-    return [rule_record("lifecycle", _compact(event)) for event in (connected, disconnected)]
+    """One connect and one disconnect (connection lost) of a device, as presence publishes them."""
+    thing = _thing(n)
+    connected = presence.presence(thing, NOW - HOUR, "connected", DEVICE_IP, session=1)
+    disconnected = presence.presence(
+        thing, NOW - MINUTE, "disconnected", DEVICE_IP, reason="CONNECTION_LOST", session=1
+    )
+    return _data(presence.forwarded(connected), presence.forwarded(disconnected))
 
 
 def violation(n: int) -> list[bytes]:
     """A Detect alarm for an unexpected listening port, through the alert topic."""
-    alarm = {
-        "violationId": f"19063b8d0b3203c72cd917e5{n:08x}",
-        "thingName": _thing(n),
-        "securityProfileName": "iot-defender-splunk-open-ports-and-exfiltration",
-        "behavior": {
-            "name": "ListeningTcpPortNotAllowed",
-            "metric": "aws:listening-tcp-ports",
-            "criteria": {
-                "comparisonOperator": "not-in-port-set",
-                "value": {"ports": [443, 8883]},
-                "consecutiveDatapointsToAlarm": 1,
-                "consecutiveDatapointsToClear": 1,
-            },
-            "suppressAlerts": False,
+    alarmed = NOW - 2 * MINUTE
+    alarm = detect.violation(
+        _thing(n),
+        alarmed,
+        event_type="in-alarm",
+        behavior="ListeningTcpPortNotAllowed",
+        metric="aws:listening-tcp-ports",
+        criteria={
+            "comparisonOperator": "not-in-port-set",
+            "value": {"ports": [443, 8883]},
+            "consecutiveDatapointsToAlarm": 1,
+            "consecutiveDatapointsToClear": 1,
         },
-        "metricValue": {"ports": [22, 443, 8883]},
-        "violationEventType": "in-alarm",
-        "violationEventTime": NOW_MS - 120_000,
-    }
-    return [_sns("iot-defender-splunk-alerts", alarm, n)]
+        value={"ports": [22, 443, 8883]},
+        profile="iot-defender-splunk-open-ports-and-exfiltration",
+    )
+    return _data(detect.alarm_message(alarm, alarmed + 1))
+
+
+def _audit_task(n: int) -> str:
+    return stable_id("scheduled audit", n)
 
 
 def audit_notification(n: int) -> list[bytes]:
     """A scheduled audit's completion: every check the stack schedules, one non-compliant."""
-    details = [
-        {
-            "checkName": check,
-            "checkRunStatus": "COMPLETED_COMPLIANT",
-            "nonCompliantResourcesCount": 0,
-            "totalResourcesCount": 1248,
-        }
+    checks = [
+        audit.Check(check, "COMPLETED_NON_COMPLIANT", 1, AUDITED_RESOURCES)
+        if check == NONCOMPLIANT_CHECK
+        else audit.Check(check, total=AUDITED_RESOURCES)
         for check in AUDIT_CHECKS
     ]
-    details[7] |= {"checkRunStatus": "COMPLETED_NON_COMPLIANT", "nonCompliantResourcesCount": 1}
-    message = {
-        "accountId": _ACCOUNT,
-        "taskId": f"1da65ff6040bc44fdffa2b9b{n:08x}",
-        "taskStatus": "COMPLETED",
-        "taskType": "SCHEDULED_AUDIT_TASK",
-        "scheduledAuditName": "iot-defender-splunk-audit",
-        "failedChecksCount": 0,
-        "canceledChecksCount": 0,
-        "nonCompliantChecksCount": 1,
-        "compliantChecksCount": len(details) - 1,
-        "totalChecksCount": len(details),
-        "taskStartTime": NOW_MS - 7_200_000,
-        "auditDetails": details,
-    }
-    return [_sns("iot-defender-splunk-audit", message, n)]
+    message = audit.notification(
+        _audit_task(n), AUDIT_START, checks, audit_name="iot-defender-splunk-audit"
+    )
+    return _data(audit.notification_message(message, AUDIT_START + 20 * MINUTE))
 
 
 def audit_finding(n: int) -> list[bytes]:
-    """One non-compliant finding as the findings collector puts it (ListAuditFindings item)."""
-    finding = {
-        "findingId": f"c5b29ebc-ecb8-4c81-8ec8-{n:012d}",
-        "taskId": "1da65ff6040bc44fdffa2b9b6e4a0277",
-        "checkName": "DEVICE_CERTIFICATE_SHARED_CHECK",
-        "taskStartTime": (NOW_MS - 7_200_000) / 1000,
-        "findingTime": (NOW_MS - 7_100_000) / 1000,
-        "severity": "CRITICAL",
-        "nonCompliantResource": {
-            "resourceType": "DEVICE_CERTIFICATE",
-            "resourceIdentifier": {
-                "deviceCertificateId": "7e5575db454c6c0b9e11efccd91737aa34074c6304ea966bd8350a0e"
-            },
-        },
-        "relatedResources": [
-            {"resourceType": "CLIENT_ID", "resourceIdentifier": {"clientId": _thing(n)}},
-        ],
-        "reasonForNonCompliance": "Certificate shared by one or more devices.",
-        "reasonForNonComplianceCode": "CERTIFICATE_SHARED_BY_MULTIPLE_DEVICES",
-        "isSuppressed": False,
-    }
-    return [_compact(finding)]
+    """One finding of that audit's non-compliant check, as the findings collector puts it."""
+    thing = _thing(n)
+    resource = audit.device_certificate(certificate_id(thing), thing)
+    finding = audit.finding(_audit_task(0), AUDIT_START, NONCOMPLIANT_CHECK, resource)
+    return _data(audit.finding_record(finding))
 
 
 def thing(n: int) -> list[bytes]:
     """One thing as the inventory collector puts it, from the fleet index."""
-    record = {
-        "recordType": "aws:iot:thing",
-        "schemaVersion": 1,
-        "collectedAt": NOW_MS - 30_000,
-        "collector": "fleet-index",
-        "thing": {
-            "thingName": _thing(n),
-            "thingId": f"ca2f0360-280d-4615-b18d-{n:012d}",
-            "thingTypeName": "water-pump",
-            "attributes": {"firmware_version": "3.2.0", "segment": "plant-a"},
-            "thingGroupNames": ["pumps", "plant-a"],
-            "connectivity": {"connected": True, "timestamp": NOW_MS - 3_600_000},
-        },
-    }
-    return [_compact(record)]
+    record = inventory.thing_message(
+        _thing(n),
+        NOW - 30,
+        thing_type="water-pump",
+        attributes={"firmware_version": "3.2.0", "segment": "plant-a"},
+        groups=["pumps", "plant-a"],
+    )
+    return _data(record)
 
 
 def iot_log(n: int) -> list[bytes]:
     """One AWSIotLogsV2 ERROR entry in its own CloudWatch Logs subscription record (gzip)."""
-    entry = {
-        "timestamp": "2026-11-21 09:46:40.000",
-        "logLevel": "ERROR",
-        "traceId": f"3c7de19d-7b3e-4c51-b07f-{n:012d}",
-        "accountId": _ACCOUNT,
-        "status": "Failure",
-        "eventType": "Connect",
-        "protocol": "MQTT",
-        "clientId": _thing(n),
-        "principalId": "fac0e7d6401448cdbbcfc8cbbc80dce4da6447470c0863676d595f009f9d5a57",
-        "sourceIp": "198.51.100.23",
-        "sourcePort": 54761,
-        "reason": "AUTHORIZATION_FAILURE",
-        "details": "Authorization Failure",
-    }
-    payload = {
-        "messageType": "DATA_MESSAGE",
-        "owner": _ACCOUNT,
-        "logGroup": "AWSIotLogsV2",
-        "logStream": "d010e406-3c72-4341-a2d7-315c2d02cf63",
-        "subscriptionFilters": ["iot-defender-splunk-to-splunk"],
-        "logEvents": [
-            {"id": f"3266529253575400841560014922274747925654449505934{n:07d}",
-             "timestamp": NOW_MS - 60_000, "message": json.dumps(entry)},
-        ],
-    }  # fmt: skip
-    return [gzip.compress(_compact(payload), mtime=0)]
+    logged = NOW - MINUTE
+    entry = iot_logs.entry(
+        logged,
+        "Connect",
+        "Failure",
+        client_id=_thing(n),
+        source_ip=DEVICE_IP,
+        reason="AUTHORIZATION_FAILURE",
+        details="Authorization Failure",
+    )
+    return _data(iot_logs.batch_message([entry], first=logged))
 
 
 def metric_stream(n: int) -> list[bytes]:
-    """One AWS/IoT datapoint as the CloudWatch metric stream's JSON output format writes it."""
-    datapoint = {
-        "metric_stream_name": "iot-defender-splunk-aws-iot",
-        "account_id": _ACCOUNT,
-        "region": "eu-west-1",
-        "namespace": "AWS/IoT",
-        "metric_name": "Connect.Success",
-        "dimensions": {"Protocol": "MQTT"},
-        "timestamp": NOW_MS - 60_000 * (1 + n % 1000),
-        "value": {"max": 1.0, "min": 1.0, "sum": 38.0, "count": 38.0},
-        "unit": "None",
-    }
-    return [_compact(datapoint) + b"\n"]
+    """One AWS/IoT datapoint as the CloudWatch metric stream's JSON output format writes it;
+    ``n`` picks its minute, so a batch holds no two alike."""
+    point = stream.datapoint("Connect.Success", NOW - MINUTE * (1 + n), 38)
+    return _data(stream.lines_message([point]))
 
 
 Builder = Callable[[int], list[bytes]]

@@ -76,17 +76,53 @@ def _exported_metrics() -> set[str]:
     return behaviors | retained
 
 
+def _rule_payload(record: bytes) -> Any:
+    return json.loads(base64.b64decode(json.loads(record)["payload"]))
+
+
+def _sns_message(record: bytes) -> Any:
+    return json.loads(json.loads(record)["Message"])
+
+
 def test_the_export_message_holds_every_metric_the_stack_exports() -> None:
-    names = [name for name, _ in capacity_figures.DEVICE_SIDE_EXPORTS]
-    names += [name for name, _ in capacity_figures.CLOUD_SIDE_EXPORTS]
+    (record,) = REPRESENTATIVE["detect_export"](0)
+    names = [item["name"] for item in _rule_payload(record)["metrics"]]
     assert sorted(names) == sorted(_exported_metrics())
     assert len(capacity_figures.DEVICE_SIDE_EXPORTS) == capacity.DEVICE_SIDE_METRICS
     assert len(capacity_figures.CLOUD_SIDE_EXPORTS) == capacity.CLOUD_SIDE_METRICS
+    assert COMMITTED["messages"]["detect_export"]["datapoints"] == len(names)
+
+
+def test_the_empty_export_is_the_same_envelope_without_datapoints() -> None:
+    assert _rule_payload(capacity_figures.empty_detect_export()) == {
+        "version": "1.0",
+        "metrics": [],
+    }
 
 
 def test_the_audit_notification_holds_every_check_the_stack_schedules() -> None:
     scheduled = DETECT_STACK.properties("ScheduledAudit")["TargetCheckNames"]
-    assert sorted(capacity_figures.AUDIT_CHECKS) == sorted(scheduled)
+    (record,) = REPRESENTATIVE["audit_notification"](0)
+    details = _sns_message(record)["auditDetails"]
+    assert sorted(detail["checkName"] for detail in details) == sorted(scheduled)
+    noncompliant = [d["checkName"] for d in details if d["nonCompliantResourcesCount"]]
+    assert noncompliant == [capacity_figures.NONCOMPLIANT_CHECK]
+
+
+def test_the_audit_finding_is_one_finding_of_the_audits_noncompliant_check() -> None:
+    """The collector puts one record per finding, not a ListAuditFindings page."""
+    (notification,) = REPRESENTATIVE["audit_notification"](0)
+    (record,) = REPRESENTATIVE["audit_finding"](0)
+    finding = json.loads(record)
+    assert finding["checkName"] == capacity_figures.NONCOMPLIANT_CHECK
+    assert finding["taskId"] == _sns_message(notification)["taskId"]
+
+
+@pytest.mark.parametrize("kind", sorted(REPRESENTATIVE))
+def test_n_varies_every_record(kind: str) -> None:
+    """Distinct identities: no Detect datapoint, finding or log entry is a copy of another."""
+    records = [record for n in range(50) for record in REPRESENTATIVE[kind](n)]
+    assert len(set(records)) == len(records)
 
 
 def test_the_default_buffering_is_the_stacks() -> None:

@@ -89,6 +89,12 @@ def _shared_certificate() -> Message:
     )
 
 
+def _one_finding() -> Message:
+    resource = audit.device_certificate("ab" * 32, "pump-0018")
+    finding = audit.finding(TASK, T, "DEVICE_CERTIFICATE_SHARED_CHECK", resource)
+    return audit.finding_record(finding)
+
+
 def _logging_disabled() -> Message:
     resource = audit.account_settings()
     return audit.findings_page([audit.finding(TASK, T, "LOGGING_DISABLED_CHECK", resource)])
@@ -145,6 +151,7 @@ CASES: list[tuple[Callable[[], Message], tuple[str, str]]] = [
     (_alarm, ("violation", "in_alarm_rule_count_sns.json")),
     (_audit_notification, ("audit_notification", "completed_scheduled_noncompliant_sns.json")),
     (_shared_certificate, ("audit_finding", "device_certificate_shared.json")),
+    (_one_finding, ("audit_finding", "device_certificate_shared.json")),
     (_logging_disabled, ("audit_finding", "logging_disabled.json")),
     (_logs, ("iot_logs", "connect_auth_failures.json")),
     (_connected, ("lifecycle", "connected.json")),

@@ -10,6 +10,7 @@ from typing import Any
 from iot_defender_splunk.simulator.delivery import Message
 from iot_defender_splunk.simulator.sns import notification as sns_notification
 from iot_defender_splunk.simulator.stamps import ACCOUNT, REGION, compact, epoch_ms, stable_uuid
+from shared.firehose import encode
 
 AUDIT_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:iot-defender-audit"
 # AWS's severity of each check the simulations find (the transform keeps the finding's own).
@@ -172,3 +173,9 @@ def finding(
 def findings_page(findings: list[dict[str, Any]]) -> Message:
     """What the audit-findings collector puts into Firehose: one ListAuditFindings page."""
     return Message("audit_finding", compact({"findings": findings}))
+
+
+def finding_record(finding_item: dict[str, Any]) -> Message:
+    """One finding as the audit-findings collector (and ``backfill-audit``) puts it into
+    Firehose: a record per finding, encoded by the same ``shared.firehose.encode``."""
+    return Message("audit_finding", encode(finding_item))
