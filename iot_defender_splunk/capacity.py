@@ -93,7 +93,7 @@ class Fleet:
 class Buffering:
     """The delivery stream's buffering (sam/template.yaml parameter defaults)."""
 
-    transform_mb: float = 1.0
+    transform_mb: float = 0.5
     transform_interval: float = 60.0
     splunk_mb: float = 5.0
     splunk_interval: float = 60.0

@@ -49,7 +49,7 @@ from transform.config import Settings
 FIGURES_PATH: Final = Path(__file__).resolve().parent / "data" / "measured.json"
 COMMAND: Final = "make capacity-figures"
 INDEX: Final = "iot_security"
-BATCH_BYTES: Final = 1_000_000  # the stack's TransformBufferSizeMB default, in decoded bytes
+BATCH_BYTES: Final = 500_000  # the stack's TransformBufferSizeMB default, in decoded bytes
 REPEATS: Final = 9
 MB: Final = 1_000_000
 

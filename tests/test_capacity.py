@@ -3,6 +3,7 @@ quota exceedance, option validation and the model's invariants."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from iot_defender_splunk import capacity, cli
 from iot_defender_splunk.capacity import DAY, MB, MIB, Buffering, CapacityError, Fleet
+from iot_defender_splunk.commands import capacity as capacity_command
 
 DETECT_FLEET = Fleet(devices=10_000, report_interval=300, detect=True)
 
@@ -132,10 +134,10 @@ def test_a_large_fleet_fills_the_buffer_before_the_interval_ends() -> None:
     )
 
 
-def test_device_reports_fan_out_past_the_lambda_response_at_the_default_buffer() -> None:
+def test_device_reports_fit_the_lambda_response_at_the_default_buffer_not_at_1_mb() -> None:
     fleet = Fleet(devices=100_000, region_class="high")
-    assert capacity.size(fleet).response_over_limit
-    assert not capacity.size(fleet, Buffering(transform_mb=0.5)).response_over_limit
+    assert not capacity.size(fleet).response_over_limit
+    assert capacity.size(fleet, Buffering(transform_mb=1)).response_over_limit
 
 
 def test_license_is_the_raw_bytes_of_every_event_per_day() -> None:
@@ -320,3 +322,12 @@ def test_help_names_the_quota_and_the_measured_figures(capsys) -> None:
 def test_inventory_interval_zero_turns_the_inventory_off(capsys) -> None:
     assert cli.main(["capacity", "--devices", "10", "--inventory-interval", "0"]) == 0
     assert "Thing inventory" not in capsys.readouterr().out
+
+
+def test_the_commands_defaults_are_the_models() -> None:
+    """One source of defaults: the options say nothing the model (the stack's) does not."""
+    parser = argparse.ArgumentParser()
+    capacity_command.add_arguments(parser)
+    args = parser.parse_args(["--devices", "1"])
+    assert capacity_command.fleet_of(args) == Fleet(devices=1)
+    assert capacity_command.buffering_of(args) == Buffering()

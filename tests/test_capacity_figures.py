@@ -33,7 +33,7 @@ def test_the_committed_file_says_how_and_where_it_was_measured() -> None:
     assert COMMITTED["command"] == "make capacity-figures"
     assert set(COMMITTED["machine"]) == {"python", "cpu", "cpus", "platform"}
     timing = COMMITTED["transform"]
-    assert timing["batch_bytes"] == capacity.MB
+    assert timing["batch_bytes"] == capacity.Buffering().transform_mb * capacity.MB  # the default
     assert set(timing["ms_per_mb"]) == set(REPRESENTATIVE)
     assert all(ms > 0 for ms in timing["ms_per_mb"].values())
 

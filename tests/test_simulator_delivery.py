@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devtools.cfn_template import load_template
 from iot_defender_splunk.simulator.delivery import (
     LAMBDA_REQUEST_LIMIT,
     MB,
@@ -117,3 +118,9 @@ def test_a_rule_record_carries_the_message_base64_beside_what_the_rule_adds() ->
         "payload": "eyJhIjoxfQ==",
         "thing_name": "pump-0001",
     }
+
+
+def test_the_default_buffering_is_the_stacks() -> None:
+    parameters = load_template()["Parameters"]
+    assert Buffering().size_mb == parameters["TransformBufferSizeMB"]["Default"]
+    assert Buffering().interval_seconds == parameters["TransformBufferIntervalSeconds"]["Default"]

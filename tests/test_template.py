@@ -24,6 +24,7 @@ from devtools.cfn_template import (
     switch_combinations,
 )
 from devtools.readme_tables import README, rendered_readme
+from iot_defender_splunk import capacity
 from respond.settings import load_settings as load_responder_settings
 from shared.catalog import audit_check
 from tests.device_defender import DETECT_METRICS
@@ -155,8 +156,12 @@ def test_transform_lambda_is_the_processor_with_tuned_buffers() -> None:
     assert parameters["LambdaArn"] == {"Fn::GetAtt": ["TransformFunction", "Arn"]}
     assert parameters["BufferSizeInMBs"] == "0.5"
     assert parameters["BufferIntervalInSeconds"] == "30"
-    # 1 MB in leaves room for the fan-out under the 6 MB response limit (README, Transform).
-    assert TEMPLATE["Parameters"]["TransformBufferSizeMB"]["Default"] <= 1
+    # A full batch of the kind that grows most (measured: HEC bytes per input byte) must answer
+    # within Lambda's 6 MB response, base64-encoded, at the default buffer size.
+    figures = capacity.figures()["messages"]
+    growth = max(kind["hec_bytes"] / kind["record_bytes"] for kind in figures.values())
+    default_bytes = TEMPLATE["Parameters"]["TransformBufferSizeMB"]["Default"] * 1_048_576
+    assert default_bytes * growth * 4 / 3 <= 6_000_000
 
 
 def test_stream_is_encrypted_with_the_stack_key() -> None:

@@ -40,6 +40,11 @@ def _number(kind: Callable[[str], float], minimum: float) -> Callable[[str], flo
     return parse
 
 
+# The options' defaults are the model's (the stack's parameter defaults): one source.
+_FLEET = Fleet(devices=1)
+_BUFFERING = Buffering()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     rate = _number(float, 0)
     fleet = parser.add_argument_group("fleet")
@@ -47,43 +52,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fleet.add_argument(
         "--report-interval",
         type=rate,
-        default=300.0,
+        default=_FLEET.report_interval,
         metavar="SECONDS",
         help="device metric report interval (at least 300; default %(default)g)",
     )
     fleet.add_argument(
         "--device-reports",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=_FLEET.device_reports,
         help="devices run the Device Defender agent and the stack forwards reports (default on)",
     )
     fleet.add_argument(
         "--detect",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=_FLEET.detect,
         help="Device Defender Detect with the stack's metrics export (default off, like the "
         "stack's EnableDetect)",
     )
     fleet.add_argument(
         "--detect-datapoints-per-message",
         type=_number(int, 1),
-        default=1,
+        default=_FLEET.detect_datapoints_per_message,
         metavar="N",
         help="datapoints Detect puts in one export message (undocumented; default 1, the most "
         "messages)",
     )
-    fleet.add_argument("--violations-per-device-day", type=rate, default=0.0, metavar="RATE")
+    fleet.add_argument(
+        "--violations-per-device-day",
+        type=rate,
+        default=_FLEET.violations_per_device_day,
+        metavar="RATE",
+    )
     fleet.add_argument(
         "--lifecycle-per-device-day",
         type=rate,
-        default=2.0,
+        default=_FLEET.lifecycle_per_device_day,
         metavar="RATE",
         help="connect and disconnect events per device per day (default %(default)g)",
     )
     fleet.add_argument(
         "--iot-log-events-per-device-hour",
         type=rate,
-        default=0.0,
+        default=_FLEET.iot_log_events_per_device_hour,
         metavar="RATE",
         help="AWSIotLogsV2 entries per device per hour at your log level (default %(default)g; "
         "read IncomingLogEvents of the log group)",
@@ -91,36 +101,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fleet.add_argument(
         "--metric-stream-series",
         type=_number(int, 0),
-        default=50,
+        default=_FLEET.metric_stream_series,
         metavar="N",
         help="AWS/IoT metric series the metric stream sends, one datapoint a minute each "
         "(0 = metric stream off; default %(default)s)",
     )
     fleet.add_argument(
         "--audit",
-        default="DAILY",
+        default=_FLEET.audit_frequency,
         type=str.upper,
         choices=list(capacity.AUDIT_RUNS_PER_DAY),
         help="scheduled audit frequency (default %(default)s)",
     )
-    fleet.add_argument("--audit-findings-per-run", type=_number(int, 0), default=0, metavar="N")
+    fleet.add_argument(
+        "--audit-findings-per-run",
+        type=_number(int, 0),
+        default=_FLEET.audit_findings_per_run,
+        metavar="N",
+    )
     fleet.add_argument(
         "--inventory-interval",
         type=rate,
-        default=3600.0,
+        default=_FLEET.inventory_interval,
         metavar="SECONDS",
         help="inventory export period, 0 = off (default %(default)g, rate(1 hour))",
     )
     fleet.add_argument(
         "--region-class",
         choices=list(capacity.QUOTAS),
-        default="standard",
+        default=_FLEET.region_class,
         help="high: us-east-1, us-west-2, eu-west-1; standard: every other Region (default)",
     )
     stream = parser.add_argument_group("delivery stream (the stack's parameters)")
-    stream.add_argument("--transform-buffer-mb", type=rate, default=1.0, metavar="MB")
-    stream.add_argument("--transform-buffer-interval", type=rate, default=60.0, metavar="SECONDS")
-    stream.add_argument("--splunk-buffer-interval", type=rate, default=60.0, metavar="SECONDS")
+    stream.add_argument(
+        "--transform-buffer-mb",
+        type=rate,
+        default=_BUFFERING.transform_mb,
+        metavar="MB",
+        help="TransformBufferSizeMB (default %(default)g)",
+    )
+    stream.add_argument(
+        "--transform-buffer-interval",
+        type=rate,
+        default=_BUFFERING.transform_interval,
+        metavar="SECONDS",
+        help="TransformBufferIntervalSeconds (default %(default)g)",
+    )
+    stream.add_argument(
+        "--splunk-buffer-interval",
+        type=rate,
+        default=_BUFFERING.splunk_interval,
+        metavar="SECONDS",
+        help="SplunkBufferIntervalSeconds (default %(default)g)",
+    )
 
 
 def fleet_of(args: argparse.Namespace) -> Fleet:

@@ -64,7 +64,7 @@ class Buffering:
     """The transform processor's buffering hints (the stack's TransformBufferSizeMB and
     TransformBufferIntervalSeconds): an invocation starts when either is reached."""
 
-    size_mb: float = 1.0
+    size_mb: float = 0.5
     interval_seconds: float = 60.0
 
 
