@@ -5,6 +5,7 @@ they keep what the searches keep apart apart."""
 from __future__ import annotations
 
 import re
+import statistics
 from typing import Any
 
 import pytest
@@ -163,3 +164,109 @@ def test_volume_spikes_judge_each_origin_on_its_own_baseline(
         return rules.volume_spikes(points, _window(OUTBOUND), rules.SPIKE_FLOORS.__getitem__)
 
     assert spikes(reports + exports) == spikes(reports) | spikes(exports)
+
+
+def _aligned_after(t: float) -> float:
+    """The start of the first 5-minute bucket at or after `t`."""
+    return t + (-t % 300)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.dictionaries(st.integers(2, 200), st.integers(1, 30), max_size=12),
+    st.integers(0, 60),
+    st.sampled_from([10.0, 50.0]),
+)
+@example({}, 10, 10.0)
+@example({}, 11, 10.0)
+def test_buckets_above_baseline_is_the_searchs_zero_filled_bound(
+    baseline: dict[int, int], current: int, floor: float
+) -> None:
+    """Differential against the statistics module: a current bucket alerts when above the mean
+    plus three sample standard deviations of every baseline bucket, empty ones as zeros, and
+    above the floor (strictly, as `where current_max > upper_bound`)."""
+    window = _window(FLAPPING)
+    earliest, latest = window
+    current_start = latest - 3600
+    n = int((current_start - earliest) // 300)
+    first = _aligned_after(earliest)
+    points = [(first + 300 * i, "pump-0018", float(v)) for i, v in baseline.items()]
+    spike_at = _aligned_after(current_start)
+    points += [(spike_at, "pump-0018", 1.0)] * current
+    values = [float(baseline.get(i, 0)) for i in range(n)]
+    bound = max(statistics.mean(values) + 3 * statistics.stdev(values), floor)
+    found = rules.buckets_above_baseline(points, window, current=3600, floor=floor)
+    assert found == ({"pump-0018": [spike_at]} if current > bound else {})
+
+
+@pytest.mark.parametrize(("connects", "flaps"), [(10, False), (11, True)])
+def test_flapping_needs_more_than_ten_lifecycle_events_in_an_interval(
+    connects: int, flaps: bool
+) -> None:
+    window = _window(FLAPPING)
+    at = _aligned_after(window[1] - 3600)
+    presence = [(at + i, "pump-0018", 1.0) for i in range(connects)]
+    assert rules.flapping_clients(presence, window) == ({"pump-0018"} if flaps else set())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 10_000_000).map(float), min_size=10, max_size=14),
+    st.integers(0, 40_000_000).map(float),
+    st.sampled_from([3600, 3000, 1]),
+)
+@example([1_000.0] * 12, 6_000_000.0, 3600)
+@example([1_000.0] * 11, 6_000_000.0, 3600)
+def test_volume_spikes_is_the_macros_bound(
+    baseline: list[float], current: float, before_end: int
+) -> None:
+    """Differential against the statistics module: a datapoint of the last hour (from exactly
+    an hour before the end) alerts when above the mean plus three sample standard deviations
+    of at least 12 earlier datapoints and above the metric's floor."""
+    window = _window(OUTBOUND)
+    points = [*_series("device-report", baseline, current)[:-1]]
+    points.append(
+        (window[1] - before_end, "pump-0021", "aws:all-bytes-out", "device-report", current)
+    )
+    floor = rules.SPIKE_FLOORS["aws:all-bytes-out"]
+    bound = max(statistics.mean(baseline) + 3 * statistics.stdev(baseline), floor)
+    spikes = rules.volume_spikes(points, window, rules.SPIKE_FLOORS.__getitem__)
+    assert spikes == ({"pump-0021"} if len(baseline) >= 12 and current > bound else set())
+
+
+def test_a_datapoint_exported_twice_counts_once() -> None:
+    """Detect can export a datapoint more than once: the volume is the highest, not the sum."""
+    events = list(dataset_events("detections/data/outbound_volume.ndjson"))
+    metrics = rules.OUTBOUND_FLOORS
+    once = rules.count_datapoints(events, metrics)
+    assert once
+    assert sorted(rules.count_datapoints(events + events, metrics)) == sorted(once)
+
+
+def test_addresses_within_an_hour_of_each_other_are_counted_together() -> None:
+    start = _window("client_id_connecting_from_many_source_ips")[0] + 60
+    seen = [
+        (start, "pump-0018", "198.51.100.58"),
+        (start + 1800, "pump-0018", "203.0.113.9"),
+        (start + 3599, "pump-0018", "192.0.2.44"),
+        (start + 7200, "pump-0018", "192.0.2.45"),
+    ]
+    window = (start, start + 7260)
+    assert rules.most_addresses_in_an_hour(seen, window) == {"pump-0018": 3}
+
+
+@pytest.mark.parametrize(("errors", "burst"), [(19, False), (20, True)])
+def test_a_burst_is_twenty_errors_in_one_interval(errors: int, burst: bool) -> None:
+    template = next(
+        e
+        for e in dataset_events("detections/data/authentication_errors_by_source.ndjson")
+        if e["fields"].get("event_type") == "Connection.AuthNError"
+    )
+    window = _window("authentication_error_burst_from_source_ip")
+    at = _aligned_after(window[0])
+    source = "198.51.100.200"
+    events = [
+        {**template, "time": at + i, "event": {**template["event"], "sourceIp": source}}
+        for i in range(errors)
+    ]
+    assert rules.authentication_bursts(events, window) == ({source} if burst else set())
