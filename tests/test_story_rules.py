@@ -179,6 +179,7 @@ def _aligned_after(t: float) -> float:
 )
 @example({}, 10, 10.0)
 @example({}, 11, 10.0)
+@example({100: 320}, 59, 10.0)  # 59 is above the bound over 276 buckets, not over 275
 def test_buckets_above_baseline_is_the_searchs_zero_filled_bound(
     baseline: dict[int, int], current: int, floor: float
 ) -> None:
