@@ -38,6 +38,7 @@ from appbuild.spl.reading import missing_fields as spl_missing_fields
 from appbuild.spl.reading import parse_aggregation
 from devtools.cfn_template import load_template
 from devtools.readme_tables import SITE_SETTINGS
+from iot_defender_splunk.story import rules
 from respond.requests import ACTIONS
 from tests.built_app import app_knowledge
 from tests.datasets import dataset_events
@@ -189,17 +190,6 @@ def test_test_datasets_exist_and_are_built_by_the_generator(definition: SearchDe
 
 # --- tests: schedules -----------------------------------------------------------------------------
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def relative_seconds(text: str) -> int:
-    """Seconds before now of a relative time such as -65m@m or now (snapping ignored)."""
-    if text == "now":
-        return 0
-    match = re.fullmatch(r"-(\d+)([smhdw])(?:@[smhdw])?", text)
-    assert match, f"unsupported relative time {text!r}"
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
 
 def cron_interval(cron: str) -> int:
     """Longest time between runs of the cron forms used here: */N minutes, a list of minutes
@@ -222,7 +212,9 @@ def cron_interval(cron: str) -> int:
 @pytest.mark.parametrize("definition", DEFINITIONS, ids=_ids(DEFINITIONS))
 def test_schedule_windows_leave_no_gaps(definition: SearchDefinition) -> None:
     schedule = definition.spec["schedule"]
-    window = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
+    window = rules.relative_seconds(schedule["earliest_time"]) - rules.relative_seconds(
+        schedule["latest_time"]
+    )
     assert window >= cron_interval(schedule["cron_schedule"]), "runs would skip data"
     if not schedule["enabled"]:
         assert schedule.get("why"), "a search shipped disabled says why"
@@ -348,68 +340,32 @@ def _expected(stem: str, dataset: str) -> int:
     )
 
 
-def _window(stem: str, now: float) -> tuple[float, float]:
-    """The scheduled time range at `now`, snapped to the minute, hour or day (UTC)."""
-    schedule = _spec(stem)["schedule"]
-
-    def at(text: str) -> float:
-        t = now - relative_seconds(text)
-        snap = re.search(r"@([mhd])$", text)
-        return t - t % _UNITS[snap.group(1)] if snap else t
-
-    return at(schedule["earliest_time"]), at(schedule["latest_time"])
+def _window(stem: str, now: float) -> rules.Window:
+    """The detection's scheduled time range at `now`."""
+    return rules.schedule_window(_spec(stem)["schedule"], now)
 
 
-def spiking_buckets(
-    points: list[tuple[float, str, float]],
-    stem: str,
-    *,
-    current: int,
-    floor: float,
-    replay: tuple[int, int],
-) -> dict[str, list[float]]:
-    """Key -> its current 5-minute buckets above the zero-filled baseline's bound (shifted
-    times), as the auth-failure, surge and flapping detections compute it."""
+def _replay_window(stem: str, replay: tuple[int, int]) -> rules.Window:
+    """The detection's time range when it runs `delay` after the data, moved by `shift`, ends."""
     shift, delay = replay
-    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
-    current_start = latest - current
-    buckets: dict[tuple[str, float], float] = defaultdict(float)
-    for t, key, value in points:
-        shifted = t + shift
-        if earliest <= shifted < latest:
-            buckets[key, shifted - shifted % 300] += value
-    n = math.floor((current_start - earliest) / 300)
-    spikes = {}
-    for key in {key for key, _ in buckets}:
-        base = [v for (k, b), v in buckets.items() if k == key and b < current_start]
-        avg = sum(base) / n
-        stdev = math.sqrt(max((sum(v * v for v in base) - n * avg * avg) / (n - 1), 0))
-        bound = max(avg + 3 * stdev, floor)
-        now = [b for (k, b), v in buckets.items() if k == key and b >= current_start and v > bound]
-        if now:
-            spikes[key] = sorted(now)
-    return spikes
+    return _window(stem, detection_data.REFERENCE_TIME + shift + delay)
 
 
-def bucket_spikes(
-    points: list[tuple[float, str, float]],
-    stem: str,
-    *,
-    current: int,
-    floor: float,
-    replay: tuple[int, int],
-) -> set[str]:
-    """The keys with a spike (see spiking_buckets)."""
-    return set(spiking_buckets(points, stem, current=current, floor=floor, replay=replay))
+def _events(dataset: str, shift: float = 0) -> list[dict[str, Any]]:
+    """A dataset's events with their times moved by `shift` seconds (a replay)."""
+    return [
+        {**e, "time": e["time"] + shift}
+        for e in dataset_events(f"detections/data/{dataset}.ndjson")
+    ]
 
 
 AUTH_SPIKE = "authorization_failure_spike_on_device"
 
 
-def _authorization_failure_logs(dataset: str) -> list[dict[str, Any]]:
+def _authorization_failure_logs(dataset: str, shift: float = 0) -> list[dict[str, Any]]:
     return [
         e
-        for e in dataset_events(f"detections/data/{dataset}.ndjson")
+        for e in _events(dataset, shift)
         if e["sourcetype"] == "aws:iot:log"
         and e["fields"].get("status") == "Failure"
         and e["event"].get("reason") == "AUTHORIZATION_FAILURE"
@@ -421,10 +377,11 @@ def _failure_spikes(dataset: str, replay: tuple[int, int], *, key: str) -> dict[
     thing (`key="thing"`, the key it replaced, which only thing-shaped client ids have)."""
     points = [
         (e["time"], e["event"][key], 1.0)
-        for e in _authorization_failure_logs(dataset)
+        for e in _authorization_failure_logs(dataset, replay[0])
         if key in e["event"]
     ]
-    return spiking_buckets(points, AUTH_SPIKE, current=3600, floor=10, replay=replay)
+    window = _replay_window(AUTH_SPIKE, replay)
+    return rules.buckets_above_baseline(points, window, current=3600, floor=10)
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
@@ -433,12 +390,13 @@ def test_oracle_authorization_failure_spike(replay: tuple[int, int]) -> None:
     assert flagged == {"pump-0022"}
     assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures")
     latest: dict[tuple[str, float], dict[str, Any]] = {}
-    for e in dataset_events("detections/data/auth_failures_detect.ndjson"):
+    for e in _events("auth_failures_detect", replay[0]):
         key = (e["fields"]["thing"], e["time"])
         if key not in latest or e["event"]["version"] > latest[key]["event"]["version"]:
             latest[key] = e
     metrics = [(t, thing, float(e["event"]["value"]["count"])) for (thing, t), e in latest.items()]
-    spikes = spiking_buckets(metrics, AUTH_SPIKE, current=3600, floor=10, replay=replay)
+    window = _replay_window(AUTH_SPIKE, replay)
+    spikes = rules.buckets_above_baseline(metrics, window, current=3600, floor=10)
     assert set(spikes) == {"gw-berlin-03"}
     flagged = set(spikes)
     assert len(flagged) == _expected(AUTH_SPIKE, "auth_failures_detect")
@@ -485,30 +443,14 @@ def test_authorization_failures_are_counted_per_client_id() -> None:
 SURGE = "fleet_wide_authentication_error_surge"
 
 
-def _auth_error_points(dataset: str) -> list[tuple[float, str, float]]:
-    """(time, metric name, errors) of the AWS/IoT auth metrics the surge detection reads."""
-    names = set(re.findall(r'metric_name::"([^"]+)"', _spec(SURGE)["search"]))
-    return [
-        (e["time"], e["fields"]["metric_name"], float(e["event"]["value"]["sum"]))
-        for e in dataset_events(f"detections/data/{dataset}.ndjson")
-        if e["sourcetype"] == "aws:iot:cloudwatch:metric" and e["fields"]["metric_name"] in names
-    ]
+def _auth_error_points(dataset: str, shift: float) -> list[tuple[float, str, float]]:
+    return rules.authentication_error_points(_events(dataset, shift))
 
 
 def surging_metrics(dataset: str, replay: tuple[int, int]) -> set[str]:
-    """Metrics above their own baseline and floor (the floors as the search sets them)."""
-    floors = re.search(
-        r'error_floor=if\(metric_name=="([^"]+)", (\d+), (\d+)\)', _spec(SURGE)["search"]
-    )
-    assert floors, "the search sets a floor per metric"
-    noisy, noisy_floor, floor = floors.group(1), float(floors.group(2)), float(floors.group(3))
-    points = _auth_error_points(dataset)
-    flagged = bucket_spikes(
-        [p for p in points if p[1] == noisy], SURGE, current=900, floor=noisy_floor, replay=replay
-    )
-    return flagged | bucket_spikes(
-        [p for p in points if p[1] != noisy], SURGE, current=900, floor=floor, replay=replay
-    )
+    """Metrics above their own baseline and floor."""
+    points = _auth_error_points(dataset, replay[0])
+    return rules.surging_metrics(points, _replay_window(SURGE, replay))
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
@@ -520,8 +462,10 @@ def test_oracle_fleet_authentication_error_surge(replay: tuple[int, int]) -> Non
     assert surging == {"PublishOut.AuthError"}
     assert len(surging) == _expected(SURGE, "auth_error_metrics")
     # The dataset shows the misfire: in one sum of every metric the surge is lost in the noise.
-    summed = [(t, "account", v) for t, _, v in _auth_error_points("auth_error_metrics")]
-    assert not bucket_spikes(summed, SURGE, current=900, floor=50, replay=replay)
+    points = _auth_error_points("auth_error_metrics", replay[0])
+    summed = [(t, "account", v) for t, _, v in points]
+    window = _replay_window(SURGE, replay)
+    assert not rules.buckets_above_baseline(summed, window, current=900, floor=50)
 
 
 def test_surge_is_baselined_and_throttled_per_metric() -> None:
@@ -538,13 +482,8 @@ def test_surge_is_baselined_and_throttled_per_metric() -> None:
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_connection_flapping(replay: tuple[int, int]) -> None:
     stem = "connection_flapping"
-    points = [
-        (e["time"], e["event"]["clientId"], 1.0)
-        for e in dataset_events("detections/data/connections.ndjson")
-        if e["sourcetype"] == "aws:iot:lifecycle"
-        and e["event"]["eventType"] in {"connected", "disconnected"}
-    ]
-    flagged = bucket_spikes(points, stem, current=3600, floor=10, replay=replay)
+    presence = rules.lifecycle_presence(_events("connections", replay[0]))
+    flagged = rules.flapping_clients(presence, _replay_window(stem, replay))
     assert flagged == {"pump-0018"}
     assert len(flagged) == _expected(stem, "connections")
 
@@ -552,59 +491,26 @@ def test_oracle_connection_flapping(replay: tuple[int, int]) -> None:
 OUTBOUND = ("aws:all-bytes-out", "aws:all-packets-out")
 
 
-def _datapoints(dataset: str, metrics: Iterable[str]) -> list[tuple[float, str, str, float]]:
-    """(time, thing, metric, value) of count metrics, one per thing, metric, origin and time
-    (the highest value, as iot_defender_datapoint_volume keeps it)."""
-    wanted = set(metrics)
-    volumes: dict[tuple[float, str, str, str], float] = {}
-    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
-        if e["fields"].get("metric") in wanted:
-            key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["event"]["origin"])
-            volumes[key] = max(volumes.get(key, 0.0), float(e["event"]["value"]["count"]))
-    return [(t, thing, metric, v) for (t, thing, metric, _), v in volumes.items()]
-
-
-def _outbound() -> list[tuple[float, str, str, float]]:
-    return _datapoints("outbound_volume", OUTBOUND)
-
-
-@cache
-def _spike_floors() -> dict[str, float]:
-    """Metric -> floor, from the iot_defender_spike_floor macro's case()."""
-    definition = macros()["iot_defender_spike_floor"].definition
-    return {m: float(v) for m, v in re.findall(r'name=="([^"]+)", (\d+)', definition)}
+def _datapoints(dataset: str, metrics: Iterable[str], shift: float = 0) -> list[rules.Datapoint]:
+    return rules.count_datapoints(_events(dataset, shift), metrics)
 
 
 def _floor(metric: str) -> float:
-    return _spike_floors()[metric]
+    return rules.SPIKE_FLOORS[metric]
 
 
 def volume_spikes(
-    points: list[tuple[float, str, str, float]], stem: str, replay: tuple[int, int]
+    dataset: str, metrics: Iterable[str], stem: str, replay: tuple[int, int]
 ) -> set[str]:
-    """Things with a datapoint of the last hour above their own baseline, as
-    iot_defender_volume_spikes judges it."""
-    shift, delay = replay
-    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
-    series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for t, thing, metric, value in points:
-        if earliest <= t + shift < latest:
-            series[thing, metric][t + shift >= latest - 3600].append(value)
-    flagged = set()
-    for (thing, metric), (base, now) in series.items():
-        if len(base) < 12 or not now:
-            continue
-        avg = sum(base) / len(base)
-        stdev = math.sqrt(sum((v - avg) ** 2 for v in base) / (len(base) - 1))
-        if max(now) > max(avg + 3 * stdev, _floor(metric)):
-            flagged.add(thing)
-    return flagged
+    """Things with a datapoint of the last hour above their own baseline."""
+    points = _datapoints(dataset, metrics, replay[0])
+    return rules.volume_spikes(points, _replay_window(stem, replay), _floor)
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> None:
     stem = "outbound_volume_spike_vs_device_baseline"
-    flagged = volume_spikes(_outbound(), stem, replay)
+    flagged = volume_spikes("outbound_volume", OUTBOUND, stem, replay)
     assert flagged == {"pump-0021"}
     assert len(flagged) == _expected(stem, "outbound_volume")
 
@@ -612,23 +518,22 @@ def test_oracle_outbound_volume_vs_device_baseline(replay: tuple[int, int]) -> N
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_outbound_volume_vs_peer_segment(replay: tuple[int, int]) -> None:
     stem = "outbound_volume_spike_vs_peer_segment"
-    shift, delay = replay
-    earliest, latest = _window(stem, detection_data.REFERENCE_TIME + shift + delay)
+    earliest, latest = _replay_window(stem, replay)
     firmware = {
         e["fields"]["thing"]: e["event"]["attributes"]["firmware_version"]
         for e in dataset_events("detections/data/outbound_volume.ndjson")
         if e["sourcetype"] == "aws:iot:thing"
     }
-    totals: dict[tuple[str, str], float] = defaultdict(float)
-    for t, thing, metric, value in _outbound():
-        if earliest <= t + shift < latest:
-            totals[thing, metric] += value
+    totals: dict[tuple[str, str, str], float] = defaultdict(float)
+    for t, thing, metric, origin, value in _datapoints("outbound_volume", OUTBOUND, replay[0]):
+        if earliest <= t < latest:
+            totals[thing, metric, origin] += value
     flagged = set()
-    for (thing, metric), volume in totals.items():
+    for (thing, metric, origin), volume in totals.items():
         others = [
             v
-            for (t, m), v in totals.items()
-            if m == metric and t != thing and firmware[t] == firmware[thing]
+            for (t, m, o), v in totals.items()
+            if m == metric and o == origin and t != thing and firmware[t] == firmware[thing]
         ]
         if len(others) < 4:
             continue
@@ -819,7 +724,7 @@ def test_audit_frequencies_are_the_stacks() -> None:
     assert "AuditFrequency" in setting.description
     assert all(value in setting.description for value in parameter["AllowedValues"])
     schedule = _spec("audit_heartbeat_missing")["schedule"]
-    assert relative_seconds(schedule["earliest_time"]) >= 2 * max(periods.values())
+    assert rules.relative_seconds(schedule["earliest_time"]) >= 2 * max(periods.values())
 
 
 def _heartbeat_missing(dataset: str, frequency: str, *, window: int) -> bool:
@@ -837,7 +742,7 @@ def _heartbeat_missing(dataset: str, frequency: str, *, window: int) -> bool:
 
 def test_oracle_audit_heartbeat() -> None:
     spec = _spec("audit_heartbeat_missing")
-    window = relative_seconds(spec["schedule"]["earliest_time"])
+    window = rules.relative_seconds(spec["schedule"]["earliest_time"])
     default = _macro_frequency(macros()["iot_defender_audit_frequency"].definition)
     for test in spec["tests"]:
         override = test.get("macros", {}).get("iot_defender_audit_frequency")
@@ -853,40 +758,16 @@ def test_oracle_audit_heartbeat() -> None:
 MANY_IPS = "client_id_connecting_from_many_source_ips"
 
 
-def _connections(dataset: str) -> list[tuple[float, str, str]]:
-    """(time, client id, source address) of lifecycle connects and Connect log entries."""
-    found = []
-    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
-        body = e["event"]
-        if e["sourcetype"] == "aws:iot:lifecycle" and body["eventType"] == "connected":
-            found.append((e["time"], body["clientId"], body["ipAddress"]))
-        elif e["sourcetype"] == "aws:iot:log" and body["eventType"] == "Connect":
-            found.append((e["time"], body["clientId"], body["sourceIp"]))
-    return found
-
-
-def _most_addresses_in_an_hour(
-    dataset: str, earliest: float, latest: float, shift: float
-) -> dict[str, int]:
-    """Client id -> the most distinct addresses in any hour-long window of [earliest, latest)."""
-    seen = [
-        (t + shift, c, ip) for t, c, ip in _connections(dataset) if earliest <= t + shift < latest
-    ]
-    most: dict[str, int] = defaultdict(int)
-    for t, client, _ in seen:
-        ips = {ip for u, c, ip in seen if c == client and t <= u < t + 3600}
-        most[client] = max(most[client], len(ips))
-    return most
+def _connections(dataset: str, shift: float = 0) -> list[tuple[float, str, str]]:
+    return rules.connections(_events(dataset, shift))
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_client_id_from_many_source_ips(replay: tuple[int, int]) -> None:
-    shift, delay = replay
-    now = detection_data.REFERENCE_TIME + shift + delay
     for dataset, client in (("connections", "pump-0018"), ("connections_across_runs", "pump-0020")):
-        earliest, latest = _window(MANY_IPS, now)
-        most = _most_addresses_in_an_hour(dataset, earliest, latest, shift)
-        flagged = {c for c, n in most.items() if n >= 3}
+        seen = _connections(dataset, replay[0])
+        most = rules.most_addresses_in_an_hour(seen, _replay_window(MANY_IPS, replay))
+        flagged = {c for c, n in most.items() if n >= rules.MANY_ADDRESSES}
         assert flagged == {client}
         assert len(flagged) == _expected(MANY_IPS, dataset)
 
@@ -896,7 +777,8 @@ def test_connections_across_runs_escape_fixed_hourly_windows() -> None:
     schedule: the hour before each run), neither of two consecutive runs sees three addresses."""
     latest = detection_data.REFERENCE_TIME - 300
     for hour in (latest - 3600, latest - 7200):
-        fixed = _most_addresses_in_an_hour("connections_across_runs", hour, hour + 3600, 0)
+        seen = _connections("connections_across_runs")
+        fixed = rules.most_addresses_in_an_hour(seen, (hour, hour + 3600))
         assert max(fixed.values()) == 2
 
 
@@ -905,7 +787,9 @@ def test_sliding_window_overlaps_the_runs() -> None:
     window of connections is inside one run's range; the search slides over it."""
     spec = _spec(MANY_IPS)
     schedule = spec["schedule"]
-    span = relative_seconds(schedule["earliest_time"]) - relative_seconds(schedule["latest_time"])
+    span = rules.relative_seconds(schedule["earliest_time"]) - rules.relative_seconds(
+        schedule["latest_time"]
+    )
     assert span >= 3600 + cron_interval(schedule["cron_schedule"])
     assert "streamstats time_window=1h dc(src_ip) AS source_ips" in " ".join(spec["search"].split())
     assert "certificate_ids" in pipeline(spec["search"])[-2]
@@ -1225,12 +1109,11 @@ MANY_CLIENT_IDS = "source_ip_trying_many_client_ids"
 
 def _sources_trying_many_client_ids(dataset: str, replay: tuple[int, int]) -> dict[str, int]:
     """Source -> client ids it first used in the last hour of the window, if five or more."""
-    shift, delay = replay
-    earliest, latest = _window(MANY_CLIENT_IDS, detection_data.REFERENCE_TIME + shift + delay)
+    earliest, latest = _replay_window(MANY_CLIENT_IDS, replay)
     first: dict[tuple[str, str], float] = {}
-    for t, client, ip in _connections(dataset):
-        if earliest <= t + shift < latest:
-            first[ip, client] = min(first.get((ip, client), math.inf), t + shift)
+    for t, client, ip in _connections(dataset, replay[0]):
+        if earliest <= t < latest:
+            first[ip, client] = min(first.get((ip, client), math.inf), t)
     new: dict[str, int] = defaultdict(int)
     for (ip, _), t in first.items():
         new[ip] += t >= latest - 3600
@@ -1253,15 +1136,9 @@ AUTHN_BURST = "authentication_error_burst_from_source_ip"
 
 
 def _authentication_bursts(dataset: str, replay: tuple[int, int]) -> set[str]:
-    """Sources with 20 or more Connection.AuthNError entries in a 5-minute interval."""
-    shift, delay = replay
-    earliest, latest = _window(AUTHN_BURST, detection_data.REFERENCE_TIME + shift + delay)
-    buckets: dict[tuple[str, float], int] = defaultdict(int)
-    for e in dataset_events(f"detections/data/{dataset}.ndjson"):
-        t = e["time"] + shift
-        if e["fields"].get("event_type") == "Connection.AuthNError" and earliest <= t < latest:
-            buckets[e["event"]["sourceIp"], t - t % 300] += 1
-    return {ip for (ip, _), n in buckets.items() if n >= 20}
+    return rules.authentication_bursts(
+        _events(dataset, replay[0]), _replay_window(AUTHN_BURST, replay)
+    )
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
@@ -1361,16 +1238,14 @@ EXFILTRATION = "outbound_spike_to_new_destination"
 
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_outbound_spike_to_new_destination(replay: tuple[int, int]) -> None:
-    spikes = volume_spikes(
-        _datapoints("exfiltration_to_new_destination", OUTBOUND), EXFILTRATION, replay
-    )
+    spikes = volume_spikes("exfiltration_to_new_destination", OUTBOUND, EXFILTRATION, replay)
     new = new_disallowed_destinations("exfiltration_to_new_destination", EXFILTRATION, replay)
     # Each sign alone on its own device; both on pump-0020.
     assert spikes == {"pump-0020", "pump-0021"}
     assert new == {"pump-0020": {"203.0.113.99"}, "pump-0018": {"203.0.113.150"}}
     assert len(spikes & set(new)) == _expected(EXFILTRATION, "exfiltration_to_new_destination")
     for dataset in ("outbound_volume", "destinations"):
-        spikes = volume_spikes(_datapoints(dataset, OUTBOUND), EXFILTRATION, replay)
+        spikes = volume_spikes(dataset, OUTBOUND, EXFILTRATION, replay)
         both = spikes & set(new_disallowed_destinations(dataset, EXFILTRATION, replay))
         assert len(both) == _expected(EXFILTRATION, dataset) == 0
         assert spikes or new_disallowed_destinations(dataset, EXFILTRATION, replay), "one sign"
@@ -1403,14 +1278,13 @@ DAILY = "daily_outbound_volume_above_device_baseline"
 
 def _daily_excess(dataset: str, replay: tuple[int, int]) -> set[str]:
     """Things whose last 24 hours exceed their previous days as the daily detection judges."""
-    shift, delay = replay
-    earliest, latest = _window(DAILY, detection_data.REFERENCE_TIME + shift + delay)
-    days: dict[tuple[str, str], dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    for t, thing, metric, value in _datapoints(dataset, OUTBOUND):
-        if earliest <= t + shift < latest:
-            days[thing, metric][math.floor((latest - t - shift) / 86_400)] += value
+    earliest, latest = _replay_window(DAILY, replay)
+    days: dict[tuple[str, str, str], dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for t, thing, metric, origin, value in _datapoints(dataset, OUTBOUND, replay[0]):
+        if earliest <= t < latest:
+            days[thing, metric, origin][math.floor((latest - t) / 86_400)] += value
     flagged = set()
-    for (thing, metric), totals in days.items():
+    for (thing, metric, _), totals in days.items():
         base = [v for day, v in totals.items() if day >= 1]
         if len(base) < 5 or 0 not in totals:
             continue
@@ -1430,8 +1304,8 @@ def test_oracle_daily_outbound_volume(replay: tuple[int, int]) -> None:
     assert not _daily_excess("outbound_volume", replay)
     assert _expected(DAILY, "outbound_volume") == 0
     # Low and slow: no single datapoint is a spike for the hourly detection.
-    points = _datapoints("low_and_slow_exfiltration", OUTBOUND)
-    assert not volume_spikes(points, "outbound_volume_spike_vs_device_baseline", replay)
+    stem = "outbound_volume_spike_vs_device_baseline"
+    assert not volume_spikes("low_and_slow_exfiltration", OUTBOUND, stem, replay)
 
 
 @pytest.mark.parametrize("replay", REPLAYS)
@@ -1439,7 +1313,7 @@ def test_oracle_mqtt_publish_volume(replay: tuple[int, int]) -> None:
     stem = "mqtt_publish_volume_spike_vs_device_baseline"
     metrics = re.findall(r'metric::"([^"]+)"', _spec(stem)["search"])
     assert set(metrics) == {"aws:num-messages-sent", "aws:message-byte-size"}
-    flagged = volume_spikes(_datapoints("mqtt_publish_volume", metrics), stem, replay)
+    flagged = volume_spikes("mqtt_publish_volume", metrics, stem, replay)
     assert flagged == {"gw-berlin-03"}
     assert len(flagged) == _expected(stem, "mqtt_publish_volume")
 
@@ -1447,8 +1321,8 @@ def test_oracle_mqtt_publish_volume(replay: tuple[int, int]) -> None:
 @pytest.mark.parametrize("replay", REPLAYS)
 def test_oracle_established_connections_spike(replay: tuple[int, int]) -> None:
     stem = "established_connections_spike_vs_device_baseline"
-    points = _datapoints("established_connections", ["aws:num-established-tcp-connections"])
-    flagged = volume_spikes(points, stem, replay)
+    metrics = ["aws:num-established-tcp-connections"]
+    flagged = volume_spikes("established_connections", metrics, stem, replay)
     assert flagged == {"cam-yard-1"}
     assert len(flagged) == _expected(stem, "established_connections")
     shift, delay = replay
@@ -1696,7 +1570,7 @@ def _signs(dataset: str, shift: float) -> list[tuple[float, str, str, str]]:
         found.append((t + shift, thing, "destination", f"allowed {ip}" if allowed else ip))
     found += [
         (t + shift, thing, "volume", f"{metric} {value}")
-        for t, thing, metric, value in _datapoints(dataset, OUTBOUND)
+        for t, thing, metric, _, value in _datapoints(dataset, OUTBOUND)
     ]
     return found
 

@@ -22,13 +22,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "splunk_app" / "iot_defender_security"
 Window = tuple[float, float]
+# (time, thing, metric, origin, value): one count datapoint as iot_defender_datapoint_volume
+# keeps it; device reports and Detect exports are separate series (origin).
+Datapoint = tuple[float, str, str, str, float]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
 def relative_seconds(text: str) -> int:
-    """'-24h@m' -> 86400; 'now' -> 0."""
+    """'-24h@m' -> 86400; 'now' -> 0. Any other form raises ValueError: read as 0 it would
+    silently give a window of the wrong length."""
+    if text == "now":
+        return 0
     match = re.fullmatch(r"-(\d+)([smhdw])(?:@[smhd])?", text)
-    return int(match.group(1)) * _UNITS[match.group(2)] if match else 0
+    if not match:
+        raise ValueError(f"unsupported relative time {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 def schedule_window(schedule: dict[str, Any], now: float) -> Window:
@@ -68,19 +76,20 @@ def buckets_above_baseline(
 
 
 def volume_spikes(
-    points: Iterable[tuple[float, str, str, float]],
-    window: Window,
-    floor: Callable[[str], float],
+    points: Iterable[Datapoint], window: Window, floor: Callable[[str], float]
 ) -> set[str]:
     """Things with a datapoint of the window's last hour above their own baseline (at least
-    12 datapoints before it), as iot_defender_volume_spikes judges it."""
+    12 datapoints before it) of the same metric and origin, as iot_defender_volume_spikes
+    judges it."""
     earliest, latest = window
-    series: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for t, thing, metric, value in points:
+    series: dict[tuple[str, str, str], tuple[list[float], list[float]]] = defaultdict(
+        lambda: ([], [])
+    )
+    for t, thing, metric, origin, value in points:
         if earliest <= t < latest:
-            series[thing, metric][t >= latest - 3600].append(value)
+            series[thing, metric, origin][t >= latest - 3600].append(value)
     flagged = set()
-    for (thing, metric), (base, now) in series.items():
+    for (thing, metric, _), (base, now) in series.items():
         if len(base) < 12 or not now:
             continue
         avg = sum(base) / len(base)
@@ -90,18 +99,16 @@ def volume_spikes(
     return flagged
 
 
-def count_datapoints(
-    events: Iterable[dict[str, Any]], metrics: Iterable[str]
-) -> list[tuple[float, str, str, float]]:
-    """(time, thing, metric, value) of count metrics, one per thing, metric, origin and time
-    (the highest value, as iot_defender_datapoint_volume keeps it)."""
+def count_datapoints(events: Iterable[dict[str, Any]], metrics: Iterable[str]) -> list[Datapoint]:
+    """Count metrics' datapoints, one per thing, metric, origin and time (the highest value, as
+    iot_defender_datapoint_volume keeps it)."""
     wanted = set(metrics)
     volumes: dict[tuple[float, str, str, str], float] = {}
     for e in events:
         if e["sourcetype"] == "aws:iot:defender:metric" and e["fields"].get("metric") in wanted:
             key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["event"]["origin"])
             volumes[key] = max(volumes.get(key, 0.0), float(e["event"]["value"]["count"]))
-    return [(t, thing, metric, v) for (t, thing, metric, _), v in volumes.items()]
+    return [(t, thing, metric, origin, v) for (t, thing, metric, origin), v in volumes.items()]
 
 
 def connections(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, str]]:
@@ -130,14 +137,14 @@ def most_addresses_in_an_hour(
 
 
 def authentication_bursts(events: Iterable[dict[str, Any]], window: Window) -> set[str]:
-    """Sources with 20 or more Connection.AuthNError entries in a 5-minute interval."""
+    """Sources with BURST_ERRORS or more Connection.AuthNError entries in a 5-minute interval."""
     earliest, latest = window
     buckets: dict[tuple[str, float], int] = defaultdict(int)
     for e in events:
         t = e["time"]
         if e["fields"].get("event_type") == "Connection.AuthNError" and earliest <= t < latest:
             buckets[e["event"]["sourceIp"], t - t % 300] += 1
-    return {ip for (ip, _), n in buckets.items() if n >= 20}
+    return {ip for (ip, _), n in buckets.items() if n >= BURST_ERRORS}
 
 
 @cache
@@ -183,29 +190,74 @@ def port_count_changes(events: Iterable[dict[str, Any]], window: Window) -> set[
     }
 
 
-# The iot_defender_spike_floor macro's floors for outbound volume.
-OUTBOUND_FLOORS = {"aws:all-bytes-out": 5_000_000, "aws:all-packets-out": 5_000}
+# The iot_defender_spike_floor macro's case(): the least a datapoint must reach to be a spike.
+SPIKE_FLOORS = {
+    "aws:all-bytes-out": 5_000_000,
+    "aws:all-packets-out": 5_000,
+    "aws:num-messages-sent": 600,
+    "aws:message-byte-size": 1_000_000,
+    "aws:num-established-tcp-connections": 50,
+}
+OUTBOUND_FLOORS = {m: SPIKE_FLOORS[m] for m in ("aws:all-bytes-out", "aws:all-packets-out")}
 # "Client ID Connecting From Many Source IPs": distinct addresses in an hour that alert.
 MANY_ADDRESSES = 3
+# "Authentication Error Burst From Source IP": errors in one 5-minute interval that alert.
+BURST_ERRORS = 20
+# "Fleet-Wide Authentication Error Surge": the AWS/IoT metrics it reads, and its floors.
+AUTH_ERROR_METRICS = frozenset(
+    {
+        "Connect.AuthError",
+        "Connection.AuthNError",
+        "PublishIn.AuthError",
+        "PublishOut.AuthError",
+        "Subscribe.AuthError",
+    }
+)
+NOISY_AUTH_ERROR_METRIC, NOISY_AUTH_ERROR_FLOOR, AUTH_ERROR_FLOOR = "Connection.AuthNError", 50, 10
 
 
 def authentication_error_points(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, float]]:
-    """(time, metric name, sum) of the CloudWatch Connection.AuthNError datapoints."""
+    """(time, metric name, sum) of the CloudWatch datapoints of the surge's AWS/IoT metrics."""
     return [
-        (e["time"], e["fields"]["metric_name"], e["event"]["value"]["sum"])
+        (e["time"], e["fields"]["metric_name"], float(e["event"]["value"]["sum"]))
         for e in events
         if e["sourcetype"] == "aws:iot:cloudwatch:metric"
-        and e["fields"]["metric_name"] == "Connection.AuthNError"
+        and e["fields"].get("metric_name") in AUTH_ERROR_METRICS
     ]
 
 
+def auth_error_floor(metric: str) -> float:
+    """The surge's error_floor: the noisy Connection.AuthNError needs more errors to alert."""
+    return NOISY_AUTH_ERROR_FLOOR if metric == NOISY_AUTH_ERROR_METRIC else AUTH_ERROR_FLOOR
+
+
+def surging_metrics(points: Iterable[tuple[float, str, float]], window: Window) -> set[str]:
+    """Metric names with a 5-minute bucket of the last 15 minutes above their own baseline and
+    floor, each metric baselined alone, as "Fleet-Wide Authentication Error Surge" does."""
+    by_metric: dict[str, list[tuple[float, str, float]]] = defaultdict(list)
+    for point in points:
+        by_metric[point[1]].append(point)
+    return {
+        metric
+        for metric, series in by_metric.items()
+        if buckets_above_baseline(series, window, current=900, floor=auth_error_floor(metric))
+    }
+
+
 def lifecycle_presence(events: Iterable[dict[str, Any]]) -> list[tuple[float, str, float]]:
-    """(time, client id, 1) per lifecycle event, as "Connection Flapping" counts them."""
+    """(time, client id, 1) per connect and disconnect, as "Connection Flapping" counts them
+    (subscribe and unsubscribe events are not flapping)."""
     return [
         (e["time"], e["event"]["clientId"], 1.0)
         for e in events
         if e["sourcetype"] == "aws:iot:lifecycle"
+        and e["event"]["eventType"] in {"connected", "disconnected"}
     ]
+
+
+def flapping_clients(presence: Iterable[tuple[float, str, float]], window: Window) -> set[str]:
+    """Client ids with a 5-minute bucket of the last hour above their baseline and 10."""
+    return set(buckets_above_baseline(presence, window, current=3600, floor=10))
 
 
 Rule = Callable[[Sequence[dict[str, Any]], Window], set[str]]
@@ -217,12 +269,11 @@ def _risky(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
 
 def _outbound(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
     points = count_datapoints(events, OUTBOUND_FLOORS)
-    return volume_spikes(points, window, OUTBOUND_FLOORS.__getitem__)
+    return volume_spikes(points, window, SPIKE_FLOORS.__getitem__)
 
 
 def _surge(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
-    points = authentication_error_points(events)
-    return set(buckets_above_baseline(points, window, current=900, floor=50))
+    return surging_metrics(authentication_error_points(events), window)
 
 
 def _many_addresses(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
@@ -231,8 +282,7 @@ def _many_addresses(events: Sequence[dict[str, Any]], window: Window) -> set[str
 
 
 def _flapping(events: Sequence[dict[str, Any]], window: Window) -> set[str]:
-    presence = lifecycle_presence(events)
-    return set(buckets_above_baseline(presence, window, current=3600, floor=10))
+    return flapping_clients(lifecycle_presence(events), window)
 
 
 # Detection file stem -> its rule applied locally: what it would alert on (things, source
