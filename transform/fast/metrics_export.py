@@ -1,0 +1,158 @@
+"""Fast path for Detect metric exports as the detect-export rule forwards them.
+
+It takes a record only when its output provably equals the reference decoder's
+(transform.decoders.metrics_export); otherwise it returns None before changing any state, and
+the record takes the reference path. The proof for each record:
+
+- the rule envelope and the export decode into the typed structures (shapes), which hold
+  every constraint of the schemas and forbid the extras they allow;
+- the export re-encodes to exactly its own bytes: so it is compact, its keys come in the
+  structures' order, none repeats, and every number and string is spelled as both orjson and
+  msgspec write it, so the events' bodies come out in the order and spelling the reference
+  path writes;
+- every timestamp is plausible (the reference path would re-stamp it and say so).
+
+Duplicates are removed with the reference decoder's rule, on the same tuple keys and the
+same per-invocation versions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from transform.context import Invocation, MetricKey
+from transform.decoders.metrics_export import ORIGIN
+from transform.fast.codec import fast_b64decode
+from transform.fast.shapes import (
+    UNSET,
+    Metric,
+    MetricBody,
+    MetricEvent,
+    MetricFields,
+    MetricsExport,
+    RuleEnvelope,
+)
+from transform.sourcetypes import METRIC
+from transform.timestamps import EARLIEST_PLAUSIBLE, epoch_seconds
+
+# common.json#/definitions/thingName, anchored at the very end (a "$" would let "pump\n" by).
+THING_NAME: Final = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+
+_ENVELOPE: Final = msgspec.json.Decoder(RuleEnvelope)
+_EXPORT: Final = msgspec.json.Decoder(MetricsExport)
+_ENCODER: Final = msgspec.json.Encoder()
+_REFUSED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def transform(raw: bytes, invocation: Invocation) -> tuple[bytes, int] | None:
+    """The record's HEC lines and how many events they hold; None when it is not for us."""
+    export = _export(raw)
+    if export is None:
+        return None
+    items = export.metrics
+    seconds_of = _plausible_seconds(items, invocation.latest_plausible)
+    if seconds_of is None:
+        return None
+    keys = [_key(item, seconds_of) for item in items]
+    chosen = _deduplicated(items, keys, invocation.metric_versions)
+    invocation.duplicates_removed += len(items) - len(chosen)
+    if not chosen:
+        return b"", 0
+    return _ENCODER.encode_lines(_events(chosen, seconds_of, invocation)), len(chosen)
+
+
+def _export(raw: bytes) -> MetricsExport | None:
+    """The export inside a detect-export rule record, if the fast path can vouch for it."""
+    try:
+        payload = fast_b64decode(_ENVELOPE.decode(raw).payload)
+        export = _EXPORT.decode(payload)
+    except (*_REFUSED, ValueError):
+        return None
+    if _ENCODER.encode(export) != payload:
+        return None
+    items = export.metrics
+    if not all(map(THING_NAME.fullmatch, {item.thing for item in items})):
+        return None
+    # metricValue's minProperties 1. In bytes that are their own canonical encoding, with
+    # every key one of the structures' own, this text can only be an empty "value" object.
+    if b'"value":{}' in payload:
+        return None
+    return export
+
+
+def _plausible_seconds(items: Sequence[Metric], latest: float) -> dict[object, float] | None:
+    """Epoch seconds of each distinct timestamp, or None if any would need a fallback time."""
+    seconds_of: dict[object, float] = {}
+    for raw in {item.timestamp for item in items}:
+        seconds = epoch_seconds(raw)
+        if seconds is None or not EARLIEST_PLAUSIBLE <= seconds <= latest:
+            return None
+        seconds_of[raw] = seconds
+    return seconds_of
+
+
+def _key(item: Metric, seconds_of: dict[object, float]) -> MetricKey:
+    """The reference decoder's datapoint identity: one time in any unit is one datapoint."""
+    dimension = item.dimension
+    where = "" if dimension is UNSET else f"{dimension.name}|{dimension.operator or ''}"
+    return (item.thing, item.name, seconds_of[item.timestamp], where)
+
+
+def _deduplicated(
+    items: Sequence[Metric], keys: list[MetricKey], sent: dict[MetricKey, int]
+) -> list[Metric]:
+    """Each datapoint once, at its highest version, in first-seen order (the reference rule)."""
+    versions = [0 if item.version is UNSET else item.version for item in items]
+    first = dict(zip(keys, range(len(keys)), strict=True))
+    if len(first) == len(keys) and sent.keys().isdisjoint(first):
+        sent.update(zip(keys, versions, strict=True))  # the common case: all new, all distinct
+        return list(items)
+    chosen: list[Metric] = []
+    chosen_versions: list[int] = []
+    position: dict[MetricKey, int] = {}
+    for item, key, version in zip(items, keys, versions, strict=True):
+        at = position.get(key)
+        if at is None:
+            previous = sent.get(key)
+            if previous is not None and version <= previous:
+                continue
+            position[key] = len(chosen)
+            chosen.append(item)
+            chosen_versions.append(version)
+        elif version <= chosen_versions[at]:
+            continue
+        else:
+            chosen[at], chosen_versions[at] = item, version
+        sent[key] = version
+    return chosen
+
+
+def _events(
+    items: Sequence[Metric], seconds_of: dict[object, float], invocation: Invocation
+) -> list[MetricEvent]:
+    source = invocation.stream_source
+    index = invocation.index_by_sourcetype.get(METRIC) or UNSET
+    return [
+        MetricEvent(
+            seconds_of[item.timestamp],
+            source,
+            METRIC,
+            index,
+            MetricBody(
+                item.name,
+                item.thing,
+                item.version,
+                item.timestamp,
+                ORIGIN,
+                item.dimension,
+                item.value,
+            ),
+            item.thing,
+            MetricFields(item.thing, item.name),
+        )
+        for item in items
+    ]
