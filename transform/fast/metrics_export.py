@@ -18,6 +18,7 @@ same per-invocation versions.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -57,7 +58,7 @@ def transform(raw: bytes, invocation: Invocation) -> tuple[bytes, int] | None:
     seconds_of = _plausible_seconds(items, invocation.latest_plausible)
     if seconds_of is None:
         return None
-    keys = [_key(item, seconds_of) for item in items]
+    keys = _keys(items, seconds_of)
     chosen = _deduplicated(items, keys, invocation.metric_versions)
     invocation.duplicates_removed += len(items) - len(chosen)
     if not chosen:
@@ -95,40 +96,70 @@ def _plausible_seconds(items: Sequence[Metric], latest: float) -> dict[object, f
     return seconds_of
 
 
-def _key(item: Metric, seconds_of: dict[object, float]) -> MetricKey:
-    """The reference decoder's datapoint identity: one time in any unit is one datapoint."""
-    dimension = item.dimension
-    where = "" if dimension is UNSET else f"{dimension.name}|{dimension.operator or ''}"
-    return (item.thing, item.name, seconds_of[item.timestamp], where)
+def _keys(items: Sequence[Metric], seconds_of: dict[object, float]) -> list[MetricKey]:
+    """The reference decoder's datapoint identities: one time in any unit is one datapoint."""
+    return [
+        (
+            item.thing,
+            item.name,
+            seconds_of[item.timestamp],
+            "" if item.dimension is UNSET else f"{item.dimension.name}|{item.dimension.operator or ''}",
+        )
+        for item in items
+    ]
 
 
 def _deduplicated(
     items: Sequence[Metric], keys: list[MetricKey], sent: dict[MetricKey, int]
 ) -> list[Metric]:
-    """Each datapoint once, at its highest version, in first-seen order (the reference rule)."""
+    """Each datapoint once, at its highest version, in first-seen order (the reference rule).
+
+    Only the contested datapoints (repeated in this record, or already sent by an earlier
+    one) go through the reference decoder's loop; the rest is C-level dict and set work.
+    """
     versions = [0 if item.version is UNSET else item.version for item in items]
-    first = dict(zip(keys, range(len(keys)), strict=True))
-    if len(first) == len(keys) and sent.keys().isdisjoint(first):
-        sent.update(zip(keys, versions, strict=True))  # the common case: all new, all distinct
+    last = dict(zip(keys, range(len(keys)), strict=True))
+    contested = sent.keys() & last.keys()
+    if len(last) < len(keys):  # the positions that are not their key's last are repeats
+        contested.update(keys[at] for at in set(range(len(keys))).difference(last.values()))
+    previous = {key: sent.pop(key) for key in contested if key in sent}
+    sent.update(zip(keys, versions, strict=True))
+    if not contested:
         return list(items)
-    chosen: list[Metric] = []
-    chosen_versions: list[int] = []
-    position: dict[MetricKey, int] = {}
-    for item, key, version in zip(items, keys, versions, strict=True):
-        at = position.get(key)
-        if at is None:
-            previous = sent.get(key)
-            if previous is not None and version <= previous:
+    for key in contested:
+        del sent[key]
+    sent.update(previous)
+    return _resolve(items, keys, versions, contested, sent)
+
+
+def _resolve(
+    items: Sequence[Metric],
+    keys: list[MetricKey],
+    versions: list[int],
+    contested: set[MetricKey],
+    sent: dict[MetricKey, int],
+) -> list[Metric]:
+    """The reference decoder's loop over the contested datapoints alone: a later, higher copy
+    replaces the first one where it stands; a copy no higher than what was sent is dropped."""
+    chosen = list(items)
+    keep = [True] * len(items)
+    slots: dict[MetricKey, int] = {}
+    for at in [at for at, key in enumerate(keys) if key in contested]:
+        key, version = keys[at], versions[at]
+        slot = slots.get(key)
+        keep[at] = slot is None
+        if slot is None:
+            earlier = sent.get(key)
+            if earlier is not None and version <= earlier:
+                keep[at] = False
                 continue
-            position[key] = len(chosen)
-            chosen.append(item)
-            chosen_versions.append(version)
-        elif version <= chosen_versions[at]:
+            slots[key] = at
+        elif version <= versions[slot]:
             continue
         else:
-            chosen[at], chosen_versions[at] = item, version
+            chosen[slot], versions[slot] = items[at], version
         sent[key] = version
-    return chosen
+    return list(itertools.compress(chosen, keep))
 
 
 def _events(
