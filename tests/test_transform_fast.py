@@ -125,6 +125,16 @@ ADVERSARIAL: dict[str, list[bytes]] = {
         export(item(timestamp=1.7951655e18)),
         export(item(value={"numbers": [2**70, -(2**63) - 1, 1e-7]})),
     ],
+    "floats_spelled_without_the_plus_orjson_writes": [
+        rule_record(
+            "detect-export",
+            compact({"metrics": [item(value={"number": 0.5})]}).replace(b"0.5", b"1e16"),
+        ),
+        rule_record(
+            "detect-export",
+            compact({"metrics": [item(value={"count": 0.5})]}).replace(b"0.5", b"2.5e17"),
+        ),
+    ],
     "extra_keys": [
         export(item(origin="spoofed")),
         export(item(index="main")),
