@@ -182,8 +182,8 @@ def _transformed(record: _Record, invocation: Invocation) -> tuple[dict[str, int
     if invocation.settings.fast_path and record.raw is not None and not record.events:
         fast = fast_metrics_export.transform(record.raw, invocation)
         if fast is not None:
-            payload, events = fast
-            return ({METRIC: events} if events else {}), payload, ""
+            lines, count = fast
+            return ({METRIC: count} if count else {}), lines, ""
     events, payload, error = _transform(record, invocation)
     return Counter(map(_sourcetype_of, events)), payload, error
 

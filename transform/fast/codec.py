@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 
-try:
-    import pybase64
-except ImportError:  # pragma: no cover - the Lambda artefact and the dev venv ship it
-    pybase64 = None
+
+def _optional_pybase64() -> ModuleType | None:
+    try:
+        return importlib.import_module("pybase64")
+    except ImportError:  # the Lambda artefact and the dev venv ship it; correctness needs none
+        return None
+
+
+pybase64 = _optional_pybase64()
 
 Decode = Callable[[str], bytes]
 Encode = Callable[[bytes], str]
@@ -32,7 +39,8 @@ def fast_b64decode(text: str) -> bytes:
     """Strict decoding; the stdlib has the last word on anything pybase64 refuses."""
     if pybase64 is not None:
         try:
-            return pybase64.b64decode(text, validate=True)
+            decoded: bytes = pybase64.b64decode(text, validate=True)
+            return decoded
         except (binascii.Error, ValueError, TypeError):
             pass
     return stdlib_b64decode(text)
@@ -40,5 +48,6 @@ def fast_b64decode(text: str) -> bytes:
 
 def fast_b64encode(data: bytes) -> str:
     if pybase64 is not None:
-        return pybase64.b64encode(data).decode("ascii")
+        encoded: str = pybase64.b64encode_as_string(data)
+        return encoded
     return stdlib_b64encode(data)

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from typing import Final
 
 import msgspec
+from msgspec import UNSET
 
 from transform.context import Invocation, MetricKey
 from transform.decoders.metrics_export import ORIGIN
 from transform.fast.codec import fast_b64decode
 from transform.fast.shapes import (
-    UNSET,
     Metric,
     MetricBody,
     MetricEvent,
@@ -103,7 +103,9 @@ def _keys(items: Sequence[Metric], seconds_of: dict[object, float]) -> list[Metr
             item.thing,
             item.name,
             seconds_of[item.timestamp],
-            "" if item.dimension is UNSET else f"{item.dimension.name}|{item.dimension.operator or ''}",
+            ""
+            if item.dimension is UNSET
+            else f"{item.dimension.name}|{item.dimension.operator or ''}",
         )
         for item in items
     ]
