@@ -30,7 +30,8 @@ Doc = dict[str, Any]
 
 SEED: Final = 20261121
 KINDS: Final = ("metrics_export", "device_report", "audit_notification")
-SIZES: Final = {"3MB": 3_000_000, "6MB": 6_000_000}
+# 1 MB is the stack's default transform buffer (TransformBufferSizeMB); 6 MB is Lambda's limit.
+SIZES: Final = {"1MB": 1_000_000, "3MB": 3_000_000, "6MB": 6_000_000}
 ARRIVAL_MS: Final = 1_795_300_000_000  # 2026-11-21, after every generated timestamp
 _MAX_MISSES: Final = 100  # candidates that did not fit before a batch counts as full
 

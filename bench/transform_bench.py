@@ -2,7 +2,7 @@
 
 Run from the repository root: ``python -m bench.transform_bench`` (``make bench``). It compares
 ``transform.handler.lambda_handler`` with a naive baseline shaped like the public sample
-(bench.naive), on deterministic batches just under 3 MB and 6 MB of simulated messages
+(bench.naive), on deterministic batches just under 1, 3 and 6 MB of simulated messages
 (bench.inputs), and prints MET/MISSED per target. It always exits 0: a missed target is a
 finding to read, not a broken build.
 

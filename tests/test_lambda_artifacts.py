@@ -119,3 +119,26 @@ def test_compiled_dependencies_are_for_the_lambda_runtime(function: str) -> None
     shared_objects = list(root.rglob("*.so"))
     assert all("x86_64" not in so.name for so in shared_objects)
     assert not list(root.rglob("*.cpython-311*"))  # nothing compiled for the build machine
+
+
+# The transform's fast path: C extensions whose speed is the point, so they must be the builds
+# for the Lambda runtime (CPython 3.13, manylinux, arm64), not a fallback or a foreign build.
+FAST_PATH_WHEELS = ("msgspec", "pybase64")
+
+
+@pytest.mark.parametrize("distribution", FAST_PATH_WHEELS)
+def test_the_transform_ships_the_fast_path_wheels_for_the_lambda_runtime(distribution: str) -> None:
+    root = artefact("TransformFunction")
+    (wheel,) = root.glob(f"{distribution}-*.dist-info/WHEEL")
+    tags = {
+        line.split(":", 1)[1].strip()
+        for line in wheel.read_text(encoding="utf-8").splitlines()
+        if line.startswith("Tag:")
+    }
+    assert tags
+    for tag in tags:
+        python, abi, platform = tag.split("-")
+        assert (python, abi) == ("cp313", "cp313"), tag
+        assert platform.startswith("manylinux"), tag
+        assert platform.endswith("aarch64"), tag
+    assert list((root / distribution).rglob("*.cpython-313-aarch64-linux-gnu.so"))

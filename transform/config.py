@@ -28,6 +28,9 @@ class Settings:
     # A CloudWatch Logs payload that inflates beyond this is treated as hostile (gzip bomb).
     max_decompressed_bytes: int = 8 * 1024 * 1024
     response_limit_bytes: int = 6_000_000
+    # False sends every record down the reference decoders alone (transform.fast says why
+    # both exist); the differential test and the bench compare the two.
+    fast_path: bool = True
 
     def index_for(self, sourcetype: str) -> str | None:
         """The index an event of this sourcetype goes to, or None to use the token's default."""
