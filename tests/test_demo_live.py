@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iot_defender_splunk.story.live import LiveError, SearchHead, Splunk, indexes_in
+from tests.loopback_server import Request
 from tests.splunk_rest_stub import (
     PASSWORD,
     USERNAME,
@@ -59,8 +60,9 @@ def test_it_waits_until_every_event_is_searchable(stand_in: SplunkRestStub) -> N
     found = connect(stand_in, clock).wait_until_searchable("iot_security", 0, 60, 100, 30)
     assert found == 100
     assert len(clock.slept) == 3
-    searches = [r.params() for r in stand_in.requests]
-    searches = [r for r in searches if r.get("exec_mode") == "oneshot"]
+    searches = [
+        p for p in map(Request.params, stand_in.requests) if p.get("exec_mode") == "oneshot"
+    ]
     assert {r["search"] for r in searches} == {'| tstats count where index="iot_security"'}
     assert {(r["earliest_time"], r["latest_time"]) for r in searches} == {("0.000", "60.000")}
 
