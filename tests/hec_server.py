@@ -23,8 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from tests.loopback_server import (
     LISTEN_BACKLOG,
@@ -33,6 +32,7 @@ from tests.loopback_server import (
     LoopbackServerError,
     Request,
     Response,
+    StandIn,
 )
 
 __all__ = [
@@ -196,7 +196,7 @@ class HecStubError(LoopbackServerError):
     """The stub itself failed while answering; raised when it stops so no test passes over it."""
 
 
-class HecStub:
+class HecStub(StandIn):
     """A running loopback HEC endpoint with one token.
 
     ``use_ack`` mirrors the token's indexer-acknowledgement setting; ``allowed_indexes``
@@ -236,17 +236,6 @@ class HecStub:
             error=HecStubError,
         )
         self.url = self._server.url
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         """Shut the server down and free its port; safe to call twice.

@@ -27,6 +27,7 @@ __all__ = [
     "LoopbackServerError",
     "Request",
     "Response",
+    "StandIn",
 ]
 
 # Connections the kernel queues before the server accepts them. socketserver's default of 5
@@ -155,7 +156,25 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
 
-class LoopbackServer:
+class StandIn:
+    """A stand-in's with-block: it stops at the end of the block, whatever happened inside."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LoopbackServer(StandIn):
     """Serves ``respond`` on 127.0.0.1 from construction until :meth:`stop`.
 
     ``error`` is the type of what :meth:`stop` (or a server that never starts) raises, so a
@@ -180,17 +199,6 @@ class LoopbackServer:
         if not self._server.serving.wait(_START_TIMEOUT_SECONDS):
             self.stop()
             raise error(f"did not start serving in {_START_TIMEOUT_SECONDS} s")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def requests(self) -> list[Request]:

@@ -275,6 +275,7 @@ class _Call:
 
 
 _Route = tuple[str, re.Pattern[str], Callable[[_Call], Response]]
+_JobAnswer = Callable[[_Call, StubJob, str | None], Response]
 
 
 class SplunkRestStub(LoopbackServer):
@@ -328,8 +329,12 @@ class SplunkRestStub(LoopbackServer):
             ("POST", r"saved/searches/(.+)/dispatch", self._dispatch),
             ("POST", r"search/jobs", self._oneshot),
             ("POST", r"search/v2/jobs", self._oneshot),
-            ("GET", r"search/jobs/([^/]+)", self._job),
-            ("GET", r"search/jobs/([^/]+)/results", self._results),
+            ("GET", r"search/jobs/([^/]+)", lambda call: self._with_job(call, self._job)),
+            (
+                "GET",
+                r"search/jobs/([^/]+)/results",
+                lambda call: self._with_job(call, self._results),
+            ),
             ("POST", r"search/v2/parser", self._parse),
         ]
         return [(method, re.compile(pattern), answer) for method, pattern, answer in routes]
@@ -511,12 +516,15 @@ class SplunkRestStub(LoopbackServer):
         self.state.jobs[sid] = StubJob(saved, dict(call.params))
         return _json("dispatch.json", 201, sid=sid)
 
-    def _job(self, call: _Call) -> Response:
+    def _with_job(self, call: _Call, answer: _JobAnswer) -> Response:
+        """Answer about the job ``call`` names, and whether (why) its search fails to run."""
         call.json_only()
         job = self.state.jobs.get(call.name)
         if job is None:
             return _message(404, "FATAL", "Unknown sid.", as_json=True)
-        failure = self._failure(job.saved.search, self.state.run_errors)
+        return answer(call, job, self._failure(job.saved.search, self.state.run_errors))
+
+    def _job(self, call: _Call, job: StubJob, failure: str | None) -> Response:
         jobs = call.path.rpartition("/")[0]
         return _json(
             "job.json",
@@ -536,12 +544,7 @@ class SplunkRestStub(LoopbackServer):
             app=APP_ID,
         )
 
-    def _results(self, call: _Call) -> Response:
-        call.json_only()
-        job = self.state.jobs.get(call.name)
-        if job is None:
-            return _message(404, "FATAL", "Unknown sid.", as_json=True)
-        failure = self._failure(job.saved.search, self.state.run_errors)
+    def _results(self, call: _Call, job: StubJob, failure: str | None) -> Response:
         if failure is not None:
             return _search_results([], [{"type": "FATAL", "text": failure}])
         return _search_results(self._job_rows(job), [])
