@@ -5,6 +5,8 @@ follows Splunk's documented HEC contract (endpoints, token auth, channels, index
 acknowledgement, status codes and ``invalid-event-number``) so that a client passing
 against it fails against a real Splunk only for deployment reasons, never protocol ones.
 Anything the stub decides that Splunk does not document is called out where it happens.
+The serving itself (backlog, ready before the URL is handed out, handlers joined on stop, the
+stub's own failures raised at stop) is tests/loopback_server.py's; this module is HEC's side.
 """
 
 from __future__ import annotations
