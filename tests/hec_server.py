@@ -5,6 +5,8 @@ follows Splunk's documented HEC contract (endpoints, token auth, channels, index
 acknowledgement, status codes and ``invalid-event-number``) so that a client passing
 against it fails against a real Splunk only for deployment reasons, never protocol ones.
 Anything the stub decides that Splunk does not document is called out where it happens.
+The serving itself (backlog, ready before the URL is handed out, handlers joined on stop, the
+stub's own failures raised at stop) is tests/loopback_server.py's; this module is HEC's side.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import gzip
 import json
 import re
 import socket
-import sys
 import threading
 import zlib
 from collections import deque
@@ -24,10 +25,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final, Self, cast
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Final
+
+from tests.loopback_server import (
+    LISTEN_BACKLOG,
+    ConnectionDroppedError,
+    LoopbackServer,
+    LoopbackServerError,
+    Request,
+    Response,
+    StandIn,
+)
 
 __all__ = [
     "LISTEN_BACKLOG",
@@ -38,14 +46,6 @@ __all__ = [
     "HecStubError",
     "refusing_url",
 ]
-
-# Connections the kernel queues before the server accepts them. socketserver's default of 5
-# makes a loaded machine refuse or reset the sixth client that connects at once, so this leaves
-# room for every concurrent client the tests and the operator tools open (keep them below it).
-LISTEN_BACKLOG: Final = 128
-# How long a new stub may take to reach its serving loop before the test fails.
-_START_TIMEOUT_SECONDS: Final = 10.0
-_REQUEST_TIMEOUT_SECONDS: Final = 10.0
 
 EVENT_PATHS: Final = frozenset(
     {"/services/collector", "/services/collector/event", "/services/collector/event/1.0"}
@@ -77,6 +77,7 @@ _ERRORS: Final[Mapping[int, tuple[int, str]]] = {
 }
 
 Payload = dict[str, Any]
+_JSON: Final = "application/json; charset=UTF-8"
 
 
 class Fault(enum.Enum):
@@ -122,9 +123,21 @@ class _Incoming:
     content_encoding: str | None
     body: bytes
 
-
-class ConnectionDroppedError(Exception):
-    """:meth:`HecStub.respond` decided to close the connection without answering."""
+    @classmethod
+    def of(cls, request: Request) -> _Incoming:
+        """The channel comes from its header or, failing that, the query string."""
+        channel = request.headers.get("x-splunk-request-channel")
+        if channel is None and request.query.get("channel"):
+            channel = request.query["channel"][0]
+        return cls(
+            method=request.method,
+            path=request.path.rstrip("/") or "/",
+            query=request.query,
+            authorization=request.headers.get("authorization"),
+            channel=channel,
+            content_encoding=request.headers.get("content-encoding"),
+            body=request.body,
+        )
 
 
 class _Drop(Exception):  # noqa: N818 - control flow, not an error condition of the stub
@@ -181,92 +194,11 @@ def _is_epoch(value: object) -> bool:
     return False
 
 
-class HecStubError(Exception):
+class HecStubError(LoopbackServerError):
     """The stub itself failed while answering; raised when it stops so no test passes over it."""
 
 
-class _HecHTTPServer(ThreadingHTTPServer):
-    """Carries the stub so request handlers can reach its state.
-
-    Handler threads are not daemons, so ``server_close`` joins every one of them (socketserver's
-    ``block_on_close``): a request still being answered finishes, and its failure is seen,
-    before :meth:`HecStub.stop` returns.
-    """
-
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = LISTEN_BACKLOG
-
-    def __init__(self, stub: HecStub) -> None:
-        # Binds and listens here, so connections queue from now on.
-        super().__init__(("127.0.0.1", 0), _HecHandler)
-        self.stub = stub
-        self.serving = threading.Event()
-        self._failures: list[BaseException] = []
-        self._failures_lock = threading.Lock()
-
-    def service_actions(self) -> None:
-        """Called by ``serve_forever`` on every pass of its loop: the first pass means ready."""
-        self.serving.set()
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Keep the handler thread's exception for :meth:`HecStub.stop` instead of printing it."""
-        _type, error, _tb = sys.exc_info()
-        if error is not None:
-            with self._failures_lock:
-                self._failures.append(error)
-
-    def take_failures(self) -> list[BaseException]:
-        with self._failures_lock:
-            return list(self._failures)
-
-
-class _HecHandler(BaseHTTPRequestHandler):
-    """Thin HTTP adapter; all protocol decisions live in :meth:`HecStub.respond`."""
-
-    server_version = "HecStub/1.0"
-    # Socket timeout per request: a client that connects and goes quiet cannot hold stop().
-    timeout = _REQUEST_TIMEOUT_SECONDS
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output clean; requests are recorded on the stub instead."""
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        body = self.rfile.read(length) if length > 0 else b""
-        stub = cast(_HecHTTPServer, self.server).stub
-        try:
-            status, payload = stub.respond(
-                method,
-                self.path,
-                authorization=self.headers.get("Authorization"),
-                channel=self.headers.get("X-Splunk-Request-Channel"),
-                content_encoding=self.headers.get("Content-Encoding"),
-                body=body,
-            )
-        except ConnectionDroppedError:
-            self.close_connection = True  # no answer at all: the client sees the socket close
-            return
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        if status == HTTPStatus.SERVICE_UNAVAILABLE and stub.retry_after is not None:
-            self.send_header("Retry-After", str(stub.retry_after))
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class HecStub:
+class HecStub(StandIn):
     """A running loopback HEC endpoint with one token.
 
     ``use_ack`` mirrors the token's indexer-acknowledgement setting; ``allowed_indexes``
@@ -300,31 +232,12 @@ class HecStub:
         self._requests: list[HecRequest] = []
         self._next_ack: dict[str, int] = {}
         self._indexed_acks: dict[str, set[int]] = {}
-        self._server = _HecHTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # a short poll keeps stop() fast
-            name="hec-stub",
-            daemon=True,
+        self._server = LoopbackServer(
+            # Looked up per request, so a test can replace ``respond`` to break the stub.
+            lambda request: self.respond(request),  # noqa: PLW0108
+            error=HecStubError,
         )
-        self._thread.start()
-        self._stopped = False
-        host, port = self._server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        if not self._server.serving.wait(_START_TIMEOUT_SECONDS):
-            self.stop()
-            raise HecStubError(f"the HEC stub did not start serving in {_START_TIMEOUT_SECONDS} s")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.url = self._server.url
 
     def stop(self) -> None:
         """Shut the server down and free its port; safe to call twice.
@@ -332,22 +245,12 @@ class HecStub:
         Raises :class:`HecStubError` if answering any request raised inside the stub: a client
         would only have seen a dropped connection, which hides the stub's own bug.
         """
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        failures = self._server.take_failures()
-        if failures:
-            raise HecStubError(
-                f"the HEC stub failed answering {len(failures)} request(s): {failures[0]!r}"
-            ) from failures[0]
+        self._server.stop()
 
     @property
     def listening(self) -> bool:
         """Whether the stub still serves: its loop runs and its listening socket is open."""
-        return self._thread.is_alive() and self._server.socket.fileno() != -1
+        return self._server.listening
 
     @property
     def events(self) -> list[Payload]:
@@ -361,33 +264,19 @@ class HecStub:
         with self._lock:
             return list(self._requests)
 
-    def respond(
-        self,
-        method: str,
-        target: str,
-        *,
-        authorization: str | None,
-        channel: str | None,
-        content_encoding: str | None,
-        body: bytes,
-    ) -> tuple[int, Payload]:
-        """Answer one request as HEC would; returns (HTTP status, JSON body).
+    def respond(self, request: Request) -> Response:
+        """Answer one request as HEC would, with its JSON body.
 
         Raises :class:`ConnectionDroppedError` when an injected fault drops the connection.
         """
-        parts = urlsplit(target)
-        query = parse_qs(parts.query)
-        if channel is None and query.get("channel"):
-            channel = query["channel"][0]
-        incoming = _Incoming(
-            method=method,
-            path=parts.path.rstrip("/") or "/",
-            query=query,
-            authorization=authorization,
-            channel=channel,
-            content_encoding=content_encoding,
-            body=body,
-        )
+        status, payload = self._answer(_Incoming.of(request))
+        headers = {}
+        if status == HTTPStatus.SERVICE_UNAVAILABLE and self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return Response(status, json.dumps(payload).encode(), _JSON, headers)
+
+    def _answer(self, incoming: _Incoming) -> tuple[int, Payload]:
+        """(HTTP status, JSON body) of one request, recorded in :attr:`requests`."""
         stored = 0
         try:
             status, payload, stored = self._route(incoming)
@@ -396,34 +285,34 @@ class HecStub:
             if reject.invalid_event_number is not None:
                 stored = reject.invalid_event_number
         except _Drop as drop:
-            with self._lock:
-                self._requests.append(
-                    HecRequest(
-                        method,
-                        incoming.path,
-                        channel,
-                        drop.stored,
-                        0,
-                        None,
-                        dropped=True,
-                        content_encoding=content_encoding,
-                    )
-                )
+            self._record(incoming, drop.stored, 0, None, dropped=True)
             raise ConnectionDroppedError from None
         code = payload.get("code")
+        self._record(incoming, stored, status, code if isinstance(code, int) else None)
+        return status, payload
+
+    def _record(
+        self,
+        incoming: _Incoming,
+        events: int,
+        status: int,
+        code: int | None,
+        *,
+        dropped: bool = False,
+    ) -> None:
         with self._lock:
             self._requests.append(
                 HecRequest(
-                    method=method,
+                    method=incoming.method,
                     path=incoming.path,
-                    channel=channel,
-                    events=stored,
+                    channel=incoming.channel,
+                    events=events,
                     status=status,
-                    code=code if isinstance(code, int) else None,
-                    content_encoding=content_encoding,
+                    code=code,
+                    dropped=dropped,
+                    content_encoding=incoming.content_encoding,
                 )
             )
-        return status, payload
 
     def _route(self, incoming: _Incoming) -> tuple[int, Payload, int]:
         path = incoming.path

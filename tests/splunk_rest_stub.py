@@ -1,12 +1,17 @@
-"""A loopback stand-in of the splunkd REST endpoints `iot-defender-splunk verify` reaches
-through splunk-sdk: login, server info, apps, macros, indexes, saved searches, oneshot search
-jobs and the search parser (the v2 search endpoints splunk-sdk uses for Splunk 9.0.2 and later).
+"""A loopback stand-in of the splunkd REST endpoints the operator tools reach through
+splunk-sdk: for `iot-defender-splunk verify` login, server info, apps, macros, indexes, saved
+searches, oneshot search jobs and the search parser (the v2 search endpoints splunk-sdk uses
+for Splunk 9.0.2 and later); for the demo (iot_defender_splunk/story/live.py) the macro in
+JSON, the v1 oneshot job, and saved-search dispatch with its job status and results.
 
 Responses are splunkd's own shapes, one fixture file per response under tests/splunk_rest/
-(Atom feeds for the configuration endpoints, JSON for search and parser), filled in from a
-:class:`SplunkState`. Searches are answered by what they are: ``| tstats count where ... by``
-counts the state's events in the job's time range, the ``_audit`` search lists fired alerts,
-anything else is an empty result, unless the state says it fails to parse or to run.
+(Atom feeds for the configuration endpoints, JSON for search, parser and jobs, and JSON
+wherever the client asks ``output_mode=json``), filled in from a :class:`SplunkState`.
+Searches are answered by what they are: ``| tstats count where ... [by ...]`` counts the
+searchable events in the job's time range, the ``_audit`` search lists fired alerts, anything
+else is an empty result, unless the state says it fails to parse or to run. A dispatched saved
+search answers the rows the state gives it (the stand-in cannot run a detection's SPL). Paths
+are decoded as splunkd decodes them: '+' is a space, as splunk-sdk encodes entity names.
 Real Splunk runs in the opt-in live suite (tests/test_live_splunk.py).
 """
 
@@ -15,25 +20,31 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 from xml.sax.saxutils import escape
 
 from appbuild.build_app import APP_ID, DETECTIONS_DIR, REPORTS_DIR, load_definitions
+from tests.hec_server import HecStub, Payload
 from tests.loopback_server import LoopbackServer, Request, Response
 
 FIXTURES: Final = Path(__file__).resolve().parent / "splunk_rest"
 SPLUNK_VERSION: Final = "9.4.1"
 USERNAME: Final = "admin"
 PASSWORD: Final = "Lab-Password-2026"
+# What Splunk gives a HEC event that names no index or sourcetype (a token without defaults).
+HEC_DEFAULT_INDEX: Final = "main"
+HEC_DEFAULT_SOURCETYPE: Final = "httpevent"
 _JSON: Final = "application/json; charset=UTF-8"
-_TSTATS = re.compile(r"\|\s*tstats\s+count\s+where\s+(?P<where>.+?)\s+by\s+(?P<by>[\w ]+)$")
+_TSTATS = re.compile(r"\|\s*tstats\s+count\s+where\s+(?P<where>[^|]+?)(?:\s+by\s+(?P<by>[\w ]+))?$")
 _MACRO = re.compile(r"`([^`(]+)`")
 _INDEX_TERM = re.compile(r'\bindex\s*=\s*"?([\w*-]+)"?')
 _RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
@@ -73,6 +84,14 @@ class StubFiring:
     app: str = APP_ID
 
 
+@dataclass(frozen=True)
+class StubJob:
+    """A dispatched saved search, with the parameters it was dispatched with."""
+
+    saved: StubSavedSearch
+    request: dict[str, str]
+
+
 @dataclass
 class SplunkState:
     """What the stand-in Splunk holds; tests change one thing to make one failure."""
@@ -81,10 +100,17 @@ class SplunkState:
     macros: dict[str, str] = field(default_factory=lambda: {"iot_defender_index": "index=iot"})
     indexes: dict[str, StubIndex] = field(default_factory=dict)
     events: list[StubEvent] = field(default_factory=list)
+    # Events still being indexed: after each oneshot search the next batch becomes searchable,
+    # as a real indexer catches up while a client polls.
+    indexing: list[list[StubEvent]] = field(default_factory=list)
     saved_searches: list[StubSavedSearch] = field(default_factory=list)
+    # The rows a dispatched saved search returns, by its name.
+    saved_search_results: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    jobs: dict[str, StubJob] = field(default_factory=dict)  # by sid, as dispatched
     firings: list[StubFiring] = field(default_factory=list)
     # A search containing a key fails with the value as splunkd's message: at parse time
-    # (search parser and jobs), or when it runs (HTTP 400 FATAL, or 200 with an ERROR message).
+    # (search parser and jobs), or when it runs (HTTP 400 FATAL, or 200 with an ERROR message;
+    # a dispatched job fails).
     parse_errors: dict[str, str] = field(default_factory=dict)
     run_errors: dict[str, str] = field(default_factory=dict)
     run_messages: dict[str, str] = field(default_factory=dict)
@@ -105,6 +131,15 @@ def app_searches() -> list[StubSavedSearch]:
     return searches
 
 
+def installed_state(app_version: str) -> SplunkState:
+    """The app freshly installed: its macro on iot_security and its saved searches, no data."""
+    return SplunkState(
+        app=StubApp(app_version),
+        macros={"iot_defender_index": "index=iot_security"},
+        saved_searches=app_searches(),
+    )
+
+
 def healthy_state(app_version: str) -> SplunkState:
     """A deployment where every check passes: every sourcetype has events in the last hour."""
     now = time.time()
@@ -118,22 +153,18 @@ def healthy_state(app_version: str) -> SplunkState:
         "aws:iot:thing",
         "aws:iot:defender:violation",
     )
-    events = [StubEvent("iot_security", st, now - 60 * n) for n, st in enumerate(steady, 1)]
-    events.append(StubEvent("main", "syslog", now - 30))
-    return SplunkState(
-        app=StubApp(app_version),
-        macros={"iot_defender_index": "index=iot_security"},
-        indexes={"main": StubIndex(), "iot_security": StubIndex(), "_audit": StubIndex()},
-        events=events,
-        saved_searches=app_searches(),
-        firings=[
-            StubFiring("IoT - New Listening Port On Device", now - 600),
-            StubFiring("IoT - New Listening Port On Device", now - 300),
-            StubFiring("IoT - Response Action Failed", now - 120),
-            StubFiring("IoT - Risky Port Listening", now - 3 * 86400),  # outside 24 h
-            StubFiring("Some Other App Alert", now - 60, app="search"),
-        ],
-    )
+    state = installed_state(app_version)
+    state.indexes = {"main": StubIndex(), "iot_security": StubIndex(), "_audit": StubIndex()}
+    state.events = [StubEvent("iot_security", st, now - 60 * n) for n, st in enumerate(steady, 1)]
+    state.events.append(StubEvent("main", "syslog", now - 30))
+    state.firings = [
+        StubFiring("IoT - New Listening Port On Device", now - 600),
+        StubFiring("IoT - New Listening Port On Device", now - 300),
+        StubFiring("IoT - Response Action Failed", now - 120),
+        StubFiring("IoT - Risky Port Listening", now - 3 * 86400),  # outside 24 h
+        StubFiring("Some Other App Alert", now - 60, app="search"),
+    ]
+    return state
 
 
 def _fixture(name: str) -> Template:
@@ -156,13 +187,30 @@ def _entry(fixture: str, **values: object) -> str:
     return _fixture(fixture).substitute({k: escape(str(v)) for k, v in values.items()})
 
 
+def _json_text(fixture: str, **values: object) -> str:
+    return _fixture(fixture).substitute({k: json.dumps(v) for k, v in values.items()})
+
+
 def _json(fixture: str, status: int = 200, **values: object) -> Response:
-    text = _fixture(fixture).substitute({k: json.dumps(v) for k, v in values.items()})
-    return Response(status, text.encode(), _JSON)
+    return Response(status, _json_text(fixture, **values).encode(), _JSON)
 
 
-def _not_found(message: str) -> Response:
-    return _xml("not_found.xml", 404, message=message)
+def _json_feed(path: str, entries: list[str]) -> Response:
+    body = _fixture("feed.json").substitute(
+        origin=json.dumps(f"https://127.0.0.1:8089{path}"),
+        create=json.dumps(f"{path}/_new"),
+        reload=json.dumps(f"{path}/_reload"),
+        total=len(entries),
+        entries="[" + ",".join(entries) + "]",
+    )
+    return Response(200, body.encode(), _JSON)
+
+
+def _message(status: int, kind: str, text: str, *, as_json: bool) -> Response:
+    """splunkd's error answer: one message, in the output mode the client asked for."""
+    if as_json:
+        return _json("messages.json", status, type=kind, text=text)
+    return _xml("messages.xml", status, type=kind, text=text)
 
 
 def _when(value: str | None, now: float, default: float) -> float:
@@ -198,60 +246,98 @@ def _pipeline(search: str) -> list[str]:
     return [stage.split()[0] for stage in stages if stage.split()]
 
 
-class SplunkRestStub:
-    """The stand-in, serving ``state`` on loopback; the state may change between requests."""
+def _hec_event(payload: Payload, now: float) -> StubEvent:
+    """A HEC event as Splunk indexes it; one without ``time`` is stamped when it is searched."""
+    return StubEvent(
+        index=str(payload.get("index", HEC_DEFAULT_INDEX)),
+        sourcetype=str(payload.get("sourcetype", HEC_DEFAULT_SOURCETYPE)),
+        time=float(payload.get("time", now)),
+    )
 
-    def __init__(self, state: SplunkState) -> None:
-        self.state = state
-        self.session_key = uuid.uuid4().hex
-        self._server = LoopbackServer(self.respond)
-        self.url = self._server.url
 
-    def __enter__(self) -> SplunkRestStub:
-        return self
+@dataclass(frozen=True)
+class _Call:
+    """One authenticated request as an endpoint sees it."""
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._server.stop()
+    method: str
+    path: str  # decoded as splunkd decodes it
+    params: dict[str, str]
+    name: str = ""  # the entity (app, macro, saved search, sid) the path names
 
     @property
-    def requests(self) -> list[Request]:
-        return self._server.requests
+    def as_json(self) -> bool:
+        return self.params.get("output_mode") == "json"
+
+    def json_only(self) -> None:
+        """Endpoints the suite reads as JSON only: a client asking for XML is not served."""
+        if not self.as_json:
+            raise NotImplementedError(f"the stand-in serves {self.path} with output_mode=json")
+
+
+_Route = tuple[str, re.Pattern[str], Callable[[_Call], Response]]
+_JobAnswer = Callable[[_Call, StubJob, str | None], Response]
+
+
+class SplunkRestStub(LoopbackServer):
+    """The stand-in, serving ``state`` on loopback; the state may change between requests.
+
+    With ``hec``, what that HEC stub indexed is searchable too, as on the Splunk behind it.
+    Requests are answered one at a time, so the state never changes under an answer.
+    """
+
+    def __init__(self, state: SplunkState, *, hec: HecStub | None = None) -> None:
+        self.state = state
+        self.session_key = uuid.uuid4().hex
+        self._hec = hec
+        self._lock = threading.Lock()
+        self._routes = self._route_table()
+        super().__init__(self.respond)
 
     # --- routing ---------------------------------------------------------------------------
 
     def respond(self, request: Request) -> Response:
-        if request.path == "/services/auth/login" and request.method == "POST":
-            return self._login(request.params())
+        with self._lock:
+            return self._answer(request)
+
+    def _answer(self, request: Request) -> Response:
+        params = request.params()
+        as_json = params.get("output_mode") == "json"
+        path = unquote_plus(request.raw_path).rstrip("/")
+        if path == "/services/auth/login" and request.method == "POST":
+            return self._login(params)
         if not self._authorized(request.headers.get("authorization", "")):
-            return _xml("unauthorized.xml", 401)
-        path = request.path.rstrip("/")
+            return _message(401, "WARN", "call not properly authenticated", as_json=as_json)
         if path == "/services/server/info":
             return _xml("server_info.xml", version=SPLUNK_VERSION)
         namespace, endpoint = self._split(path)
         if namespace == APP_ID and self.state.app is None:
-            return _not_found(f"Application does not exist: {namespace}")
-        return self._endpoint(request, path, endpoint)
+            return _message(
+                404, "ERROR", f"Application does not exist: {namespace}", as_json=as_json
+            )
+        for method, pattern, answer in self._routes:
+            matched = pattern.fullmatch(endpoint)
+            if matched and method == request.method:
+                return answer(_Call(method, path, params, next(iter(matched.groups()), "")))
+        return _message(404, "ERROR", f"Not Found: {path}", as_json=as_json)
 
-    def _endpoint(self, request: Request, path: str, endpoint: str) -> Response:
-        params = request.params()
-        prefixes: dict[str, Callable[[str], Response]] = {
-            "apps/local/": lambda name: self._app(path, name),
-            "configs/conf-macros/": lambda name: self._macro(path, name),
-        }
-        for prefix, answer in prefixes.items():
-            if endpoint.startswith(prefix):
-                return answer(endpoint.removeprefix(prefix))
-        routes: dict[tuple[str, str], Callable[[], Response]] = {
-            ("GET", "data/indexes"): lambda: self._indexes(path),
-            ("GET", "saved/searches"): lambda: self._saved_searches(path),
-            ("POST", "search/v2/jobs"): lambda: self._oneshot(params),
-            ("POST", "search/v2/parser"): lambda: self._parse(params.get("q", "")),
-        }
-        route = routes.get((request.method, endpoint))
-        return route() if route else _not_found(f"Not Found: {path}")
+    def _route_table(self) -> list[_Route]:
+        routes: list[tuple[str, str, Callable[[_Call], Response]]] = [
+            ("GET", r"apps/local/([^/]+)", self._app),
+            ("GET", r"configs/conf-macros/([^/]+)", self._macro),
+            ("GET", r"data/indexes", self._indexes),
+            ("GET", r"saved/searches", self._saved_searches),
+            ("POST", r"saved/searches/(.+)/dispatch", self._dispatch),
+            ("POST", r"search/jobs", self._oneshot),
+            ("POST", r"search/v2/jobs", self._oneshot),
+            ("GET", r"search/jobs/([^/]+)", lambda call: self._with_job(call, self._job)),
+            (
+                "GET",
+                r"search/jobs/([^/]+)/results",
+                lambda call: self._with_job(call, self._results),
+            ),
+            ("POST", r"search/v2/parser", self._parse),
+        ]
+        return [(method, re.compile(pattern), answer) for method, pattern, answer in routes]
 
     @staticmethod
     def _split(path: str) -> tuple[str | None, str]:
@@ -275,24 +361,40 @@ class SplunkRestStub:
 
     # --- configuration endpoints --------------------------------------------------------------
 
-    def _app(self, path: str, name: str) -> Response:
+    def _app(self, call: _Call) -> Response:
         app = self.state.app
-        if name != APP_ID or app is None:
-            return _not_found(f"Could not find object id={name}")
-        entry = _entry("entry_app.xml", name=name, version=app.version, disabled=int(app.disabled))
-        return _feed("localapps", path, [entry])
+        if call.name != APP_ID or app is None:
+            return _not_found(call)
+        entry = _entry(
+            "entry_app.xml", name=call.name, version=app.version, disabled=int(app.disabled)
+        )
+        return _feed("localapps", call.path, [entry])
 
-    def _macro(self, path: str, name: str) -> Response:
-        definition = self.state.macros.get(name)
+    def _macro(self, call: _Call) -> Response:
+        definition = self.state.macros.get(call.name)
         if definition is None:
-            return _not_found(f"Could not find object id={name}")
-        entry = _entry("entry_macro.xml", name=name, app=APP_ID, definition=definition)
-        return _feed("conf-macros", path, [entry])
+            return _not_found(call)
+        if call.as_json:
+            link = call.path
+            entry = _json_text(
+                "entry_macro.json",
+                name=call.name,
+                id=f"https://127.0.0.1:8089{link}",
+                link=link,
+                reload=f"{link}/_reload",
+                disable=f"{link}/disable",
+                app=APP_ID,
+                definition=definition,
+            )
+            return _json_feed(call.path.rpartition("/")[0], [entry])
+        entry = _entry("entry_macro.xml", name=call.name, app=APP_ID, definition=definition)
+        return _feed("conf-macros", call.path, [entry])
 
-    def _indexes(self, path: str) -> Response:
+    def _indexes(self, call: _Call) -> Response:
+        searchable = self._searchable()
         entries = []
         for name, index in sorted(self.state.indexes.items()):
-            times = [event.time for event in self.state.events if event.index == name]
+            times = [event.time for event in searchable if event.index == name]
             entries.append(
                 _entry(
                     "entry_index.xml",
@@ -304,9 +406,9 @@ class SplunkRestStub:
                     min_time=_iso(min(times)) if times else "",
                 )
             )
-        return _feed("indexes", path, entries)
+        return _feed("indexes", call.path, entries)
 
-    def _saved_searches(self, path: str) -> Response:
+    def _saved_searches(self, call: _Call) -> Response:
         entries = [
             _entry(
                 "entry_saved_search.xml",
@@ -320,17 +422,18 @@ class SplunkRestStub:
             )
             for saved in self.state.saved_searches
         ]
-        return _feed("savedsearch", path, entries)
+        return _feed("savedsearch", call.path, entries)
 
     # --- search ---------------------------------------------------------------------------------
 
     def _failure(self, search: str, errors: dict[str, str]) -> str | None:
         return next((message for marker, message in errors.items() if marker in search), None)
 
-    def _parse(self, search: str) -> Response:
+    def _parse(self, call: _Call) -> Response:
+        search = call.params.get("q", "")
         message = self._failure(search, self.state.parse_errors)
         if message is not None:
-            return _json("search_fatal.json", 400, text=message)
+            return _json("messages.json", 400, type="FATAL", text=message)
         commands = [
             {"command": name, "rawargs": "", "pipeline": "streaming", "isGenerating": i == 0}
             for i, name in enumerate(_pipeline(search))
@@ -343,13 +446,14 @@ class SplunkRestStub:
             commands=commands,
         )
 
-    def _oneshot(self, params: dict[str, str]) -> Response:
+    def _oneshot(self, call: _Call) -> Response:
+        params = call.params
         if params.get("exec_mode") != "oneshot":
-            return _not_found("only oneshot jobs are served by the stand-in")
+            return _message(404, "ERROR", "only oneshot jobs are served", as_json=call.as_json)
         search = params.get("search", "")
         failure = self._failure(search, self.state.parse_errors | self.state.run_errors)
         if failure is not None:
-            return _json("search_fatal.json", 400, text=failure)
+            return _json("messages.json", 400, type="FATAL", text=failure)
         now = time.time()
         window = (
             _when(params.get("earliest_time"), now, 0),
@@ -359,25 +463,35 @@ class SplunkRestStub:
         messages = [{"type": "ERROR", "text": message}] if message else []
         tstats = _TSTATS.search(search)
         if tstats:
-            rows = self._tstats(tstats.group("where"), tstats.group("by").split(), window)
+            by = (tstats.group("by") or "").split()
+            rows = self._tstats(tstats.group("where"), by, window)
         elif "index=_audit" in search:
             rows = self._fired(search, window)
         else:
             rows = []
-        fields = [{"name": name} for name in (rows[0] if rows else {})]
-        return _json("search_results.json", messages=messages, fields=fields, results=rows)
+        if self.state.indexing:
+            self.state.events += self.state.indexing.pop(0)
+        return _search_results(rows, messages)
+
+    def _searchable(self) -> list[StubEvent]:
+        now = time.time()
+        indexed = self._hec.events if self._hec is not None else []
+        return self.state.events + [_hec_event(payload, now) for payload in indexed]
 
     def _tstats(
         self, where: str, by: list[str], window: tuple[float, float]
     ) -> list[dict[str, str]]:
+        """tstats count: one row per ``by`` group, or one row (even of 0) without ``by``."""
         expanded = _MACRO.sub(lambda m: self.state.macros.get(m.group(1), ""), where)
         patterns = _INDEX_TERM.findall(expanded)
-        counts: dict[tuple[str, ...], int] = {}
-        for event in self.state.events:
-            named = any(fnmatch.fnmatchcase(event.index, pattern) for pattern in patterns)
-            if named and window[0] <= event.time < window[1]:
-                key = tuple(str(getattr(event, name)) for name in by)
-                counts[key] = counts.get(key, 0) + 1
+        counts = Counter(
+            tuple(str(getattr(event, name)) for name in by)
+            for event in self._searchable()
+            if any(fnmatch.fnmatchcase(event.index, pattern) for pattern in patterns)
+            and window[0] <= event.time < window[1]
+        )
+        if not by:
+            return [{"count": str(counts[()])}]
         return [dict(zip([*by, "count"], [*key, str(n)], strict=True)) for key, n in counts.items()]
 
     def _fired(self, search: str, window: tuple[float, float]) -> list[dict[str, Any]]:
@@ -390,6 +504,62 @@ class SplunkRestStub:
             {"ss_name": name, "fired": str(len(times)), "last": f"{max(times):.3f}"}
             for name, times in sorted(rows.items())
         ]
+
+    # --- dispatched saved searches ------------------------------------------------------------
+
+    def _dispatch(self, call: _Call) -> Response:
+        call.json_only()
+        saved = next((s for s in self.state.saved_searches if s.name == call.name), None)
+        if saved is None:
+            return _not_found(call)
+        sid = f"admin__admin__{APP_ID}__RMD5{uuid.uuid4().hex[:16]}"
+        self.state.jobs[sid] = StubJob(saved, dict(call.params))
+        return _json("dispatch.json", 201, sid=sid)
+
+    def _with_job(self, call: _Call, answer: _JobAnswer) -> Response:
+        """Answer about the job ``call`` names, and whether (why) its search fails to run."""
+        call.json_only()
+        job = self.state.jobs.get(call.name)
+        if job is None:
+            return _message(404, "FATAL", "Unknown sid.", as_json=True)
+        return answer(call, job, self._failure(job.saved.search, self.state.run_errors))
+
+    def _job(self, call: _Call, job: StubJob, failure: str | None) -> Response:
+        jobs = call.path.rpartition("/")[0]
+        return _json(
+            "job.json",
+            origin=f"https://127.0.0.1:8089{jobs}",
+            id=f"https://127.0.0.1:8089{call.path}",
+            link=call.path,
+            results=f"{call.path}/results",
+            control=f"{call.path}/control",
+            search=job.saved.search,
+            state="FAILED" if failure else "DONE",
+            failed=failure is not None,
+            label=job.saved.name,
+            messages=[{"type": "FATAL", "text": failure}] if failure else [],
+            request=job.request,
+            count=0 if failure else len(self._job_rows(job)),
+            sid=call.name,
+            app=APP_ID,
+        )
+
+    def _results(self, call: _Call, job: StubJob, failure: str | None) -> Response:
+        if failure is not None:
+            return _search_results([], [{"type": "FATAL", "text": failure}])
+        return _search_results(self._job_rows(job), [])
+
+    def _job_rows(self, job: StubJob) -> list[dict[str, str]]:
+        return self.state.saved_search_results.get(job.saved.name, [])
+
+
+def _not_found(call: _Call) -> Response:
+    return _message(404, "ERROR", f"Could not find object id={call.name}", as_json=call.as_json)
+
+
+def _search_results(rows: list[dict[str, Any]], messages: list[dict[str, str]]) -> Response:
+    fields = [{"name": name} for name in (rows[0] if rows else {})]
+    return _json("search_results.json", messages=messages, fields=fields, results=rows)
 
 
 def _iso(epoch: float) -> str:

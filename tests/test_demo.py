@@ -26,7 +26,7 @@ from iot_defender_splunk.commands.simulate import end_argument
 from iot_defender_splunk.simulator import Incident, Simulation, simulate_fleet
 from iot_defender_splunk.story.detections import detection
 from tests.hec_server import HecStub
-from tests.splunk_demo_stub import SplunkAnswers, SplunkDemoStub
+from tests.splunk_rest_stub import PASSWORD, SplunkRestStub, SplunkState, installed_state
 from transform.sourcetypes import RESPONSE
 from transform.validation import checker
 
@@ -252,8 +252,9 @@ def test_the_response_step_quarantines_the_open_port_device_and_audits_it(demo: 
 
 
 @contextlib.contextmanager
-def splunk(answers: SplunkAnswers) -> Iterator[tuple[HecStub, SplunkDemoStub]]:
-    with HecStub(token=TOKEN, use_ack=True) as hec, SplunkDemoStub(answers) as rest:
+def splunk(state: SplunkState) -> Iterator[tuple[HecStub, SplunkRestStub]]:
+    """A HEC and the Splunk behind it: what the HEC indexed is what searches find."""
+    with HecStub(token=TOKEN, use_ack=True) as hec, SplunkRestStub(state, hec=hec) as rest:
         yield hec, rest
 
 
@@ -261,20 +262,19 @@ def test_live_sends_every_event_and_reports_what_the_saved_searches_found(
     tmp_path: Path,
 ) -> None:
     risky = detection("risky_port_listening").name
-    answers = SplunkAnswers(
-        macro="index=iot_security", searchable=10**9, results={risky: [{"thing": "cam-0001"}]}
-    )
-    with splunk(answers) as (hec, rest):
+    state = installed_state("0.1.0")
+    state.saved_search_results = {risky: [{"thing": "cam-0001"}]}
+    with splunk(state) as (hec, rest):
         demo = run_demo(
             tmp_path,
             SPLUNK_HEC_URL=hec.url,
             SPLUNK_HEC_TOKEN=TOKEN,
             SPLUNK_URL=rest.url,
             SPLUNK_USERNAME="admin",
-            SPLUNK_PASSWORD=answers.password,
+            SPLUNK_PASSWORD=PASSWORD,
         )
         received = hec.events
-        dispatched = rest.dispatched()
+        dispatched = [r.params() for r in rest.requests if r.path.endswith("/dispatch")]
     assert demo.status == 0, demo.err
     written = demo.events() + demo.events("response.ndjson")
     assert received == written
@@ -283,16 +283,17 @@ def test_live_sends_every_event_and_reports_what_the_saved_searches_found(
     assert f"open-port: {risky}: fired in Splunk, 1 result(s) on cam-0001" in demo.out
     auth = detection("authentication_error_burst_from_source_ip").name
     assert f"auth-storm: {auth}: did not fire in Splunk" in demo.out
-    assert {r.form["dispatch.now"] for r in dispatched} == {f"{END:.0f}"}
-    assert {r.form["trigger_actions"] for r in dispatched} == {"0"}
+    assert {r["dispatch.now"] for r in dispatched} == {f"{END:.0f}"}
+    assert {r["trigger_actions"] for r in dispatched} == {"0"}
     stems = {t.detection for i in simulation().incidents for t in i.script.targets}
     assert len(dispatched) == len(stems), "each detection runs once"
     assert "WARNING" not in demo.out
 
 
 def test_an_index_the_macro_does_not_search_is_warned_about(tmp_path: Path) -> None:
-    answers = SplunkAnswers(macro="(index=iot_security OR index=iot_lab)", searchable=10**9)
-    with splunk(answers) as (hec, rest):
+    state = installed_state("0.1.0")
+    state.macros["iot_defender_index"] = "(index=iot_security OR index=iot_lab)"
+    with splunk(state) as (hec, rest):
         demo = run_demo(
             tmp_path,
             SPLUNK_INDEX="iot_ops",
@@ -300,7 +301,7 @@ def test_an_index_the_macro_does_not_search_is_warned_about(tmp_path: Path) -> N
             SPLUNK_HEC_TOKEN=TOKEN,
             SPLUNK_URL=rest.url,
             SPLUNK_USERNAME="admin",
-            SPLUNK_PASSWORD=answers.password,
+            SPLUNK_PASSWORD=PASSWORD,
         )
     assert demo.status == 0, demo.err
     assert {e["index"] for e in demo.events()} == {"iot_ops"}
@@ -313,7 +314,7 @@ def test_an_index_the_macro_does_not_search_is_warned_about(tmp_path: Path) -> N
 
 
 def test_a_refused_splunk_login_is_one_line(tmp_path: Path) -> None:
-    with SplunkDemoStub(SplunkAnswers()) as rest:
+    with SplunkRestStub(installed_state("0.1.0")) as rest:
         demo = run_demo(
             tmp_path, SPLUNK_URL=rest.url, SPLUNK_USERNAME="admin", SPLUNK_PASSWORD="wrong"
         )

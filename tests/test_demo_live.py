@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iot_defender_splunk.story.live import LiveError, SearchHead, Splunk, indexes_in
-from tests.splunk_demo_stub import SplunkAnswers, SplunkDemoStub
+from tests.loopback_server import Request
+from tests.splunk_rest_stub import (
+    PASSWORD,
+    USERNAME,
+    SplunkRestStub,
+    StubEvent,
+    installed_state,
+)
 
 
 class FakeClock:
@@ -29,36 +36,41 @@ class FakeClock:
 
 
 @pytest.fixture
-def stand_in() -> Iterator[SplunkDemoStub]:
-    with SplunkDemoStub(SplunkAnswers()) as rest:
+def stand_in() -> Iterator[SplunkRestStub]:
+    with SplunkRestStub(installed_state("0.1.0")) as rest:
         yield rest
 
 
-def connect(rest: SplunkDemoStub, clock: FakeClock) -> Splunk:
+def connect(rest: SplunkRestStub, clock: FakeClock) -> Splunk:
     head = SearchHead.from_environment(
-        {"SPLUNK_URL": rest.url, "SPLUNK_USERNAME": "admin", "SPLUNK_PASSWORD": "changeme-demo"}
+        {"SPLUNK_URL": rest.url, "SPLUNK_USERNAME": USERNAME, "SPLUNK_PASSWORD": PASSWORD}
     )
     assert head is not None
     return Splunk.connect(head, sleep=clock.sleep, clock=clock)
 
 
-def test_it_waits_until_every_event_is_searchable(stand_in: SplunkDemoStub) -> None:
-    stand_in.answers.counts = [0, 40, 99, 100]
+def events(count: int) -> list[StubEvent]:
+    """``count`` events of iot_security inside the [0, 60) window the tests wait for."""
+    return [StubEvent("iot_security", "aws:iot:log", 30.0)] * count
+
+
+def test_it_waits_until_every_event_is_searchable(stand_in: SplunkRestStub) -> None:
+    stand_in.state.indexing = [events(40), events(59), events(1)]  # searchable: 0, 40, 99, 100
     clock = FakeClock()
     found = connect(stand_in, clock).wait_until_searchable("iot_security", 0, 60, 100, 30)
     assert found == 100
     assert len(clock.slept) == 3
-    searches = [r for r in stand_in.requests if r.form.get("exec_mode") == "oneshot"]
-    assert {r.form["search"] for r in searches} == {'| tstats count where index="iot_security"'}
-    assert {(r.form["earliest_time"], r.form["latest_time"]) for r in searches} == {
-        ("0.000", "60.000")
-    }
+    searches = [
+        p for p in map(Request.params, stand_in.requests) if p.get("exec_mode") == "oneshot"
+    ]
+    assert {r["search"] for r in searches} == {'| tstats count where index="iot_security"'}
+    assert {(r["earliest_time"], r["latest_time"]) for r in searches} == {("0.000", "60.000")}
 
 
 def test_it_stops_waiting_at_the_deadline_with_what_is_searchable(
-    stand_in: SplunkDemoStub,
+    stand_in: SplunkRestStub,
 ) -> None:
-    stand_in.answers.searchable = 7
+    stand_in.state.events = events(7)
     clock = FakeClock()
     found = connect(stand_in, clock).wait_until_searchable("iot_security", 0, 60, 100, 5)
     assert found == 7
@@ -66,8 +78,8 @@ def test_it_stops_waiting_at_the_deadline_with_what_is_searchable(
     assert sum(clock.slept) <= 6
 
 
-def test_the_index_macro_is_read_in_the_apps_namespace(stand_in: SplunkDemoStub) -> None:
-    stand_in.answers.macro = '(index="iot_a" OR index=iot_b)'
+def test_the_index_macro_is_read_in_the_apps_namespace(stand_in: SplunkRestStub) -> None:
+    stand_in.state.macros["iot_defender_index"] = '(index="iot_a" OR index=iot_b)'
     definition = connect(stand_in, FakeClock()).index_macro()
     assert indexes_in(definition) == {"iot_a", "iot_b"}
     (read,) = [r for r in stand_in.requests if "conf-macros" in r.path]

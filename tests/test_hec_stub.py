@@ -19,6 +19,7 @@ import pytest
 
 from tests.concurrency import run_at_once
 from tests.hec_server import LISTEN_BACKLOG, Fault, HecStub, HecStubError, refusing_url
+from tests.loopback_server import LoopbackServerError
 
 TOKEN = "5b3d0e52-1c0a-4d3b-9f7e-2a6c8e4b1d90"
 CHANNEL = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
@@ -223,8 +224,24 @@ def test_a_failure_inside_the_stub_fails_the_test_when_it_stops(monkeypatch):
     # The body was read before the stub failed, so the client sees a clean close, no reply.
     with pytest.raises(http.client.RemoteDisconnected):
         call(stub, EVENT, envelopes({"event": "x"}))
-    with pytest.raises(HecStubError, match=r"failed answering 1 request.*bug in the stub"):
+    with pytest.raises(HecStubError, match=r"failed answering 1 request.*bug in the stub") as error:
         stub.stop()
+    assert isinstance(error.value, LoopbackServerError), "served by loopback_server"
+
+
+def test_a_content_length_that_is_not_a_number_is_an_empty_body(stub):
+    connection = http.client.HTTPConnection("127.0.0.1", int(stub.url.rsplit(":", 1)[1]), timeout=5)
+    try:
+        connection.putrequest("POST", EVENT)
+        connection.putheader("Authorization", f"Splunk {TOKEN}")
+        connection.putheader("X-Splunk-Request-Channel", CHANNEL)
+        connection.putheader("Content-Length", "lots")
+        connection.endheaders()
+        response = connection.getresponse()
+        reply = (response.status, json.loads(response.read())["code"])
+    finally:
+        connection.close()
+    assert reply == (400, 5)  # answered as "No data"; stop() finds no stub failure
 
 
 # --- raw -------------------------------------------------------------------------------

@@ -7,12 +7,16 @@ import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from splunklib import binding, client, results
 
 from tests.concurrency import run_at_once
+from tests.hec_server import HecStub
 from tests.loopback_server import LISTEN_BACKLOG, LoopbackServer, LoopbackServerError, Response
 from tests.splunk_rest_stub import (
     PASSWORD,
@@ -21,9 +25,12 @@ from tests.splunk_rest_stub import (
     SplunkRestStub,
     StubEvent,
     healthy_state,
+    installed_state,
 )
 
 VERSION = "0.1.0"
+APP = "iot_defender_security"
+RISKY = "IoT - Risky Port Listening"  # a shipped detection whose name has spaces
 
 
 @pytest.fixture
@@ -196,3 +203,182 @@ def test_stop_stops_serving_and_is_safe_twice() -> None:
     server.stop()
     server.stop()
     assert not server.listening
+
+
+# --- the endpoints the demo reads (iot_defender_splunk/story/live.py) ----------------------
+
+
+def _json_get(service: client.Service, path: str, **query: object) -> Any:
+    return json.loads(service.get(path, output_mode="json", **query).body.read())
+
+
+def _json_post(service: client.Service, path: str, **form: object) -> Any:
+    return json.loads(service.post(path, output_mode="json", **form).body.read())
+
+
+def _count(service: client.Service, search: str, earliest: str, latest: str) -> list[Any]:
+    answer = _json_post(
+        service,
+        "search/jobs",
+        search=search,
+        exec_mode="oneshot",
+        earliest_time=earliest,
+        latest_time=latest,
+    )
+    return list(answer["results"])
+
+
+def _dispatch(service: client.Service, name: str) -> str:
+    path = "saved/searches/" + binding.UrlEncoded(name, encode_slash=True) + "/dispatch"
+    return str(_json_post(service, path, **{"dispatch.now": "1796040000"})["sid"])
+
+
+def test_the_macro_in_json_is_the_same_definition_as_in_atom(stub: SplunkRestStub) -> None:
+    stub.state.macros["iot_defender_index"] = '(index="iot_a" OR index=iot_b)'
+    scoped = _connect(stub, owner="nobody", app=APP)
+    (entry,) = _json_get(scoped, "configs/conf-macros/iot_defender_index")["entry"]
+    assert entry["name"] == "iot_defender_index"
+    assert entry["content"]["definition"] == scoped.macros["iot_defender_index"].definition
+    assert entry["acl"]["app"] == APP
+
+
+def test_a_missing_macro_in_json_is_a_404_with_splunkds_message(stub: SplunkRestStub) -> None:
+    scoped = _connect(stub, owner="nobody", app=APP)
+    with pytest.raises(binding.HTTPError) as error:
+        _json_get(scoped, "configs/conf-macros/no_such_macro")
+    assert error.value.status == 404
+    assert json.loads(error.value.body)["messages"] == [
+        {"type": "ERROR", "text": "Could not find object id=no_such_macro"}
+    ]
+
+
+def test_unauthenticated_json_requests_are_refused_in_json(stub: SplunkRestStub) -> None:
+    status, body = _raw(stub, "GET", "/services/server/info?output_mode=json")
+    assert status == 401
+    assert json.loads(body)["messages"][0]["text"] == "call not properly authenticated"
+
+
+def test_a_v1_oneshot_tstats_without_by_is_one_row_even_when_nothing_matches(
+    stub: SplunkRestStub,
+) -> None:
+    stub.state.events = [
+        StubEvent("iot_security", "aws:iot:log", 10.0),
+        StubEvent("iot_security", "aws:iot:log", 59.5),
+        StubEvent("iot_security", "aws:iot:log", 60.0),  # latest_time is exclusive
+        StubEvent("main", "aws:iot:log", 30.0),
+    ]
+    scoped = _connect(stub, owner="nobody", app=APP)
+    search = '| tstats count where index="iot_security"'
+    assert _count(scoped, search, "0.000", "60.000") == [{"count": "2"}]
+    assert _count(scoped, search, "100.000", "200.000") == [{"count": "0"}]
+
+
+@pytest.mark.property
+@settings(max_examples=15, deadline=None)
+@given(batches=st.lists(st.integers(min_value=0, max_value=30), max_size=5))
+def test_each_search_makes_the_next_indexing_batch_searchable(batches: list[int]) -> None:
+    state = installed_state(VERSION)
+    state.indexing = [[StubEvent("iot_security", "aws:iot:log", 30.0)] * n for n in batches]
+    with SplunkRestStub(state) as stub:
+        scoped = _connect(stub, owner="nobody", app=APP)
+        search = '| tstats count where index="iot_security"'
+        seen = [_count(scoped, search, "0", "60")[0]["count"] for _ in range(len(batches) + 2)]
+    prefix_sums = [sum(batches[:k]) for k in range(len(batches) + 1)]
+    assert seen == [str(n) for n in [*prefix_sums, sum(batches)]]
+    assert state.indexing == []
+
+
+def test_what_a_linked_hec_stub_indexed_is_searchable_in_its_index_and_time() -> None:
+    channel = "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+    envelopes = [
+        {"event": "a", "index": "iot_security", "time": 20},
+        {"event": "b", "index": "iot_security", "time": "40.5"},
+        {"event": "c", "index": "iot_security", "time": 90},  # outside the window
+        {"event": "d", "time": 30},  # no index: the token's default, main
+    ]
+    with HecStub("t0ken") as hec, SplunkRestStub(installed_state(VERSION), hec=hec) as stub:
+        sent = _post(
+            hec.url + "/services/collector/event",
+            "\n".join(json.dumps(e) for e in envelopes).encode(),
+            {"Authorization": "Splunk t0ken", "X-Splunk-Request-Channel": channel},
+        )
+        scoped = _connect(stub, owner="nobody", app=APP)
+        by_index = _count(scoped, "| tstats count where index=* by index", "0", "60")
+    assert sent == 200
+    assert sorted(by_index, key=lambda row: row["index"]) == [
+        {"index": "iot_security", "count": "2"},
+        {"index": "main", "count": "1"},
+    ]
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        connection.request("POST", parts.path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_dispatched_saved_search_is_done_with_the_rows_the_state_gives_it(
+    stub: SplunkRestStub,
+) -> None:
+    stub.state.saved_search_results[RISKY] = [{"thing": "cam-0001", "port": "23"}]
+    scoped = _connect(stub, owner="nobody", app=APP)
+    sid = _dispatch(scoped, RISKY)
+    (job,) = _json_get(scoped, f"search/jobs/{sid}")["entry"]
+    answer = _json_get(scoped, f"search/jobs/{sid}/results", count=0)
+    assert job["content"]["sid"] == sid
+    assert job["content"]["label"] == RISKY  # '+' in the path decoded as a space
+    assert (job["content"]["isDone"], job["content"]["isFailed"]) == (True, False)
+    assert job["content"]["resultCount"] == 1
+    assert answer["results"] == [{"thing": "cam-0001", "port": "23"}]
+    assert stub.state.jobs[sid].request["dispatch.now"] == "1796040000"
+
+
+def test_a_saved_search_that_fails_to_run_is_a_failed_job(stub: SplunkRestStub) -> None:
+    (saved,) = [s for s in stub.state.saved_searches if s.name == RISKY]
+    stub.state.run_errors[saved.search[:40]] = "Error in 'lookup' command: no such lookup."
+    scoped = _connect(stub, owner="nobody", app=APP)
+    sid = _dispatch(scoped, RISKY)
+    content = _json_get(scoped, f"search/jobs/{sid}")["entry"][0]["content"]
+    answer = _json_get(scoped, f"search/jobs/{sid}/results", count=0)
+    assert (content["isDone"], content["isFailed"], content["dispatchState"]) == (
+        True,
+        True,
+        "FAILED",
+    )
+    assert answer["results"] == []
+    assert answer["messages"][0]["type"] == "FATAL"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "saved/searches/IoT+-+No+Such+Detection/dispatch"),
+        ("GET", "search/jobs/admin__admin__no_such_sid"),
+        ("GET", "search/jobs/admin__admin__no_such_sid/results"),
+    ],
+    ids=["saved-search", "job", "results"],
+)
+def test_an_unknown_saved_search_or_sid_is_a_404(
+    stub: SplunkRestStub, method: str, path: str
+) -> None:
+    scoped = _connect(stub, owner="nobody", app=APP)
+    call = _json_post if method == "POST" else _json_get
+    with pytest.raises(binding.HTTPError) as error:
+        call(scoped, path)
+    assert error.value.status == 404
+
+
+def test_a_job_asked_for_in_xml_is_a_stand_in_failure_at_stop() -> None:
+    stub = SplunkRestStub(installed_state(VERSION))
+    scoped = _connect(stub, owner="nobody", app=APP)
+    sid = _dispatch(scoped, RISKY)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        scoped.get(f"search/jobs/{sid}")
+    with pytest.raises(LoopbackServerError, match="with output_mode=json"):
+        stub.stop()
