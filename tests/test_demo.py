@@ -280,6 +280,8 @@ def test_live_sends_every_event_and_reports_what_the_saved_searches_found(
     assert received == written
     assert f"sent {len(written):,} events" in demo.out
     assert "acknowledged by the indexers" in demo.out
+    pipeline = len(demo.events())  # the response event is stamped now, outside the window
+    assert f"Splunk: {pipeline:,} of the {pipeline:,} events searchable" in demo.out
     assert f"open-port: {risky}: fired in Splunk, 1 result(s) on cam-0001" in demo.out
     auth = detection("authentication_error_burst_from_source_ip").name
     assert f"auth-storm: {auth}: did not fire in Splunk" in demo.out
