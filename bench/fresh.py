@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.inputs import Batch, build_batch, tiny_event
-from bench.timing import quiet, run_ours, timed
+from bench.timing import run_ours, timed
+from iot_defender_splunk.local_lambda import quiet_stdout
 from transform import validation
 
 Doc = dict[str, Any]
@@ -142,7 +143,7 @@ def profile_main(kind: str, size: str) -> None:
     batch = build_batch(kind, size)
     timed(run_ours, batch.event)
     profiler = cProfile.Profile()
-    with quiet():
+    with quiet_stdout():
         profiler.runcall(run_ours, batch.event)
     stats = pstats.Stats(profiler, stream=sys.stdout)
     print(f"cProfile, one warm call, {kind} {size} ({batch.records} records)")

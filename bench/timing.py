@@ -10,15 +10,12 @@ responses outside the timed region.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import gc
 import json
-import os
 import statistics
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -26,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bench.inputs import Batch
 from bench.naive import naive_events, naive_handler
-from iot_defender_splunk.local_lambda import LocalLambdaContext
+from iot_defender_splunk.local_lambda import LocalLambdaContext, quiet_stdout
 from tests.fakes import FakeFirehose
 from transform import handler
 from transform.config import Settings
@@ -76,28 +73,12 @@ def run_reference_uncapped(event: Doc) -> tuple[Doc, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Send fd 1 to /dev/null: powertools' logger holds its own reference to stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
 Runner = Callable[[Doc], tuple[Doc, int]]
 
 
 def timed(run: Runner, event: Doc) -> tuple[float, Doc, int]:
     gc.collect()
-    with quiet():
+    with quiet_stdout():
         start = time.perf_counter()
         response, reput = run(event)
         elapsed = time.perf_counter() - start

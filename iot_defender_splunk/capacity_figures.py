@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import gc
 import json
 import os
@@ -27,14 +26,14 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-from iot_defender_splunk.local_lambda import LocalLambdaContext
+from iot_defender_splunk.local_lambda import LocalLambdaContext, quiet_stdout
 from iot_defender_splunk.simulator import audit, detect, inventory, iot_logs
 from iot_defender_splunk.simulator import device_report as reports
 from iot_defender_splunk.simulator import lifecycle as presence
@@ -302,22 +301,6 @@ def all_message_figures() -> Doc:
 # --- timing (machine-dependent) ----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Send fd 1 to /dev/null while the handler runs: its logger and metrics write there."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
 def batch_of(kind: str, size: int = BATCH_BYTES) -> list[bytes]:
     """Records of one kind, distinct identities, until their bytes reach ``size``."""
     records: list[bytes] = []
@@ -339,7 +322,7 @@ def ms_per_mb(kind: str, repeats: int = REPEATS) -> float:
     best = float("inf")
     for _ in range(repeats):
         gc.collect()
-        with _quiet():
+        with quiet_stdout():
             start = time.perf_counter()
             lambda_handler(event, LocalLambdaContext())
             best = min(best, time.perf_counter() - start)
