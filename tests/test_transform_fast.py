@@ -4,7 +4,6 @@ events, counters, outcomes and re-put payloads out, byte for byte."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 from typing import Any
 
@@ -12,23 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iot_defender_splunk.simulator.delivery import STREAM_ARN, firehose_event, rule_record
+from iot_defender_splunk.simulator.delivery import STREAM_ARN, rule_record
 from tests.export_batches import batches
+from tests.fast_paths import SMALL_LIMIT, assert_paths_agree, compact
 from tests.support import NOW
 from transform import reingest
-from transform.batch import BatchReport, InputRecord, transform_batch
 from transform.config import Settings
 from transform.context import Invocation
 from transform.fast import codec
 from transform.fast import metrics_export as fast_metrics_export
 
 Doc = dict[str, Any]
-# A response limit that a few records overflow, so re-put and slicing get compared too.
-SMALL_LIMIT = 2_500
-
-
-def compact(doc: object) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def item(thing: str = "pump-0017", **changes: object) -> Doc:
@@ -45,39 +38,6 @@ def item(thing: str = "pump-0017", **changes: object) -> Doc:
 
 def export(*items: Doc) -> bytes:
     return rule_record("detect-export", compact({"version": "1.0", "metrics": list(items)}))
-
-
-def run(
-    payloads: list[bytes], settings: Settings, *, damage_data: int | None = None
-) -> tuple[BatchReport, list[bytes]]:
-    """One invocation; ``damage_data`` spoils one record's Firehose base64."""
-    event = firehose_event(payloads)
-    records = [
-        InputRecord(r["recordId"], r["data"], r["approximateArrivalTimestamp"])
-        for r in event["records"]
-    ]
-    if damage_data is not None and records:
-        at = damage_data % len(records)
-        records[at] = dataclasses.replace(records[at], data=str(records[at].data) + "*")
-    reput: list[bytes] = []
-
-    def put(batch: list[bytes]) -> list[int]:
-        reput.extend(batch)
-        return []
-
-    report = transform_batch(
-        records, settings=settings, stream_source=STREAM_ARN, now=NOW, reput=put
-    )
-    return report, reput
-
-
-def assert_paths_agree(payloads: list[bytes], settings: Settings, **kwargs: Any) -> BatchReport:
-    fast = run(payloads, dataclasses.replace(settings, fast_path=True), **kwargs)
-    reference = run(payloads, dataclasses.replace(settings, fast_path=False), **kwargs)
-    assert fast[0].outcomes == reference[0].outcomes  # results, reasons and data, in order
-    assert fast[0] == reference[0]  # and every counter the metrics are made of
-    assert fast[1] == reference[1]  # the re-put payloads
-    return fast[0]
 
 
 @given(

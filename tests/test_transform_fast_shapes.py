@@ -35,7 +35,13 @@ def assert_in_step(info: mi.Type, schema: Doc, definitions: Doc, where: str) -> 
         assert set(info.values) == set(schema["enum"]), where
     elif kind == "string":
         assert isinstance(info, mi.StrType), where
-        assert (info.min_length, info.max_length) == _lengths(schema), where
+        assert_string(info, schema, where)
+    elif kind == ["number", "string"]:  # timeValue
+        assert isinstance(info, mi.UnionType), where
+        assert {type(t) for t in info.types} == {mi.IntType, mi.FloatType, mi.StrType}, where
+        for member in info.types:
+            if isinstance(member, mi.IntType | mi.FloatType):
+                assert_bounds(member, {"minimum": 0}, where)  # below 0 is no plausible time
     elif kind == "integer":
         assert isinstance(info, mi.IntType), where
         assert_bounds(info, schema, where)
@@ -55,12 +61,19 @@ def assert_in_step(info: mi.Type, schema: Doc, definitions: Doc, where: str) -> 
         pytest.fail(f"{where}: no rule for {schema}")
 
 
-def _lengths(schema: Doc) -> tuple[int | None, int | None]:
+def assert_string(info: mi.StrType, schema: Doc, where: str) -> None:
+    """The schema's lengths, and its pattern anchored at the very end ("$" lets "x\\n" by)."""
     pattern = schema.get("pattern")
-    if pattern is not None:  # {1,128}: checked as lengths, the characters by THING_NAME
-        assert pattern == "^" + THING_NAME.pattern + "$"
-        return 1, 128
-    return schema.get("minLength"), schema.get("maxLength")
+    if pattern is not None and info.pattern is None:
+        # thingName, {1,128}: checked as lengths, the characters by THING_NAME
+        assert pattern == "^" + THING_NAME.pattern + "$", where
+        assert (info.min_length, info.max_length) == (1, 128), where
+        return
+    assert info.pattern == (None if pattern is None else pattern.removesuffix("$") + r"\Z"), where
+    assert (info.min_length, info.max_length) == (
+        schema.get("minLength"),
+        schema.get("maxLength"),
+    ), where
 
 
 def assert_bounds(info: mi.IntType | mi.FloatType, schema: Doc, where: str) -> None:
@@ -79,7 +92,7 @@ def assert_bounds(info: mi.IntType | mi.FloatType, schema: Doc, where: str) -> N
 
 def assert_struct(info: mi.StructType, schema: Doc, definitions: Doc, where: str) -> None:
     assert info.forbid_unknown_fields, where  # the schema's extras go to the reference path
-    fields = {field.name: field for field in info.fields}
+    fields = {field.encode_name: field for field in info.fields}
     properties = schema.get("properties", {})
     assert set(fields) == set(properties), where
     assert {name for name, field in fields.items() if field.required} == set(
@@ -108,8 +121,10 @@ def merged(name: str, definition: str | None = None) -> tuple[Doc, Doc]:
         (shapes.MetricsExport, ("metrics_export", None)),
         (shapes.Metric, ("metrics_export", "metric")),
         (shapes.MetricValue, ("metrics_export", "metricValue")),
+        (shapes.AuditNotification, ("audit_notification", None)),
+        (shapes.CheckDetail, ("audit_notification", "checkDetail")),
     ],
-    ids=["export", "metric", "value"],
+    ids=["export", "metric", "value", "audit_notification", "check_detail"],
 )
 def test_the_structures_restate_the_schemas(
     struct: type[msgspec.Struct], schema: tuple[str, str | None]

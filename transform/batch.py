@@ -31,6 +31,7 @@ from transform import reingest
 from transform.config import Settings
 from transform.context import Event, Invocation, RecordContext, serialize
 from transform.decoders import decode_record
+from transform.fast import audit_notification as fast_audit_notification
 from transform.fast import codec
 from transform.fast import metrics_export as fast_metrics_export
 from transform.sourcetypes import ALL_SOURCETYPES, METRIC
@@ -184,6 +185,10 @@ def _transformed(record: _Record, invocation: Invocation) -> tuple[dict[str, int
         if fast is not None:
             lines, count = fast
             return ({METRIC: count} if count else {}), lines, ""
+        audit = fast_audit_notification.transform(record.raw, invocation)
+        if audit is not None:
+            lines, counts = audit
+            return counts, lines, ""
     events, payload, error = _transform(record, invocation)
     return Counter(map(_sourcetype_of, events)), payload, error
 

@@ -122,8 +122,10 @@ def _deduplicated(
     versions = [0 if item.version is UNSET else item.version for item in items]
     last = dict(zip(keys, range(len(keys)), strict=True))
     contested = sent.keys() & last.keys()
+    repeats: set[int] = set()
     if len(last) < len(keys):  # the positions that are not their key's last are repeats
-        contested.update(keys[at] for at in set(range(len(keys))).difference(last.values()))
+        repeats = set(range(len(keys))).difference(last.values())
+        contested.update(map(keys.__getitem__, repeats))
     previous = {key: sent.pop(key) for key in contested if key in sent}
     sent.update(zip(keys, versions, strict=True))
     if not contested:
@@ -131,22 +133,25 @@ def _deduplicated(
     for key in contested:
         del sent[key]
     sent.update(previous)
-    return _resolve(items, keys, versions, contested, sent)
+    # Every position of a contested key is its key's last or a repeat: no scan of all keys.
+    positions = sorted(repeats.union(map(last.__getitem__, contested)))
+    return _resolve(items, keys, versions, positions, sent)
 
 
 def _resolve(
     items: Sequence[Metric],
     keys: list[MetricKey],
     versions: list[int],
-    contested: set[MetricKey],
+    positions: list[int],
     sent: dict[MetricKey, int],
 ) -> list[Metric]:
-    """The reference decoder's loop over the contested datapoints alone: a later, higher copy
-    replaces the first one where it stands; a copy no higher than what was sent is dropped."""
+    """The reference decoder's loop over the contested datapoints' positions alone, in order: a
+    later, higher copy replaces the first one where it stands; a copy no higher than what was
+    sent is dropped."""
     chosen = list(items)
     keep = [True] * len(items)
     slots: dict[MetricKey, int] = {}
-    for at in [at for at, key in enumerate(keys) if key in contested]:
+    for at in positions:
         key, version = keys[at], versions[at]
         slot = slots.get(key)
         keep[at] = slot is None
