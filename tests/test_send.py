@@ -131,6 +131,13 @@ def test_an_unusable_url_is_one_clear_line(hec, capsys):
     )
 
 
+def test_a_port_out_of_range_is_refused_before_any_connection(hec, capsys):
+    assert cli.main(["send", str(EVENTS), "--hec-url", "https://127.0.0.1:99999"]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        "iot-defender-splunk send: error: HEC url has no usable port: https://127.0.0.1:99999\n"
+    )
+
+
 def test_a_missing_file_is_one_clear_line(hec, tmp_path, capsys):
     assert cli.main(["send", str(tmp_path / "nope.ndjson")]) == 1
     assert one_line(capsys.readouterr().err).endswith("No such file or directory\n")
