@@ -127,9 +127,13 @@ class Connection:
 
     def address(self) -> tuple[str, str, int]:
         parts = urlsplit(self.url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        try:
+            port = parts.port  # urlsplit checks the port only when asked for it
+        except ValueError:  # not a number, or out of range
+            port = -1
+        if parts.scheme not in {"http", "https"} or not parts.hostname or port == -1:
             raise SplunkError(f"Splunk URL must be http(s)://host[:port], not {self.url!r}")
-        return parts.scheme, parts.hostname, parts.port or 8089
+        return parts.scheme, parts.hostname, port or 8089
 
 
 @dataclass(frozen=True)

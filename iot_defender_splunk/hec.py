@@ -329,6 +329,10 @@ def _collector_base(url: str) -> str:
     if parts.query or parts.fragment:
         # A query could carry ?token=, which HEC refuses; a fragment is meaningless here.
         raise ValueError("HEC url must not have a query string or fragment")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked for it
+    except ValueError:
+        raise ValueError(f"HEC url has no usable port: {url}") from None
     path = parts.path.rstrip("/")
     cut = path.find(_COLLECTOR)
     if cut != -1:

@@ -356,6 +356,26 @@ def test_without_the_demo_extra_it_says_what_to_install_and_still_tells_the_stor
     assert incident("open-port").title in demo.out
 
 
+def test_the_installed_command_run_outside_the_checkout_still_runs_the_response_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.venv/bin/iot-defender-splunk demo` has the bin folder, not the checkout, on its path."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != root])
+    monkeypatch.chdir(tmp_path)
+    for name in list(sys.modules):
+        if name == "respond" or name.startswith(("respond.", f"{story.__name__}.respond_step")):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(story, "respond_step", raising=False)
+
+    demo = run_demo(tmp_path / "demo", "--devices", "4", "--hours", "2")
+
+    assert demo.status == 0, demo.err
+    assert "no response step" not in demo.out
+    (audit,) = [json.loads(line) for line in (tmp_path / "demo" / "response.ndjson").open()]
+    assert audit["sourcetype"] == RESPONSE
+
+
 @pytest.mark.parametrize(
     ("args", "environ", "message"),
     [

@@ -257,6 +257,25 @@ def test_a_missing_bucket_is_one_clear_line(monkeypatch, capsys):
     assert err.startswith("iot-defender-splunk replay: error: AWS: ListObjectsV2: NoSuchBucket")
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "AWS: You must specify a region."),
+        (("--profile", "nosuch", "--region", REGION), "AWS: The config profile (nosuch) could"),
+    ],
+    ids=["no-region", "unknown-profile"],
+)
+def test_an_unusable_aws_session_is_one_clear_line(argv, message, tmp_path, monkeypatch, capsys):
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    with mock_aws():
+        assert main("--dry-run", *argv) == 1
+    assert one_line(capsys.readouterr().err).startswith(
+        f"iot-defender-splunk replay: error: {message}"
+    )
+
+
 def test_since_after_until_is_refused(aws, capsys):
     assert main("--dry-run", "--since", "2026-11-02", "--until", "2026-11-01") == 1
     assert "--since must be before --until" in one_line(capsys.readouterr().err)

@@ -131,6 +131,13 @@ def test_an_unusable_url_is_one_clear_line(hec, capsys):
     )
 
 
+def test_a_port_out_of_range_is_refused_before_any_connection(hec, capsys):
+    assert cli.main(["send", str(EVENTS), "--hec-url", "https://127.0.0.1:99999"]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        "iot-defender-splunk send: error: HEC url has no usable port: https://127.0.0.1:99999\n"
+    )
+
+
 def test_a_missing_file_is_one_clear_line(hec, tmp_path, capsys):
     assert cli.main(["send", str(tmp_path / "nope.ndjson")]) == 1
     assert one_line(capsys.readouterr().err).endswith("No such file or directory\n")
@@ -183,6 +190,29 @@ def test_a_non_positive_number_is_a_usage_error(option, capsys):
         cli.main(["send", str(EVENTS), option, "0"])
     assert exited.value.code == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--timeout", "inf", "argument --timeout: must be positive and at most 86400, not inf"),
+        ("--ack-timeout", "1e300", "must be positive and at most 86400, not 1e300"),
+        ("--timeout", "soon", "argument --timeout: 'soon' is not a number of seconds"),
+        ("--batch-bytes", "1MB", "argument --batch-bytes: '1MB' is not a whole number of bytes"),
+        ("--batch-bytes", "838860801", "at most 838860800 (HEC's max_content_length)"),
+    ],
+)
+def test_an_unusable_number_is_one_usage_line_before_anything_is_sent(
+    option, value, message, hec, capsys
+):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["send", str(EVENTS), option, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("iot-defender-splunk send: error: ")
+    assert message in err.splitlines()[-1]
+    assert hec.events == []
 
 
 def test_what_the_demo_writes_sends_as_the_demo_sends_it(tmp_path, monkeypatch):

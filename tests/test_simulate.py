@@ -228,3 +228,23 @@ def test_help_describes_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--devices", "--hours", "--seed", "--end", "--no-detect", "--out", "--hec-url"):
         assert option in out
+
+
+def test_a_finished_run_writes_only_its_summary_on_a_non_terminal_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["simulate", *SMALL, "--out", str(tmp_path / "fleet.ndjson")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("5 devices, 2 h to 2026-11-23T02:00:00Z")
+    assert "" not in lines
+
+
+def test_a_directory_as_output_is_refused_before_simulating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(simulate, "stream_fleet", None)  # simulating would fail loudly
+    assert cli.main(["simulate", *SMALL, "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"iot-defender-splunk simulate: error: --out {tmp_path} is a directory; name a file in it\n"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -369,6 +369,13 @@ def test_an_unreachable_splunk_is_one_line(environment, capsys) -> None:
         (["--since", "0h"], None, "--since must be a count and a unit"),
         (["--timeout", "0"], None, "--timeout must be a positive number of seconds"),
         (["--splunk-url", "ftp://splunk"], None, "Splunk URL must be http(s)://host[:port]"),
+        (["--timeout", "inf"], None, "--timeout must be a positive number of seconds, at most"),
+        (["--timeout", "nan"], None, "--timeout must be a positive number of seconds, at most"),
+        (
+            ["--splunk-url", "https://splunk:99999"],
+            None,
+            "Splunk URL must be http(s)://host[:port], not 'https://splunk:99999'",
+        ),
     ],
 )
 @pytest.mark.usefixtures("environment")

@@ -82,6 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=rate,
         default=_FLEET.violations_per_device_day,
         metavar="RATE",
+        help="Detect alarms (violation notifications) per device per day, with --detect "
+        "(default %(default)g)",
     )
     fleet.add_argument(
         "--lifecycle-per-device-day",
@@ -118,6 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_number(int, 0),
         default=_FLEET.audit_findings_per_run,
         metavar="N",
+        help="non-compliant findings each audit reports, put by the findings collector "
+        "(default %(default)s)",
     )
     fleet.add_argument(
         "--inventory-interval",

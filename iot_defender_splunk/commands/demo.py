@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -296,6 +297,15 @@ def _risky_findings(device: str, events: list[Any], end: float) -> list[str]:
     return [f"listens on tcp/{port} ({rules.port_risk(port, 'tcp')})" for port in ports]
 
 
+def _find_the_checkouts_responder() -> None:
+    """The responder (respond/) is not in the wheel: run from a checkout by the installed
+    command, not from the checkout's root with ``python -m``, it is found only if the root is
+    on the import path too."""
+    root = str(rules.REPO)
+    if (rules.REPO / "respond" / "handler.py").is_file() and root not in sys.path:
+        sys.path.append(root)
+
+
 def _response_step(
     console: Console, simulation: Simulation, events: list[Any], index: str, log: TextIO
 ) -> list[bytes]:
@@ -304,6 +314,7 @@ def _response_step(
     incident = next((i for i in simulation.incidents if i.id == OPEN_PORT), None)
     if incident is None or not incident.devices:
         return []
+    _find_the_checkouts_responder()
     try:
         from iot_defender_splunk.story import respond_step  # noqa: PLC0415 - the demo extra
     except ImportError as error:

@@ -290,17 +290,22 @@ def run(args: argparse.Namespace) -> int:
             "processing-failed records go back into the stream: give --stream (or --to hec)"
         )
     checkpoint = Checkpoint.load(args.checkpoint, args.bucket, args.prefix)
-    aws = session(args)
+    hec = hec_client(args, NAME) if replaying_hec else None
+    try:
+        aws = session(args)
+        s3 = aws.client("s3", config=CONFIG)
+        firehose = aws.client("firehose", config=CONFIG) if PROCESSING_FAILED in folders else None
+    except BotoCoreError as error:  # no Region, an unknown profile
+        raise cli.CommandError(f"AWS: {describe_error(error)}") from None
     replay = _Replay(
         args=args,
         since=args.since,
         until=args.until,
         checkpoint=checkpoint,
-        hec=hec_client(args, NAME) if replaying_hec else None,
-        firehose=aws.client("firehose", config=CONFIG) if PROCESSING_FAILED in folders else None,
+        hec=hec,
+        firehose=firehose,
     )
     try:
-        s3 = aws.client("s3", config=CONFIG)
         for folder in folders:
             replay.folder(s3, folder)
     except (BotoCoreError, ClientError) as error:

@@ -38,6 +38,10 @@ NAME = "send"
 SUMMARY = "post HEC events (NDJSON, one envelope a line) to Splunk HEC, with acks and retries"
 
 DEFAULT_BATCH_BYTES = 800_000
+# Splunk Enterprise's default [http_input] max_content_length: a bigger POST gets 413.
+MAX_BATCH_BYTES = 838_860_800
+# A day: longer than any wait worth making, and inside what a thread's timer accepts.
+MAX_SECONDS = 86_400
 # Lines named in an error: enough to find the pattern, short enough to stay one line.
 _SHOWN_LINES = 10
 
@@ -228,14 +232,23 @@ def _open(name: str) -> AbstractContextManager[BinaryIO]:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if not 1 <= value <= MAX_BATCH_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"must be positive and at most {MAX_BATCH_BYTES} (HEC's max_content_length), "
+            f"not {value}"
+        )
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be positive and at most {MAX_SECONDS}, not {text}")
     return value

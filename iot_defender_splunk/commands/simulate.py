@@ -84,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hours", type=hours_argument, default=6.0, help="hours simulated (default 6)"
     )
-    parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same fleet")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="the same seed gives the same fleet (default 1)"
+    )
     parser.add_argument(
         "--end", type=end_argument, help="ISO-8601 end of the simulation (default now)"
     )
@@ -95,9 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="metrics as device metric reports, not Detect's exports (accounts without Detect)",
     )
     parser.add_argument("--out", help="NDJSON file of HEC events; '-' for standard output")
-    parser.add_argument("--hec-url", help="send the events to this Splunk HEC instead")
     parser.add_argument(
-        "--hec-token", default=os.environ.get("SPLUNK_HEC_TOKEN"), help="(or SPLUNK_HEC_TOKEN)"
+        "--hec-url", help="send the events to this Splunk HEC instead, e.g. https://splunk:8088"
+    )
+    parser.add_argument(
+        "--hec-token",
+        default=os.environ.get("SPLUNK_HEC_TOKEN"),
+        help="HEC token for --hec-url (default: $SPLUNK_HEC_TOKEN, which stays out of shell "
+        "history)",
     )
     parser.add_argument(
         "--index", default=DEFAULT_INDEX, help=f"the events' index (default {DEFAULT_INDEX})"
@@ -127,6 +134,8 @@ def _check(args: argparse.Namespace, now: float) -> float:
         load_settings({"SPLUNK_INDEX": args.index})
     except ConfigError as error:
         raise cli.CommandError(str(error).replace("SPLUNK_INDEX", "--index")) from None
+    if args.out is not None and Path(args.out).is_dir():
+        raise cli.CommandError(f"--out {args.out} is a directory; name a file in it")
     return simulation_end(args.end, args.hours, now)
 
 
@@ -175,7 +184,9 @@ def _progress(fleet: FleetStream) -> Iterator[Callable[[Invocation], None]]:
     console = Console(stderr=True)
     hours = TextColumn("{task.completed:.1f}/{task.total:g} h")
     columns = (TextColumn("transform"), BarColumn(), hours, TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as progress:
         task = progress.add_task("hours", total=fleet.hours)
 
         def advance(invocation: Invocation) -> None:

@@ -28,6 +28,8 @@ NAME = "verify"
 SUMMARY = "check a live Splunk: app, index, HEC, data per sourcetype, saved searches, detections"
 _STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 _FALSE = {"0", "false", "no"}
+# A day: longer than any check needs, and inside what a socket timeout accepts.
+MAX_TIMEOUT = 86_400
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +91,10 @@ def connection_of(args: argparse.Namespace) -> Connection:
         raise cli.CommandError(
             f"--since must be a count and a unit (s, m, h, d, w), not {args.since!r}"
         )
-    if not args.timeout > 0:
-        raise cli.CommandError("--timeout must be a positive number of seconds")
+    if not 0 < args.timeout <= MAX_TIMEOUT:
+        raise cli.CommandError(
+            f"--timeout must be a positive number of seconds, at most {MAX_TIMEOUT}"
+        )
     return Connection(
         url=args.splunk_url,
         username=username,
