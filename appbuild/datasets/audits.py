@@ -20,20 +20,10 @@ from iot_defender_splunk.simulator.audit import (
     policy,
 )
 from iot_defender_splunk.simulator.stamps import DAY, HOUR, MINUTE, stable_id
+from iot_defender_splunk.simulator.traffic import AUDIT_CHECKS  # the checks the fleet audits run
 
 # A finding as the datasets describe it: the check that found it and the resource.
 Finding = tuple[str, Resource]
-
-
-AUDIT_CHECKS = (
-    "DEVICE_CERTIFICATE_SHARED_CHECK",
-    "CONFLICTING_CLIENT_IDS_CHECK",
-    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
-    "LOGGING_DISABLED_CHECK",
-    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-    "IOT_POLICY_POTENTIAL_MISCONFIGURATION_CHECK",
-    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
-)
 
 
 def _audit_checks(findings: Sequence[Finding] = ()) -> list[Check]:
