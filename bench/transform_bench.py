@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import report
+from bench import license_bytes, report
 from bench.fresh import (
     child_json,
     child_main,
@@ -48,10 +48,13 @@ def bench_main() -> None:
     report.print_inputs(batches, build_seconds)
     cases = [measure_case(batch) for batch in batches]
     report.print_throughput(cases)
+    licensed = license_bytes.measure(batches)
+    license_bytes.print_license_bytes(licensed)
     report.print_rss(rss)
     report.print_cold_start(import_ms, first_call)
     report.print_validation(batches[0])
     report.print_targets(cases, import_ms, rss)
+    license_bytes.print_license_targets(licensed)
 
 
 def main(argv: list[str] | None = None) -> None:

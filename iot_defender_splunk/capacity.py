@@ -170,8 +170,9 @@ ASSUMPTIONS: Final = (
     "data/measured.json, weighted by its share of the bytes; the Lambda's own CPU differs, "
     "so compare with the function's Duration metric once deployed.",
     "Concurrency is invocations/s x duration (Little's law).",
-    "License volume is each event's _raw: the event object as the transform serialises it; "
-    "index-time fields are not part of _raw.",
+    "License volume is each event's _raw: the event object as the transform serialises it. "
+    "Index-time fields are not part of _raw; Splunk's documentation does not say whether "
+    "HEC indexed fields count toward the license (make bench shows both figures).",
 )
 
 

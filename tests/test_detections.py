@@ -282,7 +282,7 @@ def test_dataset_lines_are_hec_events_for_the_app(name: str) -> None:
 
 def _has_detect_data(relative: str) -> bool:
     return any(
-        e["sourcetype"] in DETECT_ONLY_SOURCETYPES or e["event"].get("origin") == "detect-export"
+        e["sourcetype"] in DETECT_ONLY_SOURCETYPES or e["fields"].get("origin") == "detect-export"
         for e in dataset_events(relative)
     )
 
@@ -897,8 +897,7 @@ def _spike_copies() -> list[dict[str, Any]]:
             "_time": e["time"],
             "thing": e["fields"]["thing"],
             "name": e["event"]["name"],
-            "origin": e["event"]["origin"],
-            "timestamp": e["event"]["timestamp"],
+            "origin": e["fields"]["origin"],
             "version": e["event"]["version"],
             "count": e["event"]["value"]["count"],
         }
@@ -906,7 +905,7 @@ def _spike_copies() -> list[dict[str, Any]]:
         if e["fields"]["thing"] == "gw-berlin-03" and e["event"]["value"]["count"] > 50
     ]
     assert sorted(c["version"] for c in copies) == [1, 2]
-    assert len({c["timestamp"] for c in copies}) == 2, "one copy in seconds, one in milliseconds"
+    assert len({c["_time"] for c in copies}) == 1, "sent in seconds and in ms: one datapoint"
     return copies
 
 

@@ -568,7 +568,7 @@ def test_what_a_rule_forwards_becomes_its_routes_kind_or_nothing(
 # docs/events.md, sections 2.2 and 2.5: the index-time fields each sourcetype sets (always,
 # and when a condition holds), and which sourcetypes always or never have a host.
 REQUIRED_FIELDS = {
-    METRIC: {"thing", "metric"},  # origin is in the body only
+    METRIC: {"thing", "metric", "origin"},
     VIOLATION: {"thing", "behavior", "violation_event_type"},
     AUDIT_TASK: {"task_id", "task_type", "task_status"},
     AUDIT_CHECK: {"task_id", "check_name", "check_run_status"},
@@ -581,6 +581,7 @@ REQUIRED_FIELDS = {
     UNPARSED: {"reason_code"},
 }
 OPTIONAL_FIELDS = {
+    METRIC: {"report_id"},
     VIOLATION: {"metric", "security_profile"},
     AUDIT_FINDING: {"task_id"},
     IOT_LOG: {"status", "thing"},
@@ -601,7 +602,10 @@ def test_events_follow_the_documented_fields_and_host(payload: bytes) -> None:
         assert REQUIRED_FIELDS[sourcetype] <= keys, (sourcetype, hec["fields"])
         assert keys <= REQUIRED_FIELDS[sourcetype] | OPTIONAL_FIELDS.get(sourcetype, set())
         if sourcetype == METRIC:
-            assert hec["event"]["origin"] in {"detect-export", "device-report"}
+            assert hec["fields"]["origin"] in {"detect-export", "device-report"}
+            assert not {"origin", "timestamp", "report_id"} & set(hec["event"]), (
+                "not licensed twice"
+            )
         if sourcetype in HOST_ALWAYS:
             assert "host" in hec
         if sourcetype in HOST_NEVER:

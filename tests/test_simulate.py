@@ -53,7 +53,9 @@ def test_no_detect_sends_device_reports_and_the_index_reaches_every_event(
     )
     events = [json.loads(line) for line in _lines(out)]
     assert {e["index"] for e in events} == {"iot_lab"}
-    origins = {e["event"]["origin"] for e in events if e["sourcetype"] == "aws:iot:defender:metric"}
+    origins = {
+        e["fields"]["origin"] for e in events if e["sourcetype"] == "aws:iot:defender:metric"
+    }
     assert origins == {"device-report"}
 
 

@@ -106,9 +106,9 @@ def test_detect_exports_and_device_reports_give_the_same_device_side_datapoints(
     from_detect = _datapoints(exported, DEVICE_SIDE)
     assert from_detect == _datapoints(reported, DEVICE_SIDE)
     assert len(from_detect) == 20 * 6 * 12 * len(DEVICE_SIDE)
-    origins = {e["event"]["origin"] for e in exported if e["sourcetype"] == METRIC}
+    origins = {e["fields"]["origin"] for e in exported if e["sourcetype"] == METRIC}
     assert origins == {"detect-export"}
-    assert {e["event"]["origin"] for e in reported if e["sourcetype"] == METRIC} == {
+    assert {e["fields"]["origin"] for e in reported if e["sourcetype"] == METRIC} == {
         "device-report"
     }
 

@@ -238,7 +238,7 @@ def test_a_flood_of_large_reports_from_one_device_never_fails_another_devices_re
         assert len(json.dumps(_response(report))) <= 6_000_000
         for outcome in report.outcomes:
             delivered.update(
-                event["event"]["report_id"]
+                int(event["fields"]["report_id"])
                 for event in outcome_events(outcome)
                 if event["host"] == "cam-lobby-2"
             )

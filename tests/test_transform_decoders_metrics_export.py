@@ -24,8 +24,14 @@ def test_every_value_kind_becomes_one_event_keeping_original_fields() -> None:
         assert event["host"] == item["thing"]
         assert event["source"] == STREAM_ARN
         assert event["time"] == item["timestamp"] / 1000
-        assert event["fields"] == {"thing": item["thing"], "metric": item["name"]}
-        assert event["event"] == {**item, "origin": "detect-export"}
+        assert event["fields"] == {
+            "thing": item["thing"],
+            "metric": item["name"],
+            "origin": "detect-export",
+        }
+        # The body is the datapoint as Detect sent it but for its timestamp, which _time holds.
+        assert event["event"] == {k: v for k, v in item.items() if k != "timestamp"}
+        assert "origin" not in event["event"]
     kinds = {key for event in events for key in event["event"]["value"]}
     assert kinds == {"count", "cidrs", "ports", "number", "numbers", "strings"}
 
@@ -34,7 +40,7 @@ def test_duplicate_datapoints_keep_the_highest_version_only() -> None:
     events = transform_fixture("metrics_export", "duplicate_versions.json")
 
     kept = {
-        (e["event"]["thing"], e["event"]["name"], e["event"]["timestamp"]): e["event"]
+        (e["event"]["thing"], e["event"]["name"], int(e["time"] * 1000)): e["event"]
         for e in events
     }
     assert len(kept) == len(events) == 5

@@ -106,7 +106,7 @@ def count_datapoints(events: Iterable[dict[str, Any]], metrics: Iterable[str]) -
     volumes: dict[tuple[float, str, str, str], float] = {}
     for e in events:
         if e["sourcetype"] == "aws:iot:defender:metric" and e["fields"].get("metric") in wanted:
-            key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["event"]["origin"])
+            key = (e["time"], e["fields"]["thing"], e["fields"]["metric"], e["fields"]["origin"])
             volumes[key] = max(volumes.get(key, 0.0), float(e["event"]["value"]["count"]))
     return [(t, thing, metric, origin, v) for (t, thing, metric, origin), v in volumes.items()]
 

@@ -81,16 +81,17 @@ def decode_report(
             f"{MAX_LIST_ENTRIES} list entries): {counts}; the excess is this event's payload"
         )
         ctx.unparsed("over_limit", reason, excess, kind=KIND)
-    # Small fields first, lists last (context.scalars_first says why).
-    base: dict[str, Any] = {"thing": thing, "origin": ORIGIN, "timestamp": received_at}
-    base["report_id"] = report["header"]["report_id"]
+    # The body holds what Detect's datapoint holds; the constant origin, the report's id and
+    # the receive time (_time) live in the envelope, so they are not licensed per event.
+    report_id = str(report["header"]["report_id"])
     emit = ctx.emitter(METRIC)
     seconds = epoch_seconds(received_at)
     for name, value, detail in _datapoints(metrics, custom):
-        event = {"name": name, **base, "value": value}
+        # Small fields first, lists last (context.scalars_first says why).
+        event = {"name": name, "thing": thing, "value": value}
         if detail:
             event["detail"] = detail
-        fields = {"thing": thing, "metric": name}
+        fields = {"thing": thing, "metric": name, "origin": ORIGIN, "report_id": report_id}
         emit(event, when=received_at, seconds=seconds, host=thing, fields=fields)
 
 

@@ -15,6 +15,7 @@ from transform.timestamps import epoch_seconds
 
 KIND = "metrics_export"
 ORIGIN = "detect-export"
+_FIELDS = {"origin": ORIGIN}
 _UNSEEN = object()
 
 
@@ -57,11 +58,14 @@ def decode(doc: dict[str, Any], ctx: RecordContext, *, source: str | None = None
         elif version <= envelopes[at]["event"].get("version", 0):
             continue
         sent[key] = version
-        item["origin"] = ORIGIN
+        # _time holds the timestamp and the index-time fields the origin: neither is licensed
+        # twice in the body. An item's own "origin" would contradict the indexed one.
+        del item["timestamp"]
+        item.pop("origin", None)
         if dimension:  # objects and lists last: see context.scalars_first
             item["dimension"] = item.pop("dimension")
         item["value"] = item.pop("value")
-        envelope = build(item, raw, seconds, thing, {"thing": thing, "metric": name})
+        envelope = build(item, raw, seconds, thing, {"thing": thing, "metric": name, **_FIELDS})
         if at is None:
             position[key] = len(envelopes)
             envelopes.append(envelope)

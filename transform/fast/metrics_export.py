@@ -180,17 +180,9 @@ def _events(
             source,
             METRIC,
             index,
-            MetricBody(
-                item.name,
-                item.thing,
-                item.version,
-                item.timestamp,
-                ORIGIN,
-                item.dimension,
-                item.value,
-            ),
+            MetricBody(item.name, item.thing, item.version, item.dimension, item.value),
             item.thing,
-            MetricFields(item.thing, item.name),
+            MetricFields(item.thing, item.name, ORIGIN),
         )
         for item in items
     ]

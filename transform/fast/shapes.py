@@ -79,14 +79,13 @@ class MetricsExport(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_o
 class MetricFields(Struct, gc=False):
     thing: str
     metric: str
+    origin: str
 
 
 class MetricBody(Struct, omit_defaults=True, gc=False):
     name: str
     thing: str
     version: Count | UnsetType
-    timestamp: NonNegative
-    origin: str
     dimension: Dimension | UnsetType
     value: MetricValue
 
