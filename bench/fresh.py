@@ -9,10 +9,12 @@ from __future__ import annotations
 import cProfile
 import gc
 import json
+import os
 import pstats
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -24,7 +26,7 @@ from transform import validation
 
 Doc = dict[str, Any]
 
-IMPORT_RUNS: Final = 5
+IMPORT_RUNS: Final = 9
 ROOT: Final = Path(__file__).resolve().parent.parent
 
 
@@ -88,10 +90,12 @@ def child_main(kind: str, size: str) -> None:
     print(json.dumps(report))
 
 
-def _run_python(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _run_python(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """This interpreter, from the repository root, so ``transform`` imports as in the tests."""
     command = [sys.executable, *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter and module
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter and module
 
 
 def child_json(args: list[str]) -> Doc | None:
@@ -114,10 +118,26 @@ _IMPORT_SNIPPET: Final = (
 
 
 def measure_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
-    """Import time of the handler module, each in a fresh interpreter (nothing preloaded)."""
+    """Import time of the handler module, each in a fresh interpreter (nothing preloaded), with
+    this environment's bytecode settings (PYTHONDONTWRITEBYTECODE: the repo's own modules are
+    compiled from source every time, as in a Lambda artefact that ships no .pyc files)."""
+    return _import_runs(runs, env=None)
+
+
+def measure_compiled_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
+    """The same with every module's bytecode cached first (a private PYTHONPYCACHEPREFIX and
+    one unmeasured run), as Lambda would load an artefact built with compiled .pyc files."""
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
+        env = {**os.environ, "PYTHONPYCACHEPREFIX": cache}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        _import_runs(1, env=env)
+        return _import_runs(runs, env=env)
+
+
+def _import_runs(runs: int, env: dict[str, str] | None) -> list[float]:
     times = []
     for _ in range(runs):
-        result = _run_python(["-c", _IMPORT_SNIPPET])
+        result = _run_python(["-c", _IMPORT_SNIPPET], env=env)
         if result.returncode == 0:
             times.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
         else:
