@@ -135,6 +135,10 @@ ADVERSARIAL: dict[str, list[bytes]] = {
         export(item(), item(thing="meter_9")),
         export(item(thing="meter_9", version=2), item(thing="valve-2"), item(version=1)),
     ],
+    "route_spelled_with_an_escape": [
+        export(item("meter_9")).replace(b'"detect-export"', b'"detect\\u002dexport"'),
+        export(item()),
+    ],
     "a_valid_thing_name_then_one_with_a_newline": [
         export(item()),
         export(item(thing="pump-0017\n")),
