@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -117,32 +118,40 @@ _IMPORT_SNIPPET: Final = (
 )
 
 
-def measure_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
-    """Import time of the handler module, each in a fresh interpreter (nothing preloaded), with
-    this environment's bytecode settings (PYTHONDONTWRITEBYTECODE: the repo's own modules are
-    compiled from source every time, as in a Lambda artefact that ships no .pyc files)."""
-    return _import_runs(runs, env=None)
+@dataclass(frozen=True)
+class ImportTimes:
+    """Import of the handler in fresh interpreters, two ways, run by run in turn so a burst of
+    load on a shared machine slows both alike.
+
+    ``source``: with this environment's bytecode settings (PYTHONDONTWRITEBYTECODE: the repo's
+    own modules compiled from source every time, as in a Lambda artefact with no .pyc files).
+    ``bytecode``: every module's bytecode cached first (a private PYTHONPYCACHEPREFIX, one
+    unmeasured run), as Lambda would load an artefact built with compiled .pyc files.
+    """
+
+    source: list[float]
+    bytecode: list[float]
 
 
-def measure_compiled_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
-    """The same with every module's bytecode cached first (a private PYTHONPYCACHEPREFIX and
-    one unmeasured run), as Lambda would load an artefact built with compiled .pyc files."""
+def measure_import_ms(runs: int = IMPORT_RUNS) -> ImportTimes:
+    times = ImportTimes(source=[], bytecode=[])
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
-        env = {**os.environ, "PYTHONPYCACHEPREFIX": cache}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        _import_runs(1, env=env)
-        return _import_runs(runs, env=env)
-
-
-def _import_runs(runs: int, env: dict[str, str] | None) -> list[float]:
-    times = []
-    for _ in range(runs):
-        result = _run_python(["-c", _IMPORT_SNIPPET], env=env)
-        if result.returncode == 0:
-            times.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
-        else:
-            print(f"  import child failed: {result.stderr[-500:]}")
+        compiled = {**os.environ, "PYTHONPYCACHEPREFIX": cache}
+        compiled.pop("PYTHONDONTWRITEBYTECODE", None)
+        _import_ms(compiled)
+        for _ in range(runs):
+            times.source.extend(_import_ms(None))
+            times.bytecode.extend(_import_ms(compiled))
     return times
+
+
+def _import_ms(env: dict[str, str] | None) -> list[float]:
+    """One fresh interpreter's import time: one figure, or none if the child failed."""
+    result = _run_python(["-c", _IMPORT_SNIPPET], env=env)
+    if result.returncode != 0:
+        print(f"  import child failed: {result.stderr[-500:]}")
+        return []
+    return [float(result.stdout.strip().splitlines()[-1]) * 1000]
 
 
 def first_call_main() -> None:

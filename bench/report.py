@@ -12,6 +12,7 @@ import time
 from importlib import metadata
 from typing import Any, Final
 
+from bench.fresh import ImportTimes
 from bench.inputs import SEED, SIZES, Batch
 from bench.timing import REPEATS, CaseResult, Outcome
 from transform import validation
@@ -128,10 +129,10 @@ def _import_row(label: str, import_ms: list[float]) -> None:
     print(f"  import transform.handler, {label}: median {median}  (runs, sorted: {runs})")
 
 
-def print_cold_start(import_ms: list[float], compiled_ms: list[float], first: Doc | None) -> None:
-    print(f"Cold start (fresh interpreter, {len(import_ms)} runs each)")
-    _import_row("repo modules from source", import_ms)
-    _import_row("every module from cached bytecode", compiled_ms)
+def print_cold_start(import_ms: ImportTimes, first: Doc | None) -> None:
+    print(f"Cold start (fresh interpreters, {len(import_ms.source)} runs each way, in turn)")
+    _import_row("repo modules from source", import_ms.source)
+    _import_row("every module from cached bytecode", import_ms.bytecode)
     if first is not None:
         extra = (first["first"] - first["second"]) * 1000
         print(

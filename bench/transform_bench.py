@@ -21,7 +21,6 @@ from bench.fresh import (
     child_json,
     child_main,
     first_call_main,
-    measure_compiled_import_ms,
     measure_import_ms,
     measure_rss,
     profile_main,
@@ -38,7 +37,6 @@ def bench_main() -> None:
     report.print_header()
     rss = {f"{kind} {size}": measure_rss(kind, size) for kind in KINDS for size in SIZES}
     import_ms = measure_import_ms()
-    compiled_ms = measure_compiled_import_ms()
     first_call = child_json(["-m", "bench.transform_bench", "--first-call"])
     batches: list[Batch] = []
     build_seconds: dict[str, float] = {}
@@ -51,9 +49,9 @@ def bench_main() -> None:
     cases = [measure_case(batch) for batch in batches]
     report.print_throughput(cases)
     report.print_rss(rss)
-    report.print_cold_start(import_ms, compiled_ms, first_call)
+    report.print_cold_start(import_ms, first_call)
     report.print_validation(batches[0])
-    report.print_targets(cases, import_ms, rss)
+    report.print_targets(cases, import_ms.source, rss)
 
 
 def main(argv: list[str] | None = None) -> None:
