@@ -12,6 +12,7 @@ import time
 from importlib import metadata
 from typing import Any, Final
 
+from bench.fresh import ImportTimes
 from bench.inputs import SEED, SIZES, Batch
 from bench.timing import REPEATS, CaseResult, Outcome
 from transform import validation
@@ -122,11 +123,16 @@ def print_rss(rss: dict[str, Doc | None]) -> None:
     print()
 
 
-def print_cold_start(import_ms: list[float], first: Doc | None) -> None:
-    print(f"Cold start (fresh interpreter, {len(import_ms)} runs)")
-    runs = ", ".join(f"{ms:.1f}" for ms in import_ms)
+def _import_row(label: str, import_ms: list[float]) -> None:
+    runs = ", ".join(f"{ms:.1f}" for ms in sorted(import_ms))
     median = f"{statistics.median(import_ms):.1f} ms" if import_ms else "n/a"
-    print(f"  import transform.handler: median {median}  (runs: {runs})")
+    print(f"  import transform.handler, {label}: median {median}  (runs, sorted: {runs})")
+
+
+def print_cold_start(import_ms: ImportTimes, first: Doc | None) -> None:
+    print(f"Cold start (fresh interpreters, {len(import_ms.source)} runs each way, in turn)")
+    _import_row("repo modules from source", import_ms.source)
+    _import_row("every module from cached bytecode", import_ms.bytecode)
     if first is not None:
         extra = (first["first"] - first["second"]) * 1000
         print(

@@ -3,9 +3,11 @@ re-ingested (bounded), an output that can never fit is split, and nothing is eve
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from tests.support import (
     transform,
 )
 from transform import reingest
-from transform.batch import SLICE_BYTES, BatchReport
+from transform.batch import SLICE_BYTES, BatchReport, InputRecord, transform_batch
 from transform.config import Settings
 from transform.reingest import Untagged
 
@@ -260,3 +262,45 @@ def _report(thing: str, *, index: int, strings: int) -> bytes:
     report = {"header": {"report_id": index, "version": "1.0"}, "custom_metrics": custom}
     received = 1795165000000 + index
     return routed("device_report", {**report, "thing_name": thing, "received_at": received})
+
+
+class CollectorWatch(RecordingReput):
+    """A re-put that notes whether the cyclic collector ran during the batch, which calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_enabled: list[bool] = []
+
+    def __call__(self, payloads: list[bytes]) -> list[int]:
+        self.collector_enabled.append(gc.isenabled())
+        return super().__call__(payloads)
+
+
+def test_the_collector_pauses_during_a_batch_and_resumes_after() -> None:
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
+    watch = CollectorWatch()
+
+    transform(payloads, settings=SMALL_LIMIT, reput=watch)
+
+    assert watch.collector_enabled == [False]
+    assert gc.isenabled()
+
+
+def test_the_collector_resumes_when_a_batch_raises() -> None:
+    class Unreadable(list[InputRecord]):
+        def __iter__(self) -> Iterator[InputRecord]:
+            raise RuntimeError("records unreadable")
+
+    with pytest.raises(RuntimeError, match="records unreadable"):
+        transform_batch(Unreadable(), settings=Settings(), stream_source="s", now=0.0, reput=None)
+
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_the_caller_stays_disabled() -> None:
+    gc.disable()
+    try:
+        transform([large_metrics_export("pump-0001", 5)], reput=RecordingReput())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
