@@ -116,8 +116,8 @@ def test_a_slow_listing_stops_reading_in_time_to_put_log_and_emit_metrics(
     assert time.now <= AUDIT_PUTS_END
     line = stop_line(caplog)
     assert line.levelname == "ERROR"
-    assert (line.pages, line.findings) == (12, 36)  # type: ignore[attr-defined]
-    assert (line.listing_complete, line.next_token_pending) == (False, True)  # type: ignore[attr-defined]
+    assert (line.pages, line.findings) == (12, 36)
+    assert (line.listing_complete, line.next_token_pending) == (False, True)
     metrics = emf(capsys.readouterr().out)
     assert metrics["AuditCollectionsStopped"] == 1.0
     assert metrics["AuditListingsUnfinished"] == 1.0
@@ -147,7 +147,7 @@ def test_a_call_that_hangs_late_is_not_retried_past_the_deadline(
     assert time.now == pytest.approx(1227.0)
     assert time.now + ATTEMPT_SECONDS <= AUDIT_PUTS_END  # the buffered batch could still go
     assert len(sink.accepted) == 9 * 3
-    assert stop_line(caplog).pages == 9  # type: ignore[attr-defined]
+    assert stop_line(caplog).pages == 9
     assert emf(capsys.readouterr().out)["AuditCollectionsStopped"] == 1.0
 
 
@@ -175,7 +175,7 @@ def test_a_hung_put_record_batch_ends_the_run_before_the_function_timeout(
     assert time.now <= puts_end
     assert puts_end - time.now < ATTEMPT_SECONDS  # it kept trying while an attempt fitted
     assert len(http.sent) > attempts_within(900 - LOG_RESERVE_SECONDS)  # retried beyond one call
-    summary = stop_line(caplog).summary  # type: ignore[attr-defined]
+    summary = stop_line(caplog).summary
     assert summary["stopped_at_deadline"] is True
     assert (summary["pages"], summary["things_exported"], summary["listing_complete"]) == (
         1,
