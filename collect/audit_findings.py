@@ -18,6 +18,9 @@ What is deliberately *not* collected, and why nothing is lost:
   raw message already reached Splunk through that same subscription.
 
 Findings are put 500 to a PutRecordBatch (``collect.delivery.RecordBuffer``), across pages.
+One finding never fails the run: a lone surrogate in it (which UTF-8 cannot carry) is replaced
+by U+FFFD, and a finding over Firehose's 1,000 KiB record limit is sent as a small
+``aws:iot:collector:not-put`` record naming it (an unparsed event in Splunk); both are counted.
 
 Failures that a retry can fix do fail the invocation: an IoT API error that is still there after
 botocore's adaptive retries, records Firehose keeps rejecting (``DeliveryError``), or the
@@ -69,6 +72,8 @@ NOTIFICATIONS_SKIPPED = "AuditNotificationsSkipped"
 NOTIFICATIONS_INVALID = "AuditNotificationsInvalid"
 COLLECTION_ERRORS = "AuditCollectionErrors"
 COLLECTIONS_STOPPED = "AuditCollectionsStopped"
+FINDINGS_NOT_PUT = "AuditFindingsNotPut"
+FINDINGS_CLEANED = "AuditFindingsCleaned"
 LISTINGS_UNFINISHED = "AuditListingsUnfinished"
 
 
@@ -99,6 +104,8 @@ class TaskCollection:
     task_id: str
     pages: int = 0
     findings: int = 0
+    not_put: int = 0
+    cleaned: int = 0
     listing_complete: bool = False
 
     @property
@@ -162,7 +169,9 @@ def collect_task(
     run got (see the module docstring on retries).
     """
     collection = TaskCollection(task_id) if collection is None else collection
-    buffer = RecordBuffer(firehose, deadline or NO_DEADLINE)
+    buffer = RecordBuffer(
+        firehose, deadline or NO_DEADLINE, collector=SERVICE, identity=finding_identity
+    )
     try:
         with buffer:
             for page in finding_pages(iot, task_id):
@@ -172,7 +181,18 @@ def collect_task(
             collection.listing_complete = True
     finally:
         collection.findings = buffer.put
+        collection.not_put = buffer.not_put
+        collection.cleaned = buffer.cleaned
     return collection
+
+
+def finding_identity(finding: dict[str, Any]) -> dict[str, Any]:
+    """What names a finding that could not be put, and what it is about (AWS-set fields)."""
+    resource = finding.get("nonCompliantResource")
+    identity = {key: finding.get(key) for key in ("taskId", "findingId", "checkName", "severity")}
+    if isinstance(resource, dict):
+        identity["resourceType"] = resource.get("resourceType")
+    return identity
 
 
 @metrics.log_metrics
@@ -255,6 +275,8 @@ def _handle_record(record: Any, counts: Counter[str], deadline: Deadline) -> dic
     finally:
         counts[PAGES_READ] += collection.pages
         counts[FINDINGS_COLLECTED] += collection.findings
+        counts[FINDINGS_NOT_PUT] += collection.not_put
+        counts[FINDINGS_CLEANED] += collection.cleaned
     counts[TASKS_COLLECTED] += 1
     logger.info(
         "audit findings collected",
@@ -278,6 +300,8 @@ def _progress(collection: TaskCollection) -> dict[str, Any]:
     return {
         "pages": collection.pages,
         "findings": collection.findings,
+        "findings_not_put": collection.not_put,
+        "findings_cleaned": collection.cleaned,
         "listing_complete": collection.listing_complete,
         "next_token_pending": collection.next_token_pending,
     }
@@ -313,6 +337,8 @@ def _publish(counts: Counter[str]) -> None:
         COLLECTION_ERRORS,
         COLLECTIONS_STOPPED,
         LISTINGS_UNFINISHED,
+        FINDINGS_NOT_PUT,
+        FINDINGS_CLEANED,
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[name])
 

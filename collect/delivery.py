@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
 import boto3
 
 from collect.deadline import ATTEMPT_SECONDS, Deadline, OutOfTimeError, client_config, guard_client
-from shared.firehose import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, FirehoseClient, encode, put_records
+from shared.firehose import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_RECORD_BYTES,
+    FirehoseClient,
+    encode,
+    encode_cleaned,
+    put_records,
+)
 
 __all__ = [
+    "NOT_PUT_RECORD_TYPE",
     "PUT_MAX_ATTEMPTS",
     "DeliveryError",
     "RecordBuffer",
@@ -38,6 +48,14 @@ PUT_BASE_DELAY: Final = 0.1
 PUT_MAX_DELAY: Final = 10.0
 
 NO_DEADLINE: Final = Deadline(math.inf)
+
+# The record sent in place of an item that cannot be put. The transform knows no such record
+# type, so it becomes an ``aws:iot:defender:unparsed`` event (``unknown_shape``) whose payload
+# is this record: the reason and what identifies the item, so a search finds what is missing.
+NOT_PUT_RECORD_TYPE: Final = "aws:iot:collector:not-put"
+_IDENTITY_CHARS = 256
+
+Identity = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class DeliveryError(RuntimeError):
@@ -75,31 +93,71 @@ class RecordBuffer:
     """Records held until one PutRecordBatch is full (500 records or 4 MiB), then put at once.
 
     Used as a context manager: leaving the block puts what is held, also when reading failed,
-    so nothing already read is lost. ``put`` counts the records Firehose accepted.
+    so nothing already read is lost. One item never fails the run: lone surrogates are
+    replaced (``cleaned`` counts the items), and an item over Firehose's per-record limit is
+    sent as a small ``NOT_PUT_RECORD_TYPE`` record naming it by ``identity`` and saying why.
+    ``put`` counts the items Firehose accepted, ``not_put`` the stand-ins it accepted.
     """
 
-    def __init__(self, client: FirehoseClient, deadline: Deadline = NO_DEADLINE) -> None:
+    def __init__(
+        self,
+        client: FirehoseClient,
+        deadline: Deadline = NO_DEADLINE,
+        *,
+        collector: str = "collector",
+        identity: Identity = lambda _: {},
+    ) -> None:
         self.client = client
         self.deadline = deadline
+        self.collector = collector
+        self.identity = identity
         self.stream = stream_name()
         self.payloads: list[bytes] = []
+        self.stand_ins: set[int] = set()
         self.size = 0
         self.put = 0
+        self.not_put = 0
+        self.cleaned = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        payload = encode(record)
+        payload, replaced = encode_cleaned(record)
+        self.cleaned += replaced > 0
+        stand_in = len(payload) > MAX_RECORD_BYTES
+        if stand_in:
+            payload = self._not_put(record, len(payload))
         if self.size + len(payload) > MAX_BATCH_BYTES:
             self.flush()
+        if stand_in:
+            self.stand_ins.add(len(self.payloads))
         self.payloads.append(payload)
         self.size += len(payload)
         if len(self.payloads) == MAX_BATCH_RECORDS:
             self.flush()
+
+    def _not_put(self, record: dict[str, Any], size: int) -> bytes:
+        identity = {
+            key: value[:_IDENTITY_CHARS] if isinstance(value, str) else value
+            for key, value in self.identity(record).items()
+        }
+        stand_in = {
+            "recordType": NOT_PUT_RECORD_TYPE,
+            "schemaVersion": 1,
+            "collector": self.collector,
+            "reasonCode": "record_too_large",
+            "reason": (
+                f"the item encodes to {size:,} bytes, over Firehose's {MAX_RECORD_BYTES:,}-byte "
+                "record limit; it was not put"
+            ),
+            "item": identity,
+        }
+        return encode_cleaned(stand_in)[0]
 
     def flush(self) -> None:
         """Put what is held; OutOfTimeError or DeliveryError when some of it was not accepted."""
         if not self.payloads:
             return
         payloads, self.payloads, self.size = self.payloads, [], 0
+        stand_ins, self.stand_ins = self.stand_ins, set()
         failed = put_records(
             self.client,
             self.stream,
@@ -112,7 +170,9 @@ class RecordBuffer:
             deadline=self.deadline.puts_end,
             call_seconds=ATTEMPT_SECONDS,
         )
-        self.put += len(payloads) - len(failed)
+        accepted = set(range(len(payloads))).difference(failed)
+        self.not_put += len(accepted & stand_ins)
+        self.put += len(accepted - stand_ins)
         if not failed:
             return
         problem = (

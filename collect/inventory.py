@@ -7,8 +7,9 @@ Source. When fleet indexing is on (``thingIndexingMode`` REGISTRY or REGISTRY_AN
 SearchIndex page returns 100 things with their groups, and connectivity too when
 ``thingConnectivityIndexingMode`` is STATUS. Otherwise the registry is listed and each thing's
 groups looked up, at most ``MAX_GROUP_LOOKUPS`` things per run so a large fleet fits the Lambda
-timeout and the ListThingGroupsForThing rate; things past the cap are exported without
-``thingGroupNames`` (absent means "not looked up", never "in no group").
+timeout and the ListThingGroupsForThing rate; things past the cap, and things whose lookup
+failed after its retries (counted as ``GroupLookupErrors``; the run goes on), are exported
+without ``thingGroupNames`` (absent means "not looked up", never "in no group").
 
 Decisions:
 
@@ -50,7 +51,7 @@ from typing import Any, Final, Literal, TypeAlias
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from collect import delivery
 from collect.deadline import Deadline, OutOfTimeError
@@ -89,6 +90,8 @@ _INDEXED_MODES = frozenset({"REGISTRY", "REGISTRY_AND_SHADOW"})
 _DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
 _INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
 _MAX_THING_TYPE_NAME = 128
+_GONE: Final = "gone"
+_UNREADABLE: Final = "unreadable"
 _LOGGED_VALUE_CHARS = 200
 
 
@@ -102,6 +105,8 @@ class Summary:
     group_lookups_skipped: int = 0
     things_invalid: int = 0
     things_gone: int = 0
+    things_not_put: int = 0
+    group_lookup_errors: int = 0
     values_dropped: int = 0
     pages: int = 0
     listing_complete: bool = False
@@ -185,7 +190,7 @@ def collect_inventory(
         "exporting the thing inventory",
         extra={"source": plan.collector, "connectivity": plan.connectivity},
     )
-    buffer = RecordBuffer(firehose, deadline)
+    buffer = RecordBuffer(firehose, deadline, collector=SERVICE, identity=_thing_identity)
     try:
         with buffer:
             for records in pages:
@@ -194,7 +199,12 @@ def collect_inventory(
             summary.listing_complete = True
     finally:
         summary.things_exported = buffer.put
+        summary.things_not_put = buffer.not_put
     return summary
+
+
+def _thing_identity(record: dict[str, Any]) -> dict[str, Any]:
+    return {"thingName": record["thing"]["thingName"]}
 
 
 def thing_record(
@@ -288,6 +298,10 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             name="GroupLookupsSkipped", unit=MetricUnit.Count, value=summary.group_lookups_skipped
         )
         metrics.add_metric(name="InventoryPagesRead", unit=MetricUnit.Count, value=summary.pages)
+        metrics.add_metric(name="ThingsNotPut", unit=MetricUnit.Count, value=summary.things_not_put)
+        metrics.add_metric(
+            name="GroupLookupErrors", unit=MetricUnit.Count, value=summary.group_lookup_errors
+        )
         metrics.add_metric(
             name="InventoryRunsStopped", unit=MetricUnit.Count, value=summary.stopped_at_deadline
         )
@@ -373,16 +387,23 @@ def _registry_records(
                 continue
             summary.group_lookups += 1
             groups = _groups_of(iot, record["thing"]["thingName"])
-            if groups is None:
+            if groups == _GONE:
                 summary.things_gone += 1
                 continue
-            record["thing"]["thingGroupNames"] = groups
+            if groups == _UNREADABLE:
+                summary.group_lookup_errors += 1
+            else:
+                record["thing"]["thingGroupNames"] = groups
             records.append(record)
         yield records
 
 
-def _groups_of(iot: IotClient, thing: str) -> list[str] | None:
-    """The thing's group names; None when it was deleted since it was listed."""
+def _groups_of(iot: IotClient, thing: str) -> list[str] | Literal["gone", "unreadable"]:
+    """The thing's group names; ``_GONE`` when it was deleted since it was listed.
+
+    ``_UNREADABLE`` when the lookup failed after its retries: that thing is exported without
+    groups (absent means "not looked up") and the run goes on. Out of time still stops it.
+    """
     names: list[str] = []
     paginator = iot.get_paginator("list_thing_groups_for_thing")
     try:
@@ -394,11 +415,21 @@ def _groups_of(iot: IotClient, thing: str) -> list[str] | None:
                 if name is not None:
                     names.append(name)
     except ClientError as error:
-        if error_code(error) != "ResourceNotFoundException":
-            raise
-        logger.info("thing deleted while the inventory ran", extra={"thing": thing})
-        return None
+        if error_code(error) == "ResourceNotFoundException":
+            logger.info("thing deleted while the inventory ran", extra={"thing": thing})
+            return _GONE
+        return _unreadable(thing, error)
+    except BotoCoreError as error:  # connection or read timeouts, after every retry
+        return _unreadable(thing, error)
     return list(dict.fromkeys(names))
+
+
+def _unreadable(thing: str, error: Exception) -> Literal["unreadable"]:
+    logger.warning(
+        "the thing's groups could not be read; it is exported without them",
+        extra={"thing": thing, "error_code": error_code(error), "error": str(error)[:200]},
+    )
+    return _UNREADABLE
 
 
 def _accepted(

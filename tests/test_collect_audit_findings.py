@@ -692,6 +692,101 @@ def test_a_missing_stream_name_fails_before_any_api_call(
         run(load("sns_completed_scheduled_noncompliant.json"))
 
 
+# --- one finding never fails the run -------------------------------------------------------
+
+
+def queue_pages_with(
+    stubber: Stubber, index: int, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """The three fixture pages, with finding ``index`` (of all six) changed by ``change``."""
+    token = None
+    position = 0
+    for number in (1, 2, 3):
+        page = boto_page(number)
+        for finding in page["findings"]:
+            if position == index:
+                change(finding)
+            position += 1
+        stubber.add_response("list_audit_findings", page, expected_params(token))
+        token = wire_page(number).get("nextToken")
+
+
+def test_a_lone_surrogate_is_replaced_and_the_finding_put(
+    monkeypatch: pytest.MonkeyPatch,
+    stubbed: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    run_handler: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    # The CONFLICTING_CLIENT_IDS finding names a client id, which the device chose.
+    client, stubber = stubbed
+    conflicting = ALL_IDS.index("9a1c3e5f-7b2d-4f4a-8c6e-0b2d4f6a8c1e")
+
+    def break_client_id(finding: dict[str, Any]) -> None:
+        finding["nonCompliantResource"]["resourceIdentifier"]["clientId"] = "gw-berlin-03\udc80"
+
+    queue_pages_with(stubber, conflicting, break_client_id)
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
+
+    assert summary["findings"] == 6
+    assert put_ids(firehose) == ALL_IDS
+    cleaned = firehose.documents[conflicting]["nonCompliantResource"]["resourceIdentifier"]
+    assert cleaned["clientId"] == "gw-berlin-03\ufffd"
+    metrics = emf(capsys.readouterr().out)
+    assert (metrics["AuditFindingsCleaned"], metrics["AuditFindingsNotPut"]) == (1.0, 0.0)
+    events = all_events(run_handler(firehose_event(firehose.accepted)))
+    assert [event["sourcetype"] for event in events] == ["aws:iot:defender:audit:finding"] * 6
+
+
+def test_a_finding_over_the_record_limit_is_sent_as_a_small_unparsed_record(
+    monkeypatch: pytest.MonkeyPatch,
+    stubbed: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    run_handler: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    client, stubber = stubbed
+
+    def inflate(finding: dict[str, Any]) -> None:
+        finding["nonCompliantResource"]["additionalInfo"] = {"DETAILS": "x" * 1_100_000}
+
+    queue_pages_with(stubber, 2, inflate)
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
+
+    assert summary["results"][0]["outcome"] == "collected"
+    assert summary["findings"] == 5
+    assert [len(call) for call in firehose.calls] == [6]  # five findings and the stand-in
+    stand_in = firehose.documents[2]
+    assert stand_in == {
+        "recordType": "aws:iot:collector:not-put",
+        "schemaVersion": 1,
+        "collector": "audit-findings-collector",
+        "reasonCode": "record_too_large",
+        "reason": stand_in["reason"],
+        "item": {
+            "taskId": TASK_ID,
+            "findingId": ALL_IDS[2],
+            "checkName": "DEVICE_CERTIFICATE_SHARED_CHECK",
+            "severity": "CRITICAL",
+            "resourceType": "DEVICE_CERTIFICATE",
+        },
+    }
+    assert re.fullmatch(
+        r"the item encodes to 1,10\d,\d{3} bytes, over .* it was not put", stand_in["reason"]
+    )
+    metrics = emf(capsys.readouterr().out)
+    assert (metrics["AuditFindingsNotPut"], metrics["AuditFindingsCollected"]) == (1.0, 5.0)
+    events = all_events(run_handler(firehose_event(firehose.accepted)))
+    assert [event["sourcetype"] for event in events].count("aws:iot:defender:unparsed") == 1
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert unparsed["event"]["reason_code"] == "unknown_shape"
+    assert json.loads(unparsed["event"]["payload"]) == stand_in
+
+
 # --- end to end: moto Firehose to S3, then the real transform ------------------------------
 
 

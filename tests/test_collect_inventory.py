@@ -555,6 +555,65 @@ def test_things_with_names_the_transform_rejects_are_counted_and_never_looked_up
     assert summary.group_lookups == 1
 
 
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "InternalFailureException", "ServiceUnavailableException"]
+)
+def test_a_group_lookup_that_fails_costs_that_thing_its_groups_not_the_run(code: str) -> None:
+    iot, stubber = stubbed_iot()
+    stubber.add_response("get_indexing_configuration", indexing("OFF"), {})
+    stubber.add_response(
+        "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
+    )
+    stubber.add_client_error(  # what the caller sees once botocore's retries are spent
+        "list_thing_groups_for_thing",
+        service_error_code=code,
+        http_status_code=400 if code == "ThrottlingException" else 500,
+        expected_params={"thingName": "gw-berlin-03", "maxResults": 250},
+    )
+    stubber.add_response(
+        "list_thing_groups_for_thing",
+        load("iot/list_thing_groups_for_thing_two_groups.json"),
+        {"thingName": "legacy_plc:01", "maxResults": 250},
+    )
+    sink = FakeFirehose(STREAM)
+
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
+
+    by_name = things(sink.documents)
+    assert list(by_name) == ["gw-berlin-03", "legacy_plc:01"]
+    assert "thingGroupNames" not in by_name["gw-berlin-03"]  # absent: not looked up
+    assert by_name["legacy_plc:01"]["thingGroupNames"] == ["gateways", "plant-a"]
+    assert (summary.things_exported, summary.group_lookups, summary.group_lookup_errors) == (
+        2,
+        2,
+        1,
+    )
+    assert summary.things_gone == 0
+
+
+def test_an_oversized_thing_is_sent_as_a_small_record_the_transform_reports_unparsed(
+    run_handler: Run,
+) -> None:
+    big = {"thingName": "pump-0017", "attributes": {f"a{n}": "x" * 1000 for n in range(1100)}}
+    pages = [{"things": [load("iot/search_index_last_page.json")["things"][0], big]}]
+    sink = FakeFirehose(STREAM)
+
+    summary = inventory.collect_inventory(
+        cast(Any, FakeFleetIndex(pages=pages)), sink, max_group_lookups=0, collected_at=COLLECTED_AT
+    )
+
+    assert (summary.things_exported, summary.things_not_put) == (1, 1)
+    assert len(sink.calls) == 1
+    stand_in = sink.documents[1]
+    assert stand_in["recordType"] == delivery.NOT_PUT_RECORD_TYPE
+    assert stand_in["item"] == {"thingName": "pump-0017"}
+    assert stand_in["reasonCode"] == "record_too_large"
+    events = all_events(run_handler(firehose_event(sink.accepted)))
+    assert [event["sourcetype"] for event in events] == [THING, UNPARSED]
+    assert events[1]["event"]["reason_code"] == "unknown_shape"
+    assert json.loads(events[1]["event"]["payload"]) == stand_in
+
+
 # --- the handler: configuration, failures, clients -------------------------------------------
 
 
