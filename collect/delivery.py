@@ -179,7 +179,8 @@ class RecordBuffer:
             f"{len(failed)} of {len(payloads)} records were not accepted by Firehose "
             f"(first index {failed[0]})"
         )
-        if self.deadline.clock() + ATTEMPT_SECONDS > self.deadline.puts_end:
+        # put_records stops early when its next backoff and attempt would not fit.
+        if self.deadline.clock() + PUT_MAX_DELAY + ATTEMPT_SECONDS > self.deadline.puts_end:
             raise OutOfTimeError(f"{problem} before the deadline")
         raise DeliveryError(problem)
 
