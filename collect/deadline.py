@@ -95,10 +95,6 @@ class Deadline:
     def reads_end(self) -> float:
         return self.puts_end - FLUSH_RESERVE_SECONDS
 
-    def seconds_left(self) -> float:
-        """Seconds until the invocation ends (negative once it has)."""
-        return self.ends_at - self.clock()
-
 
 def attempts_within(seconds: float) -> int:
     """The most attempts (1..MAX_ATTEMPTS) whose worst case, backoffs included, fits ``seconds``."""
@@ -134,6 +130,8 @@ def guard_client(client: Any, end: float, clock: Callable[[], float]) -> Any:
     def needs_retry(
         *, attempts: int, response: Any, caught_exception: Any, operation: Any, **_: Any
     ) -> None:
+        if isinstance(caught_exception, OutOfTimeError):  # refused by before_send
+            raise caught_exception
         failed = caught_exception is not None or response[0].status_code >= 300
         if failed and clock() + _backoff_bound(attempts) + ATTEMPT_SECONDS > end:
             what = caught_exception or response[1].get("Error", {}).get("Code", "an error")

@@ -308,7 +308,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(
             name="InventoryNextTokenPending",
             unit=MetricUnit.Count,
-            value=summary.next_token_pending and not summary.listing_complete,
+            value=summary.next_token_pending,
         )
     if summary.group_lookups_skipped:
         logger.warning(
