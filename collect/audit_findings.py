@@ -17,12 +17,19 @@ What is deliberately *not* collected, and why nothing is lost:
   ``taskStatus``) is logged and counted, never raised: a retry would read the same bytes, and the
   raw message already reached Splunk through that same subscription.
 
+Findings are put 500 to a PutRecordBatch (``collect.delivery.RecordBuffer``), across pages.
+One finding never fails the run: a lone surrogate in it (which UTF-8 cannot carry) is replaced
+by U+FFFD, and a finding over Firehose's 1,000 KiB record limit is sent as a small
+``aws:iot:collector:not-put`` record naming it (an unparsed event in Splunk); both are counted.
+
 Failures that a retry can fix do fail the invocation: an IoT API error that is still there after
-botocore's adaptive retries (``collect.delivery.RETRY_CONFIG``), or records Firehose keeps
-rejecting (``DeliveryError``). Lambda's asynchronous retries then run the whole notification
-again, and its on-failure destination keeps it once those are spent. A retried invocation puts
-again the findings an earlier attempt had already put: Splunk indexes them twice, so searches
-over findings should ``dedup findingId`` (a finding's id is stable within its task).
+botocore's adaptive retries, records Firehose keeps rejecting (``DeliveryError``), or the
+invocation's time running out (``OutOfTimeError``: every call stops early enough for the run to
+put what it holds, log how far it got and emit its metrics, instead of a Lambda timeout).
+Lambda's asynchronous retries then run the whole notification again, and its on-failure
+destination keeps it once those are spent. A retried invocation puts again the findings an
+earlier attempt had already put: Splunk indexes them twice, so searches over findings should
+``dedup findingId`` (a finding's id is stable within its task).
 
 Environment: ``DELIVERY_STREAM_NAME`` (read by ``collect.delivery``), plus the usual powertools
 variables (``POWERTOOLS_LOG_LEVEL`` …).
@@ -41,7 +48,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from collect.delivery import deliver, firehose_client, iot_client, stream_name
+from collect.deadline import Deadline, OutOfTimeError
+from collect.delivery import NO_DEADLINE, RecordBuffer, firehose_client, iot_client, stream_name
 from shared.audit import FINISHED_STATUSES, finding_pages
 from shared.aws import IotClient
 from shared.firehose import FirehoseClient
@@ -63,6 +71,10 @@ TASKS_COLLECTED = "AuditTasksCollected"
 NOTIFICATIONS_SKIPPED = "AuditNotificationsSkipped"
 NOTIFICATIONS_INVALID = "AuditNotificationsInvalid"
 COLLECTION_ERRORS = "AuditCollectionErrors"
+COLLECTIONS_STOPPED = "AuditCollectionsStopped"
+FINDINGS_NOT_PUT = "AuditFindingsNotPut"
+FINDINGS_CLEANED = "AuditFindingsCleaned"
+LISTINGS_UNFINISHED = "AuditListingsUnfinished"
 
 
 class InvalidNotificationError(ValueError):
@@ -85,13 +97,21 @@ class AuditNotification:
         return self.non_compliant_checks_count > 0 or bool(self.non_compliant_checks)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TaskCollection:
-    """What collecting one audit task put into Firehose."""
+    """What collecting one audit task put into Firehose, filled in as the collection goes."""
 
     task_id: str
-    pages: int
-    findings: int
+    pages: int = 0
+    findings: int = 0
+    not_put: int = 0
+    cleaned: int = 0
+    listing_complete: bool = False
+
+    @property
+    def next_token_pending(self) -> bool:
+        """A page was read and the listing did not end: the last page read had a nextToken."""
+        return self.pages > 0 and not self.listing_complete
 
 
 def parse_notification(message: Any) -> AuditNotification:
@@ -134,19 +154,45 @@ def skip_reason(notification: AuditNotification) -> str | None:
     return None
 
 
-def collect_task(task_id: str, iot: IotClient, firehose: FirehoseClient) -> TaskCollection:
-    """List every finding of one audit task and put each into Firehose, a page at a time.
+def collect_task(
+    task_id: str,
+    iot: IotClient,
+    firehose: FirehoseClient,
+    *,
+    deadline: Deadline | None = None,
+    collection: TaskCollection | None = None,
+) -> TaskCollection:
+    """List every finding of one audit task and put each into Firehose, 500 to a call.
 
-    Raises what the IoT API raises after its retries, or ``DeliveryError``; findings of pages
-    already put stay put (see the module docstring on retries).
+    Raises what the IoT API raises after its retries, ``DeliveryError`` or ``OutOfTimeError``;
+    what was read before is put first, and ``collection`` (updated in place) says how far the
+    run got (see the module docstring on retries).
     """
-    stream_name()  # a missing setting fails before any API call, not after the first page
-    pages = findings = 0
-    for page in finding_pages(iot, task_id):
-        findings += deliver(page, client=firehose)
-        pages += 1
-        logger.debug("findings page put", extra={"task_id": task_id, "page": pages})
-    return TaskCollection(task_id=task_id, pages=pages, findings=findings)
+    collection = TaskCollection(task_id) if collection is None else collection
+    buffer = RecordBuffer(
+        firehose, deadline or NO_DEADLINE, collector=SERVICE, identity=finding_identity
+    )
+    try:
+        with buffer:
+            for page in finding_pages(iot, task_id):
+                collection.pages += 1
+                for finding in page:
+                    buffer.add(finding)
+            collection.listing_complete = True
+    finally:
+        collection.findings = buffer.put
+        collection.not_put = buffer.not_put
+        collection.cleaned = buffer.cleaned
+    return collection
+
+
+def finding_identity(finding: dict[str, Any]) -> dict[str, Any]:
+    """What names a finding that could not be put, and what it is about (AWS-set fields)."""
+    resource = finding.get("nonCompliantResource")
+    identity = {key: finding.get(key) for key in ("taskId", "findingId", "checkName", "severity")}
+    if isinstance(resource, dict):
+        identity["resourceType"] = resource.get("resourceType")
+    return identity
 
 
 @metrics.log_metrics
@@ -159,19 +205,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """
     counts: Counter[str] = Counter()
     results: list[dict[str, Any]] = []
+    deadline = Deadline.from_context(context)
     try:
         records = event.get("Records")
         if not isinstance(records, list) or not records:
             counts[NOTIFICATIONS_INVALID] += 1
             logger.error("invalid event: no SNS Records", extra={"reason": "no Records list"})
         else:
-            results.extend(_handle_record(record, counts) for record in records)
+            results.extend(_handle_record(record, counts, deadline) for record in records)
     finally:
         _publish(counts)
     return {"results": results, "findings": counts[FINDINGS_COLLECTED]}
 
 
-def _handle_record(record: Any, counts: Counter[str]) -> dict[str, Any]:
+def _handle_record(record: Any, counts: Counter[str], deadline: Deadline) -> dict[str, Any]:
     sns = record.get("Sns") if isinstance(record, dict) else None
     if not isinstance(sns, dict):
         return _invalid(counts, None, "record is not an SNS notification (no Sns object)")
@@ -199,24 +246,44 @@ def _handle_record(record: Any, counts: Counter[str]) -> dict[str, Any]:
         logger.info("audit notification skipped", extra={**about, "reason": reason})
         return {**result, "outcome": "skipped", "reason": reason, "pages": 0, "findings": 0}
 
+    stream_name()  # a missing setting fails before any client is made or API called
+    collection = TaskCollection(notification.task_id)
     try:
-        collection = collect_task(notification.task_id, iot_client(), firehose_client())
+        collect_task(
+            notification.task_id,
+            iot_client(deadline),
+            firehose_client(deadline),
+            deadline=deadline,
+            collection=collection,
+        )
+    except OutOfTimeError as error:
+        counts[COLLECTIONS_STOPPED] += 1
+        counts[LISTINGS_UNFINISHED] += collection.next_token_pending
+        logger.error(
+            "audit findings collection stopped before the Lambda timeout: out of time; the "
+            "invocation will be retried",
+            extra={**about, **_progress(collection), "reason": str(error)},
+        )
+        raise
     except Exception:
         counts[COLLECTION_ERRORS] += 1
         logger.exception(
-            "audit findings collection failed; the invocation will be retried", extra=about
+            "audit findings collection failed; the invocation will be retried",
+            extra={**about, **_progress(collection)},
         )
         raise
+    finally:
+        counts[PAGES_READ] += collection.pages
+        counts[FINDINGS_COLLECTED] += collection.findings
+        counts[FINDINGS_NOT_PUT] += collection.not_put
+        counts[FINDINGS_CLEANED] += collection.cleaned
     counts[TASKS_COLLECTED] += 1
-    counts[PAGES_READ] += collection.pages
-    counts[FINDINGS_COLLECTED] += collection.findings
     logger.info(
         "audit findings collected",
         extra={
             **about,
             "non_compliant_checks": list(notification.non_compliant_checks),
-            "pages": collection.pages,
-            "findings": collection.findings,
+            **_progress(collection),
         },
     )
     return {
@@ -225,6 +292,18 @@ def _handle_record(record: Any, counts: Counter[str]) -> dict[str, Any]:
         "reason": None,
         "pages": collection.pages,
         "findings": collection.findings,
+    }
+
+
+def _progress(collection: TaskCollection) -> dict[str, Any]:
+    """Where a collection got to, for its log lines."""
+    return {
+        "pages": collection.pages,
+        "findings": collection.findings,
+        "findings_not_put": collection.not_put,
+        "findings_cleaned": collection.cleaned,
+        "listing_complete": collection.listing_complete,
+        "next_token_pending": collection.next_token_pending,
     }
 
 
@@ -256,6 +335,10 @@ def _publish(counts: Counter[str]) -> None:
         NOTIFICATIONS_SKIPPED,
         NOTIFICATIONS_INVALID,
         COLLECTION_ERRORS,
+        COLLECTIONS_STOPPED,
+        LISTINGS_UNFINISHED,
+        FINDINGS_NOT_PUT,
+        FINDINGS_CLEANED,
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[name])
 

@@ -7,8 +7,9 @@ Source. When fleet indexing is on (``thingIndexingMode`` REGISTRY or REGISTRY_AN
 SearchIndex page returns 100 things with their groups, and connectivity too when
 ``thingConnectivityIndexingMode`` is STATUS. Otherwise the registry is listed and each thing's
 groups looked up, at most ``MAX_GROUP_LOOKUPS`` things per run so a large fleet fits the Lambda
-timeout and the ListThingGroupsForThing rate; things past the cap are exported without
-``thingGroupNames`` (absent means "not looked up", never "in no group").
+timeout and the ListThingGroupsForThing rate; things past the cap, and things whose lookup
+failed after its retries (counted as ``GroupLookupErrors``; the run goes on), are exported
+without ``thingGroupNames`` (absent means "not looked up", never "in no group").
 
 Decisions:
 
@@ -18,9 +19,15 @@ Decisions:
   configuration changed): list the registry for this run. On a later page: fail, since part
   of the fleet was already exported and switching source would export it twice.
 * Any other API error, after botocore's adaptive retries, fails the invocation; the schedule
-  runs again next hour. Records already delivered stay delivered.
+  runs again next hour. Records already read are put first, and stay delivered.
+* Out of time (``collect.deadline``): no call starts that could end after the point where the
+  run must stop reading; what is buffered is put, the run logs how far it got (pages read,
+  whether a nextToken was pending) and emits its metrics, then fails with ``OutOfTimeError``
+  instead of a Lambda timeout.
 * Shadows and Device Defender data in the index are never exported: they can be large, and
   may hold data that does not belong in an inventory.
+
+Records are put 500 to a PutRecordBatch (``collect.delivery.RecordBuffer``), across pages.
 
 Every record is valid for ``transform/schemas/thing.json`` by construction: values that would
 not fit are converted (numbers and booleans in attributes become their JSON text) or left out
@@ -44,10 +51,11 @@ from typing import Any, Final, Literal, TypeAlias
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from collect import delivery
-from collect.delivery import iot_client
+from collect.deadline import Deadline, OutOfTimeError
+from collect.delivery import NO_DEADLINE, RecordBuffer, iot_client
 from shared.aws import IotClient, error_code
 from shared.firehose import FirehoseClient
 from shared.names import thing_name
@@ -82,6 +90,8 @@ _INDEXED_MODES = frozenset({"REGISTRY", "REGISTRY_AND_SHADOW"})
 _DENIED = frozenset({"AccessDeniedException", "UnauthorizedException"})
 _INDEX_UNAVAILABLE = frozenset({"IndexNotReadyException", "ResourceNotFoundException"})
 _MAX_THING_TYPE_NAME = 128
+_GONE: Final = "gone"
+_UNREADABLE: Final = "unreadable"
 _LOGGED_VALUE_CHARS = 200
 
 
@@ -95,8 +105,13 @@ class Summary:
     group_lookups_skipped: int = 0
     things_invalid: int = 0
     things_gone: int = 0
+    things_not_put: int = 0
+    group_lookup_errors: int = 0
     values_dropped: int = 0
     pages: int = 0
+    listing_complete: bool = False
+    next_token_pending: bool = False
+    stopped_at_deadline: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,17 +153,17 @@ def choose_source(iot: IotClient) -> Plan:
 
 def collect_inventory(
     iot: IotClient,
-    firehose: FirehoseClient | None,
+    firehose: FirehoseClient,
     *,
     max_group_lookups: int,
     collected_at: int,
     summary: Summary | None = None,
+    deadline: Deadline = NO_DEADLINE,
 ) -> Summary:
     """Export every thing, one API page at a time, so memory stays flat whatever the fleet size.
 
-    ``firehose`` None means the shared per-container client. ``collected_at`` (epoch ms) is
-    stamped on every record of the run. ``summary`` is updated in place as pages are
-    delivered, so a caller still knows how far a failed run got.
+    ``collected_at`` (epoch ms) is stamped on every record of the run. ``summary`` is updated
+    in place as records are delivered, so a caller still knows how far a failed run got.
     """
     summary = Summary() if summary is None else summary
     plan = choose_source(iot)
@@ -175,9 +190,21 @@ def collect_inventory(
         "exporting the thing inventory",
         extra={"source": plan.collector, "connectivity": plan.connectivity},
     )
-    for records in pages:
-        summary.things_exported += delivery.deliver(records, firehose)
+    buffer = RecordBuffer(firehose, deadline, collector=SERVICE, identity=_thing_identity)
+    try:
+        with buffer:
+            for records in pages:
+                for record in records:
+                    buffer.add(record)
+            summary.listing_complete = True
+    finally:
+        summary.things_exported = buffer.put
+        summary.things_not_put = buffer.not_put
     return summary
+
+
+def _thing_identity(record: dict[str, Any]) -> dict[str, Any]:
+    return {"thingName": record["thing"]["thingName"]}
 
 
 def thing_record(
@@ -233,6 +260,7 @@ def thing_record(
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Hourly EventBridge schedule entry point; the event only identifies the trigger."""
     summary = Summary()
+    deadline = Deadline.from_context(context)
     try:
         limit = max_group_lookups(os.environ)
         delivery.stream_name()  # fail before reading the fleet if the stream is not configured
@@ -241,12 +269,21 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             extra={"trigger": _trigger(event), "max_group_lookups": limit},
         )
         collect_inventory(
-            iot_client(),
-            None,
+            iot_client(deadline),
+            delivery.firehose_client(deadline),
             max_group_lookups=limit,
             collected_at=time.time_ns() // 1_000_000,
             summary=summary,
+            deadline=deadline,
         )
+    except OutOfTimeError as error:
+        summary.stopped_at_deadline = True
+        logger.error(
+            "inventory run stopped before the Lambda timeout: out of time; the next scheduled "
+            "run starts over",
+            extra={"summary": summary.as_dict(), "reason": str(error)},
+        )
+        raise
     except Exception:
         logger.exception(
             "inventory run failed; the next scheduled run starts over",
@@ -259,6 +296,19 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         )
         metrics.add_metric(
             name="GroupLookupsSkipped", unit=MetricUnit.Count, value=summary.group_lookups_skipped
+        )
+        metrics.add_metric(name="InventoryPagesRead", unit=MetricUnit.Count, value=summary.pages)
+        metrics.add_metric(name="ThingsNotPut", unit=MetricUnit.Count, value=summary.things_not_put)
+        metrics.add_metric(
+            name="GroupLookupErrors", unit=MetricUnit.Count, value=summary.group_lookup_errors
+        )
+        metrics.add_metric(
+            name="InventoryRunsStopped", unit=MetricUnit.Count, value=summary.stopped_at_deadline
+        )
+        metrics.add_metric(
+            name="InventoryNextTokenPending",
+            unit=MetricUnit.Count,
+            value=summary.next_token_pending,
         )
     if summary.group_lookups_skipped:
         logger.warning(
@@ -281,8 +331,11 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 # --- reading the APIs ------------------------------------------------------------------------
 
 
-def _search_index_pages(iot: IotClient) -> Iterator[list[Any]]:
-    """SearchIndex has no boto3 paginator: follow nextToken until the service stops giving one."""
+def _search_index_pages(iot: IotClient) -> Iterator[tuple[list[Any], bool]]:
+    """SearchIndex has no boto3 paginator: follow nextToken until the service stops giving one.
+
+    Yields each page's things and whether it gave a nextToken.
+    """
     request: dict[str, Any] = {
         "indexName": INDEX_NAME,
         "queryString": QUERY_ALL_THINGS,
@@ -292,8 +345,8 @@ def _search_index_pages(iot: IotClient) -> Iterator[list[Any]]:
     while True:
         response = iot.search_index(**request)
         things = response.get("things")
-        yield things if isinstance(things, list) else []
         token = response.get("nextToken")
+        yield things if isinstance(things, list) else [], bool(token)
         if not token:
             return
         if token in seen:  # would loop until the Lambda timeout
@@ -305,8 +358,9 @@ def _search_index_pages(iot: IotClient) -> Iterator[list[Any]]:
 def _fleet_index_records(
     iot: IotClient, connectivity: bool, collected_at: int, summary: Summary
 ) -> Iterator[list[dict[str, Any]]]:
-    for things in _search_index_pages(iot):
+    for things, more in _search_index_pages(iot):
         summary.pages += 1
+        summary.next_token_pending = more
         records = []
         for raw in things:
             record = _accepted(raw, FLEET_INDEX, collected_at, connectivity, summary)
@@ -321,6 +375,7 @@ def _registry_records(
     paginator = iot.get_paginator("list_things")
     for page in paginator.paginate(PaginationConfig={"PageSize": LIST_PAGE_SIZE}):
         summary.pages += 1
+        summary.next_token_pending = bool(page.get("nextToken"))
         records = []
         for raw in page.get("things") or []:
             record = _accepted(raw, REGISTRY, collected_at, False, summary)
@@ -332,16 +387,23 @@ def _registry_records(
                 continue
             summary.group_lookups += 1
             groups = _groups_of(iot, record["thing"]["thingName"])
-            if groups is None:
+            if groups == _GONE:
                 summary.things_gone += 1
                 continue
-            record["thing"]["thingGroupNames"] = groups
+            if groups == _UNREADABLE:
+                summary.group_lookup_errors += 1
+            else:
+                record["thing"]["thingGroupNames"] = groups
             records.append(record)
         yield records
 
 
-def _groups_of(iot: IotClient, thing: str) -> list[str] | None:
-    """The thing's group names; None when it was deleted since it was listed."""
+def _groups_of(iot: IotClient, thing: str) -> list[str] | Literal["gone", "unreadable"]:
+    """The thing's group names; ``_GONE`` when it was deleted since it was listed.
+
+    ``_UNREADABLE`` when the lookup failed after its retries: that thing is exported without
+    groups (absent means "not looked up") and the run goes on. Out of time still stops it.
+    """
     names: list[str] = []
     paginator = iot.get_paginator("list_thing_groups_for_thing")
     try:
@@ -353,11 +415,21 @@ def _groups_of(iot: IotClient, thing: str) -> list[str] | None:
                 if name is not None:
                     names.append(name)
     except ClientError as error:
-        if error_code(error) != "ResourceNotFoundException":
-            raise
-        logger.info("thing deleted while the inventory ran", extra={"thing": thing})
-        return None
+        if error_code(error) == "ResourceNotFoundException":
+            logger.info("thing deleted while the inventory ran", extra={"thing": thing})
+            return _GONE
+        return _unreadable(thing, error)
+    except BotoCoreError as error:  # connection or read timeouts, after every retry
+        return _unreadable(thing, error)
     return list(dict.fromkeys(names))
+
+
+def _unreadable(thing: str, error: Exception) -> Literal["unreadable"]:
+    logger.warning(
+        "the thing's groups could not be read; it is exported without them",
+        extra={"thing": thing, "error_code": error_code(error), "error": str(error)[:200]},
+    )
+    return _UNREADABLE
 
 
 def _accepted(

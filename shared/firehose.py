@@ -21,10 +21,26 @@ MAX_RECORD_BYTES = 1_000 * 1024
 _log = logging.getLogger(__name__)
 
 
+# A str code point in the surrogate range is always a lone surrogate (a pair is one code point).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode(record: dict[str, Any]) -> bytes:
     """One record as compact JSON; datetimes (boto3 gives them) become epoch seconds."""
-    text = json.dumps(record, default=_epoch_seconds, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
+    return _json_text(record).encode("utf-8")
+
+
+def encode_cleaned(record: dict[str, Any]) -> tuple[bytes, int]:
+    """``encode``, with each lone surrogate (which UTF-8 cannot carry) replaced by U+FFFD.
+
+    Returns the bytes and how many were replaced; without any, the bytes equal ``encode``'s.
+    """
+    text, replaced = _LONE_SURROGATE.subn("\ufffd", _json_text(record))
+    return text.encode("utf-8"), replaced
+
+
+def _json_text(record: dict[str, Any]) -> str:
+    return json.dumps(record, default=_epoch_seconds, separators=(",", ":"), ensure_ascii=False)
 
 
 def _epoch_seconds(value: Any) -> float:

@@ -8,7 +8,6 @@ or a fake that rejects entries the way PutRecordBatch reports partial failures.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
@@ -36,8 +35,9 @@ from collect.audit_findings import (
     parse_notification,
     skip_reason,
 )
-from collect.delivery import DeliveryError
-from shared.firehose import put_records
+from collect.deadline import Deadline
+from collect.delivery import NO_DEADLINE, PUT_MAX_ATTEMPTS, DeliveryError
+from tests.collector_time import record_put_waits
 from tests.fakes import FakeFirehose
 from tests.support import SAMPLES_DIR, FakeLambdaContext, all_events, firehose_event
 
@@ -124,18 +124,14 @@ def iot() -> Any:
 def environment(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The stack's settings, fake credentials, and no real sleeping between Firehose retries.
 
-    ``collect.delivery.deliver`` takes no ``sleep``, so the backoff of ``put_records`` is
-    replaced where ``deliver`` looks it up; the sleeps it asked for are returned.
+    The backoff of ``put_records`` is recorded instead of slept; the waits it asked for are
+    returned.
     """
     monkeypatch.setenv("DELIVERY_STREAM_NAME", STREAM)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    sleeps: list[float] = []
-    monkeypatch.setattr(
-        collect.delivery, "put_records", functools.partial(put_records, sleep=sleeps.append)
-    )
-    return sleeps
+    return record_put_waits(monkeypatch)
 
 
 class Clients:
@@ -145,11 +141,11 @@ class Clients:
         self.iot_created = 0
         self.firehose_created = 0
 
-        def make_iot() -> Any:
+        def make_iot(*_: Any) -> Any:
             self.iot_created += 1
             return iot_client
 
-        def make_firehose() -> Any:
+        def make_firehose(*_: Any) -> Any:
             self.firehose_created += 1
             return firehose
 
@@ -256,21 +252,8 @@ def test_every_page_is_listed_with_the_exact_request_and_put_in_order(
     stubber.assert_no_pending_responses()
     assert (collection.pages, collection.findings) == (3, 6)
     assert put_ids(firehose) == ALL_IDS
-    # One PutRecordBatch per page: a page is put before the next one is read.
-    assert [[r["findingId"] for r in call] for call in firehose.call_documents] == [
-        [f["findingId"] for f in page["findings"]] for page in PAGES
-    ]
-
-
-def test_pages_are_put_as_they_are_read_not_after_the_last(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    queue_pages(stubber)
-    log: list[str] = []
-    client.meta.events.register("after-call.iot.ListAuditFindings", lambda **_: log.append("list"))
-
-    collect_task(TASK_ID, client, FakeFirehose(STREAM, log=log))
-
-    assert log == ["list", "put 3", "list", "put 2", "list", "put 1"]
+    # Pages are buffered into full batches: the three pages' six findings make one call.
+    assert [[r["findingId"] for r in call] for call in firehose.call_documents] == [ALL_IDS]
 
 
 def test_records_are_the_raw_findings_with_epoch_second_times(
@@ -601,7 +584,7 @@ def answer_with(throttles: int, sent: list[dict[str, Any]]) -> Callable[..., AWS
 
 
 def test_the_iot_client_retries_throttling_adaptively(no_retry_waits: list[str]) -> None:
-    client: Any = collect.delivery.iot_client.__wrapped__()  # the container's client, uncached
+    client: Any = collect.delivery.iot_client(NO_DEADLINE)
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(3, sent))
     firehose = FakeFirehose(STREAM)
@@ -619,7 +602,7 @@ def test_the_iot_client_retries_throttling_adaptively(no_retry_waits: list[str])
 def test_throttling_past_every_retry_fails_the_invocation(
     monkeypatch: pytest.MonkeyPatch, no_retry_waits: list[str]
 ) -> None:
-    client: Any = collect.delivery.iot_client.__wrapped__()
+    client: Any = collect.delivery.iot_client(NO_DEADLINE)
     sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send.iot.ListAuditFindings", answer_with(100, sent))
     firehose = FakeFirehose(STREAM)
@@ -628,20 +611,27 @@ def test_throttling_past_every_retry_fails_the_invocation(
     with pytest.raises(ClientError, match="ThrottlingException"):
         run(load("sns_completed_scheduled_noncompliant.json"))
 
-    # RETRY_CONFIG's max_attempts=10 counts retries: botocore makes 1 + 10 attempts.
+    # With time enough, botocore makes its adaptive 1 + 10 attempts.
     assert len(sent) == 11
     assert firehose.calls == []
 
 
-def test_the_iot_client_is_created_once_per_container() -> None:
-    collect.delivery.iot_client.cache_clear()
-    try:
-        first: Any = collect.delivery.iot_client()
-        assert first.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
-        assert first.meta.region_name == REGION
-        assert collect.delivery.iot_client() is first
-    finally:
-        collect.delivery.iot_client.cache_clear()
+@pytest.mark.parametrize(
+    # Reading stops 50 s before the end (5 s to log, 45 s to put the last batch); attempts take
+    # 15 s each, and botocore's backoff before retry i at most min(2**(i-1), 20) + 5 s.
+    ("seconds_left", "iot_attempts", "firehose_attempts"),
+    [(900, 11, 11), (300, 8, 9), (60, 1, 2), (10, 1, 1)],
+)
+def test_the_clients_retry_only_as_often_as_the_time_left_allows(
+    seconds_left: float, iot_attempts: int, firehose_attempts: int
+) -> None:
+    deadline = Deadline(ends_at=seconds_left, clock=lambda: 0.0)
+    iot_client: Any = collect.delivery.iot_client(deadline)
+    firehose: Any = collect.delivery.firehose_client(deadline)
+    for client, attempts in ((iot_client, iot_attempts), (firehose, firehose_attempts)):
+        assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": attempts}
+        assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (3, 10)
+        assert client.meta.region_name == REGION
 
 
 def test_partially_rejected_batches_are_retried_until_all_are_put(
@@ -657,16 +647,13 @@ def test_partially_rejected_batches_are_retried_until_all_are_put(
 
     assert summary["findings"] == 6
     assert sorted(put_ids(firehose)) == sorted(ALL_IDS)  # each accepted exactly once
-    # Only the rejected entries were sent again.
+    # One batch for the three pages; only the rejected entries were sent again.
     assert [[r["findingId"] for r in call] for call in firehose.call_documents] == [
-        ALL_IDS[0:3],
+        ALL_IDS,
+        [rejected, ALL_IDS[4]],
         [rejected],
-        [rejected],
-        ALL_IDS[3:5],
-        [ALL_IDS[4]],
-        ALL_IDS[5:6],
     ]
-    assert len(environment) == 3  # one backoff per retry round, none really slept
+    assert len(environment) == 2  # one backoff per retry round, none really slept
 
 
 def test_permanently_rejected_records_raise_delivery_error(
@@ -676,17 +663,22 @@ def test_permanently_rejected_records_raise_delivery_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     client, stubber = stubbed
-    stubber.add_response("list_audit_findings", boto_page(1), expected_params())
+    queue_pages(stubber)
     firehose = FakeFirehose(STREAM, key=finding_id, failures={ALL_IDS[2]: 1000})
     Clients(monkeypatch, client, firehose)
 
-    with pytest.raises(DeliveryError, match="1 of 3 records were not accepted"):
+    with pytest.raises(DeliveryError, match="1 of 6 records were not accepted"):
         run(load("sns_completed_scheduled_noncompliant.json"))
 
-    assert len(firehose.calls) == 8  # put_records' max_attempts
-    assert len(environment) == 7
-    stubber.assert_no_pending_responses()  # page 2 was never asked for (it would be a StubError)
-    assert emf(capsys.readouterr().out)["AuditCollectionErrors"] == 1.0
+    assert len(firehose.calls) == PUT_MAX_ATTEMPTS == 20  # the collectors' longer retries
+    assert len(environment) == 19
+    # Growing backoff, capped at 10 s: 0.2, 0.4, ... 6.4, then 10 s, each jittered to 50-100 %.
+    assert 0.1 <= environment[0] <= 0.2
+    assert all(5.0 <= wait <= 10.0 for wait in environment[6:])
+    stubber.assert_no_pending_responses()
+    metrics = emf(capsys.readouterr().out)
+    assert metrics["AuditCollectionErrors"] == 1.0
+    assert metrics["AuditFindingsCollected"] == 5.0  # what was accepted is counted
 
 
 def test_a_missing_stream_name_fails_before_any_api_call(
@@ -698,6 +690,101 @@ def test_a_missing_stream_name_fails_before_any_api_call(
 
     with pytest.raises(DeliveryError, match="DELIVERY_STREAM_NAME is not set"):
         run(load("sns_completed_scheduled_noncompliant.json"))
+
+
+# --- one finding never fails the run -------------------------------------------------------
+
+
+def queue_pages_with(
+    stubber: Stubber, index: int, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """The three fixture pages, with finding ``index`` (of all six) changed by ``change``."""
+    token = None
+    position = 0
+    for number in (1, 2, 3):
+        page = boto_page(number)
+        for finding in page["findings"]:
+            if position == index:
+                change(finding)
+            position += 1
+        stubber.add_response("list_audit_findings", page, expected_params(token))
+        token = wire_page(number).get("nextToken")
+
+
+def test_a_lone_surrogate_is_replaced_and_the_finding_put(
+    monkeypatch: pytest.MonkeyPatch,
+    stubbed: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    run_handler: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    # The CONFLICTING_CLIENT_IDS finding names a client id, which the device chose.
+    client, stubber = stubbed
+    conflicting = ALL_IDS.index("9a1c3e5f-7b2d-4f4a-8c6e-0b2d4f6a8c1e")
+
+    def break_client_id(finding: dict[str, Any]) -> None:
+        finding["nonCompliantResource"]["resourceIdentifier"]["clientId"] = "gw-berlin-03\udc80"
+
+    queue_pages_with(stubber, conflicting, break_client_id)
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
+
+    assert summary["findings"] == 6
+    assert put_ids(firehose) == ALL_IDS
+    cleaned = firehose.documents[conflicting]["nonCompliantResource"]["resourceIdentifier"]
+    assert cleaned["clientId"] == "gw-berlin-03\ufffd"
+    metrics = emf(capsys.readouterr().out)
+    assert (metrics["AuditFindingsCleaned"], metrics["AuditFindingsNotPut"]) == (1.0, 0.0)
+    events = all_events(run_handler(firehose_event(firehose.accepted)))
+    assert [event["sourcetype"] for event in events] == ["aws:iot:defender:audit:finding"] * 6
+
+
+def test_a_finding_over_the_record_limit_is_sent_as_a_small_unparsed_record(
+    monkeypatch: pytest.MonkeyPatch,
+    stubbed: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    run_handler: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    client, stubber = stubbed
+
+    def inflate(finding: dict[str, Any]) -> None:
+        finding["nonCompliantResource"]["additionalInfo"] = {"DETAILS": "x" * 1_100_000}
+
+    queue_pages_with(stubber, 2, inflate)
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
+
+    assert summary["results"][0]["outcome"] == "collected"
+    assert summary["findings"] == 5
+    assert [len(call) for call in firehose.calls] == [6]  # five findings and the stand-in
+    stand_in = firehose.documents[2]
+    assert stand_in == {
+        "recordType": "aws:iot:collector:not-put",
+        "schemaVersion": 1,
+        "collector": "audit-findings-collector",
+        "reasonCode": "record_too_large",
+        "reason": stand_in["reason"],
+        "item": {
+            "taskId": TASK_ID,
+            "findingId": ALL_IDS[2],
+            "checkName": "DEVICE_CERTIFICATE_SHARED_CHECK",
+            "severity": "CRITICAL",
+            "resourceType": "DEVICE_CERTIFICATE",
+        },
+    }
+    assert re.fullmatch(
+        r"the item encodes to 1,10\d,\d{3} bytes, over .* it was not put", stand_in["reason"]
+    )
+    metrics = emf(capsys.readouterr().out)
+    assert (metrics["AuditFindingsNotPut"], metrics["AuditFindingsCollected"]) == (1.0, 5.0)
+    events = all_events(run_handler(firehose_event(firehose.accepted)))
+    assert [event["sourcetype"] for event in events].count("aws:iot:defender:unparsed") == 1
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert unparsed["event"]["reason_code"] == "unknown_shape"
+    assert json.loads(unparsed["event"]["payload"]) == stand_in
 
 
 # --- end to end: moto Firehose to S3, then the real transform ------------------------------
@@ -747,7 +834,7 @@ def test_end_to_end_through_moto_firehose_and_the_transform(
 
     stubber.assert_no_pending_responses()
     assert summary["findings"] == 6
-    assert len(keys) == 3  # one PutRecordBatch, so one object, per page
+    assert len(keys) == 1  # one PutRecordBatch for the three pages, so one object
     landed_ids = [json.loads(record)["findingId"] for record in landed]
     assert sorted(landed_ids) == sorted(ALL_IDS)  # each finding exactly once
     assert len(set(landed_ids)) == len(landed_ids)

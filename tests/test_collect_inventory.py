@@ -7,7 +7,6 @@ such as AccessDenied or IndexNotReady) botocore's Stubber checks the exact reque
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import time
@@ -24,9 +23,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from collect import delivery, inventory
-from shared import firehose
 from shared.names import thing_name
 from shared.settings import ConfigError
+from tests.collector_time import record_put_waits
 from tests.fakes import FakeFirehose
 from tests.support import (
     SAMPLES_DIR,
@@ -64,9 +63,6 @@ NEXT_TOKEN = json.loads(
 SEARCH = {"indexName": "AWS_Things", "queryString": "thingName:*", "maxResults": 100}
 
 check_thing = checker("thing")
-# The cached client factories, kept here: tests replace the module attributes.
-IOT_CLIENT = delivery.iot_client
-FIREHOSE_CLIENT = delivery.firehose_client
 
 
 def load(name: str) -> Any:
@@ -74,24 +70,16 @@ def load(name: str) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DELIVERY_STREAM_NAME", STREAM)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("MAX_GROUP_LOOKUPS", raising=False)
-    IOT_CLIENT.cache_clear()
-    FIREHOSE_CLIENT.cache_clear()
-    yield
-    IOT_CLIENT.cache_clear()
-    FIREHOSE_CLIENT.cache_clear()
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Firehose backoff is recorded instead of slept."""
-    recorded: list[float] = []
-    fast = functools.partial(firehose.put_records, sleep=recorded.append)
-    monkeypatch.setattr(delivery, "put_records", fast)
-    return recorded
+    return record_put_waits(monkeypatch)
 
 
 # --- fakes and helpers -----------------------------------------------------------------------
@@ -372,9 +360,9 @@ def test_fleet_index_pages_on_next_token_and_maps_connectivity(run_handler: Run)
     assert summary.source == "fleet-index"
     assert summary.pages == 2
     assert summary.things_exported == 5
+    # Both pages' things in one PutRecordBatch.
     assert names_per_call(sink) == [
-        ["gw-berlin-03", "cam-lobby-2", "pump-0017"],
-        ["sensor-hall-7", "legacy_plc:01"],
+        ["gw-berlin-03", "cam-lobby-2", "pump-0017", "sensor-hall-7", "legacy_plc:01"],
     ]
     assert all(check_thing(record) is None for record in sink.documents)
     assert {(r["collector"], r["collectedAt"]) for r in sink.documents} == {
@@ -567,6 +555,65 @@ def test_things_with_names_the_transform_rejects_are_counted_and_never_looked_up
     assert summary.group_lookups == 1
 
 
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "InternalFailureException", "ServiceUnavailableException"]
+)
+def test_a_group_lookup_that_fails_costs_that_thing_its_groups_not_the_run(code: str) -> None:
+    iot, stubber = stubbed_iot()
+    stubber.add_response("get_indexing_configuration", indexing("OFF"), {})
+    stubber.add_response(
+        "list_things", load("iot/list_things_page_mixed_types.json"), {"maxResults": 250}
+    )
+    stubber.add_client_error(  # what the caller sees once botocore's retries are spent
+        "list_thing_groups_for_thing",
+        service_error_code=code,
+        http_status_code=400 if code == "ThrottlingException" else 500,
+        expected_params={"thingName": "gw-berlin-03", "maxResults": 250},
+    )
+    stubber.add_response(
+        "list_thing_groups_for_thing",
+        load("iot/list_thing_groups_for_thing_two_groups.json"),
+        {"thingName": "legacy_plc:01", "maxResults": 250},
+    )
+    sink = FakeFirehose(STREAM)
+
+    summary = collect_stubbed(iot, stubber, sink, max_group_lookups=10)
+
+    by_name = things(sink.documents)
+    assert list(by_name) == ["gw-berlin-03", "legacy_plc:01"]
+    assert "thingGroupNames" not in by_name["gw-berlin-03"]  # absent: not looked up
+    assert by_name["legacy_plc:01"]["thingGroupNames"] == ["gateways", "plant-a"]
+    assert (summary.things_exported, summary.group_lookups, summary.group_lookup_errors) == (
+        2,
+        2,
+        1,
+    )
+    assert summary.things_gone == 0
+
+
+def test_an_oversized_thing_is_sent_as_a_small_record_the_transform_reports_unparsed(
+    run_handler: Run,
+) -> None:
+    big = {"thingName": "pump-0017", "attributes": {f"a{n}": "x" * 1000 for n in range(1100)}}
+    pages = [{"things": [load("iot/search_index_last_page.json")["things"][0], big]}]
+    sink = FakeFirehose(STREAM)
+
+    summary = inventory.collect_inventory(
+        cast(Any, FakeFleetIndex(pages=pages)), sink, max_group_lookups=0, collected_at=COLLECTED_AT
+    )
+
+    assert (summary.things_exported, summary.things_not_put) == (1, 1)
+    assert len(sink.calls) == 1
+    stand_in = sink.documents[1]
+    assert stand_in["recordType"] == delivery.NOT_PUT_RECORD_TYPE
+    assert stand_in["item"] == {"thingName": "pump-0017"}
+    assert stand_in["reasonCode"] == "record_too_large"
+    events = all_events(run_handler(firehose_event(sink.accepted)))
+    assert [event["sourcetype"] for event in events] == [THING, UNPARSED]
+    assert events[1]["event"]["reason_code"] == "unknown_shape"
+    assert json.loads(events[1]["event"]["payload"]) == stand_in
+
+
 # --- the handler: configuration, failures, clients -------------------------------------------
 
 
@@ -576,7 +623,7 @@ def test_an_invalid_group_lookup_cap_stops_the_run_before_any_call(
 ) -> None:
     monkeypatch.setenv("MAX_GROUP_LOOKUPS", value)
 
-    def no_client() -> Any:
+    def no_client(*_: Any) -> Any:
         raise AssertionError("no AWS call may happen with a bad configuration")
 
     monkeypatch.setattr(inventory, "iot_client", no_client)
@@ -598,7 +645,7 @@ def test_a_missing_stream_name_stops_the_run_before_any_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("DELIVERY_STREAM_NAME")
-    monkeypatch.setattr(inventory, "iot_client", lambda: pytest.fail("iot called"))
+    monkeypatch.setattr(inventory, "iot_client", lambda _: pytest.fail("iot called"))
     with pytest.raises(delivery.DeliveryError, match="DELIVERY_STREAM_NAME"):
         inventory.lambda_handler({}, FakeLambdaContext())
 
@@ -619,8 +666,8 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
         expected_params={"maxResults": 250, "nextToken": "page-2"},
     )
     sink = FakeFirehose(STREAM)
-    monkeypatch.setattr(inventory, "iot_client", lambda: iot)
-    monkeypatch.setattr(delivery, "firehose_client", lambda: sink)
+    monkeypatch.setattr(inventory, "iot_client", lambda _: iot)
+    monkeypatch.setattr(delivery, "firehose_client", lambda _: sink)
     monkeypatch.setenv("MAX_GROUP_LOOKUPS", "0")
 
     with stubber, pytest.raises(ClientError, match="ThrottlingException"):
@@ -633,13 +680,6 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
     assert failure.levelname == "ERROR"
     assert failure.summary["things_exported"] == 2  # type: ignore[attr-defined]
     assert metric(capsys.readouterr().out, "ThingsExported") == [2.0]
-
-
-def test_the_iot_client_is_created_once_with_adaptive_retries() -> None:
-    client = delivery.iot_client()
-    assert delivery.iot_client() is client
-    assert client.meta.config.retries["mode"] == "adaptive"
-    assert client.meta.service_model.service_name == "iot"
 
 
 def test_search_index_stops_when_the_service_repeats_a_next_token() -> None:
@@ -655,7 +695,7 @@ def test_search_index_stops_when_the_service_repeats_a_next_token() -> None:
 # --- Firehose: page by page, partial failures, permanent failures ---------------------------
 
 
-def test_each_page_is_delivered_before_the_next_is_read(sleeps: list[float]) -> None:
+def test_pages_are_buffered_into_one_batch_put_after_the_last_page(sleeps: list[float]) -> None:
     log: list[str] = []
     summary = inventory.collect_inventory(
         cast(Any, FakeFleetIndex(log)),
@@ -663,8 +703,9 @@ def test_each_page_is_delivered_before_the_next_is_read(sleeps: list[float]) -> 
         max_group_lookups=0,
         collected_at=COLLECTED_AT,
     )
-    assert log == ["search", "put 3", "search", "put 2"]
+    assert log == ["search", "search", "put 5"]
     assert summary.things_exported == 5
+    assert (summary.pages, summary.listing_complete, summary.next_token_pending) == (2, True, False)
     assert sleeps == []
 
 
@@ -674,10 +715,9 @@ def test_records_firehose_rejects_are_retried_alone(sleeps: list[float]) -> None
         cast(Any, FakeFleetIndex()), sink, max_group_lookups=0, collected_at=COLLECTED_AT
     )
     assert names_per_call(sink) == [
-        ["gw-berlin-03", "cam-lobby-2", "pump-0017"],
+        ["gw-berlin-03", "cam-lobby-2", "pump-0017", "sensor-hall-7", "legacy_plc:01"],
         ["cam-lobby-2"],
         ["cam-lobby-2"],
-        ["sensor-hall-7", "legacy_plc:01"],
     ]
     assert len(sleeps) == 2
     assert summary.things_exported == 5
@@ -686,15 +726,17 @@ def test_records_firehose_rejects_are_retried_alone(sleeps: list[float]) -> None
     )
 
 
-def test_records_firehose_keeps_rejecting_fail_the_run_and_stop_reading(
-    sleeps: list[float],
-) -> None:
+def test_records_firehose_keeps_rejecting_fail_the_run(sleeps: list[float]) -> None:
     iot: Any = FakeFleetIndex()
     sink = FakeFirehose(STREAM, key=thing_of, failures={"pump-0017": 1000})
-    with pytest.raises(delivery.DeliveryError, match="1 of 3 records"):
-        inventory.collect_inventory(iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT)
-    assert len(iot.searches) == 1
-    assert len(sleeps) == 7  # put_records' 8 attempts
+    summary = inventory.Summary()
+    with pytest.raises(delivery.DeliveryError, match="1 of 5 records"):
+        inventory.collect_inventory(
+            iot, sink, max_group_lookups=0, collected_at=COLLECTED_AT, summary=summary
+        )
+    assert len(iot.searches) == 2
+    assert len(sleeps) == delivery.PUT_MAX_ATTEMPTS - 1 == 19
+    assert summary.things_exported == 4
 
 
 # --- fitting the schema ------------------------------------------------------------------------

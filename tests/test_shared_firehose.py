@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from shared.firehose import (
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
+    encode,
+    encode_cleaned,
     put_records,
     stream_name_from_arn,
 )
 from tests.fakes import FakeFirehose
 
 STREAM = "iot-defender-splunk"
+
+# --- encode_cleaned: what UTF-8 cannot carry is replaced, everything else is encode's bytes ---
+
+# Any text, lone surrogates (category Cs) included, as keys and values.
+texts = st.text(st.characters(codec=None, categories=None), max_size=12)
+records = st.dictionaries(texts, texts | st.lists(texts, max_size=3), max_size=4)
+
+
+@pytest.mark.property
+@given(record=records)
+def test_encode_cleaned_differs_from_encode_only_by_replacing_lone_surrogates(
+    record: dict[str, Any],
+) -> None:
+    cleaned, replaced = encode_cleaned(record)
+    text = json.dumps(record, ensure_ascii=False)
+    assert replaced == sum(0xD800 <= ord(char) <= 0xDFFF for char in text)
+    if replaced:
+        with pytest.raises(UnicodeEncodeError):
+            encode(record)
+    else:
+        assert cleaned == encode(record)
+    decoded = json.loads(cleaned.decode("utf-8"))  # always valid UTF-8 JSON
+    assert decoded.keys() == {_clean(key) for key in record}
+
+
+def _clean(text: str) -> str:
+    return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in text)
 
 
 def _put(client: Any, payloads: list[bytes], **kwargs: Any) -> tuple[list[int], list[float]]:
