@@ -29,6 +29,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
+from shared.firehose import MAX_BATCH_RECORDS
+
 DAY: Final = 86_400.0
 HOUR: Final = 3_600.0
 MB: Final = 1_000_000  # Firehose buffer sizes and the bench's ms per MB
@@ -44,8 +46,9 @@ MQTT_PAYLOAD_LIMIT: Final = 128 * 1024  # AWS IoT Core's largest message: one ex
 DEVICE_SIDE_METRICS: Final = 10  # the rule profile's exported device-side metrics
 CLOUD_SIDE_METRICS: Final = 8  # ... and cloud-side ones (tests pin both to the template)
 PUT_RECORD_BATCH_RECORDS: Final = 500
-AUDIT_FINDINGS_PAGE: Final = 250  # collect/audit_findings.py: one PutRecordBatch per page
-INVENTORY_PAGE: Final = 100  # collect/inventory.py: a fleet-index page per PutRecordBatch
+# The collectors buffer records across API pages and put full PutRecordBatch calls
+# (collect/delivery.py RecordBuffer); their records are far below 4 MiB / 500 each.
+COLLECTOR_BATCH: Final = MAX_BATCH_RECORDS
 AUDIT_RUNS_PER_DAY: Final = {
     "DAILY": 1.0,
     "WEEKLY": 1 / 7,
@@ -164,8 +167,7 @@ ASSUMPTIONS: Final = (
     "messages (1).",
     "SNS, CloudWatch Logs and the metric stream: one record and one request per message, "
     "log event or datapoint (an upper bound: they may batch).",
-    "Collectors put records with PutRecordBatch, one call per API page (findings: 250, "
-    "fleet index: 100 things).",
+    "Collectors put records with PutRecordBatch, 500 per call, buffered across API pages.",
     "Transform duration is the measured ms per MB of each kind on the machine named in "
     "data/measured.json, weighted by its share of the bytes; the Lambda's own CPU differs, "
     "so compare with the function's Duration metric once deployed.",
@@ -292,7 +294,7 @@ def flows(fleet: Fleet) -> list[Flow]:
         result.append(_flow("Audit notifications", "SNS audit topic", "audit_notification", runs))
         if fleet.audit_findings_per_run:
             findings = fleet.audit_findings_per_run
-            calls = runs * math.ceil(findings / AUDIT_FINDINGS_PAGE)
+            calls = runs * math.ceil(findings / COLLECTOR_BATCH)
             result.append(
                 _flow(
                     "Audit findings",
@@ -310,7 +312,7 @@ def flows(fleet: Fleet) -> list[Flow]:
         result.append(_flow("AWS/IoT metrics", "CloudWatch metric stream", "metric_stream", points))
     if fleet.inventory_interval is not None:
         things = devices / fleet.inventory_interval
-        calls = math.ceil(devices / INVENTORY_PAGE) / fleet.inventory_interval
+        calls = math.ceil(devices / COLLECTOR_BATCH) / fleet.inventory_interval
         result.append(
             _flow("Thing inventory", "inventory collector", "thing", things, requests=calls)
         )

@@ -35,11 +35,11 @@ def test_ten_thousand_devices_at_300_s_with_detect_send_exactly_these_messages()
     assert _flow(sizing, "detect_export").messages_per_s == pytest.approx(600.0)
     assert _flow(sizing, "device_report").messages_per_s == pytest.approx(10_000 / 300)
     assert _flow(sizing, "lifecycle").messages_per_s == pytest.approx(20_000 / DAY)
-    # The inventory puts one record per thing, one PutRecordBatch per fleet-index page of 100.
+    # The inventory puts one record per thing, in full PutRecordBatch calls of 500.
     inventory = _flow(sizing, "thing")
     assert inventory.records_per_s == pytest.approx(10_000 / 3600)
-    assert inventory.requests_per_s == pytest.approx(100 / 3600)
-    expected_requests = 600 + 10_000 / 300 + 20_000 / DAY + 1 / DAY + 50 / 60 + 100 / 3600
+    assert inventory.requests_per_s == pytest.approx(20 / 3600)
+    expected_requests = 600 + 10_000 / 300 + 20_000 / DAY + 1 / DAY + 50 / 60 + 20 / 3600
     assert _usage(sizing, "requests/s").needed == pytest.approx(expected_requests)
     assert not sizing.over_quota
 
@@ -54,7 +54,7 @@ def test_without_detect_the_device_reports_are_the_rule_traffic() -> None:
         "thing",
     }
     assert _usage(sizing, "requests/s").needed == pytest.approx(
-        10_000 / 300 + 20_000 / DAY + 1 / DAY + 50 / 60 + 100 / 3600
+        10_000 / 300 + 20_000 / DAY + 1 / DAY + 50 / 60 + 20 / 3600
     )
 
 

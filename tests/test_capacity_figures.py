@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from collect import inventory
+from collect import delivery, inventory
 from devtools.cfn_template import Stack, load_template
 from iot_defender_splunk import capacity, capacity_figures
 from iot_defender_splunk.capacity_figures import REPRESENTATIVE
@@ -144,9 +144,11 @@ def test_every_rule_of_the_stack_puts_one_record_per_message() -> None:
             assert not action["Firehose"].get("BatchMode", False)
 
 
-def test_the_collectors_page_sizes_are_the_models() -> None:
-    assert capacity.AUDIT_FINDINGS_PAGE == shared_audit.FINDINGS_PAGE_SIZE
-    assert capacity.INVENTORY_PAGE == inventory.SEARCH_PAGE_SIZE
+def test_the_collectors_batch_is_the_models() -> None:
+    """Pages of 250 findings or 100 things are buffered into full calls of the model's size."""
+    assert capacity.COLLECTOR_BATCH == delivery.MAX_BATCH_RECORDS
+    largest_page = max(shared_audit.FINDINGS_PAGE_SIZE, inventory.SEARCH_PAGE_SIZE)
+    assert largest_page < capacity.COLLECTOR_BATCH
 
 
 def test_the_default_fleet_sources_are_the_stacks_defaults() -> None:
