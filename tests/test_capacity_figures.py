@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from collect import delivery, inventory
+from collect import inventory
 from devtools.cfn_template import Stack, load_template
 from iot_defender_splunk import capacity, capacity_figures
 from iot_defender_splunk.capacity_figures import REPRESENTATIVE
 from iot_defender_splunk.local_lambda import LocalLambdaContext
 from iot_defender_splunk.simulator.delivery import firehose_event
 from shared import audit as shared_audit
+from shared import firehose as shared_firehose
 from transform import handler
 from transform.config import Settings
 from transform.sourcetypes import UNPARSED
@@ -145,8 +146,9 @@ def test_every_rule_of_the_stack_puts_one_record_per_message() -> None:
 
 
 def test_the_collectors_batch_is_the_models() -> None:
-    """Pages of 250 findings or 100 things are buffered into full calls of the model's size."""
-    assert capacity.COLLECTOR_BATCH == delivery.MAX_BATCH_RECORDS
+    """Pages of 250 findings or 100 things are buffered into full calls of the model's size
+    (tests/test_collect_delivery.py shows the calls), PutRecordBatch's documented 500."""
+    assert capacity.COLLECTOR_BATCH == shared_firehose.MAX_BATCH_RECORDS == 500
     largest_page = max(shared_audit.FINDINGS_PAGE_SIZE, inventory.SEARCH_PAGE_SIZE)
     assert largest_page < capacity.COLLECTOR_BATCH
 
