@@ -3,6 +3,7 @@ re-ingested (bounded), an output that can never fit is split, and nothing is eve
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from collections import Counter
@@ -12,16 +13,23 @@ import pytest
 
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
+from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from tests.support import (
+    NOW,
+    STREAM_ARN,
+    firehose_event,
     fixture,
+    fixture_json,
     large_metrics_export,
     outcome_events,
     routed,
     transform,
 )
-from transform import reingest
-from transform.batch import SLICE_BYTES, BatchReport
+from transform import batch, reingest
+from transform.batch import SLICE_BYTES, BatchReport, InputRecord, transform_batch
 from transform.config import Settings
+from transform.context import RecordContext
+from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
 from transform.reingest import Untagged
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
@@ -260,3 +268,99 @@ def _report(thing: str, *, index: int, strings: int) -> bytes:
     report = {"header": {"report_id": index, "version": "1.0"}, "custom_metrics": custom}
     received = 1795165000000 + index
     return routed("device_report", {**report, "thing_name": thing, "received_at": received})
+
+
+def _deep_object(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def _export_with_a_deep_vendor_field(depth: int) -> bytes:
+    """Detect's cloud-side export whose last datapoint carries a vendor field ``depth`` levels
+    deep: orjson reads up to 1024 levels but writes only 254."""
+    message = json.dumps(fixture_json("metrics_export", "cloud_side_metrics.json"))
+    end = message.rfind("}]")
+    nested = message[:end] + ', "vendor": ' + _deep_object(depth) + message[end:]
+    return rule_record(RULE_ROUTES["metrics_export"], nested.encode())
+
+
+def _message(routed_record: bytes) -> bytes:
+    """The message inside an IoT rule's route envelope, as the unparsed event keeps it."""
+    return base64.b64decode(json.loads(routed_record)["payload"])
+
+
+BOTH_PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "reference"])
+
+
+@BOTH_PATHS
+def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
+    fast_path: bool,
+) -> None:
+    """1,000 levels parse, but no encoder writes them back: the record is kept whole, as one
+    too_deeply_nested event, and the datapoints decoded before the deep one are not sent
+    half (a partial record would look complete in Splunk). It is no bug: no decoder error."""
+    record = _export_with_a_deep_vendor_field(1_000)
+    lifecycle = fixture("lifecycle", "connected.json")
+
+    report = transform([record, lifecycle], settings=Settings(fast_path=fast_path))
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Ok"]
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["sourcetype"] == UNPARSED
+    assert event["fields"] == {"reason_code": "too_deeply_nested"}
+    assert event["event"]["payload"].encode() == _message(record)
+    assert report.decoder_errors == []
+    assert [e["sourcetype"] for e in outcome_events(report.outcomes[1])] == [LIFECYCLE]
+
+
+def test_a_decoder_bug_costs_its_record_alone_and_is_reported_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No realistic input reaches this branch (tests/test_properties.py asserts that no
+    damaged sample ever yields internal_error), so a decoder bug is simulated: it raises
+    after emitting an event, on the export only."""
+    real_decode = batch.decode_record
+
+    def buggy(data: bytes, ctx: RecordContext) -> None:
+        real_decode(data, ctx)
+        if ctx.events and ctx.events[0]["sourcetype"] == METRIC:
+            raise KeyError("dimension")
+
+    monkeypatch.setattr(batch, "decode_record", buggy)
+    export = fixture("metrics_export", "with_dimension.json")
+    lifecycle = fixture("lifecycle", "connected.json")
+
+    report = transform([export, lifecycle], settings=Settings(fast_path=False))
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Ok"]
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "internal_error"}
+    assert event["event"]["reason"] == "transform failed: KeyError: 'dimension'"
+    assert event["event"]["payload"].encode() == _message(export)
+    (error,) = report.decoder_errors
+    assert error.startswith("Traceback (most recent call last):")
+    assert error.rstrip().endswith("KeyError: 'dimension'")
+    assert report.events_by_sourcetype == Counter({UNPARSED: 1, LIFECYCLE: 1})
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("stray", ["$", "!", " ", "\n", "é"])
+def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
+    fast_path: bool, stray: str
+) -> None:
+    """A lenient decoder skips what is not base64 and decodes the rest, so a damaged record
+    would pass as its neighbour's bytes; the strict one keeps it as it came."""
+    (entry,) = firehose_event([fixture("lifecycle", "connected.json")])["records"]
+    data = entry["data"][:8] + stray + entry["data"][8:]
+    record = InputRecord(entry["recordId"], data, entry["approximateArrivalTimestamp"])
+
+    report = transform_batch(
+        [record],
+        settings=Settings(fast_path=fast_path),
+        stream_source=STREAM_ARN,
+        now=NOW,
+        reput=None,
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["payload"] == data

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support import (
     STREAM_ARN,
     fixture,
     fixture_json,
+    outcome_events,
     report_events,
     routed,
     transform,
@@ -126,3 +129,40 @@ def test_without_an_index_setting_events_carry_no_index() -> None:
     events = transform_fixture("metrics_export", "cloud_side_metrics.json")
     assert events
     assert all("index" not in e for e in events)
+
+
+BOTH_PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "reference"])
+
+
+@BOTH_PATHS
+def test_a_repeated_datapoint_costs_only_itself_the_rest_of_its_record_is_sent(
+    fast_path: bool,
+) -> None:
+    """Detect re-exports a datapoint already sent, then new ones, in one record: only the
+    repeat is dropped; every datapoint after it is sent."""
+    earlier = fixture_json("metrics_export", "with_dimension.json")
+    fresh = fixture_json("metrics_export", "cloud_side_metrics.json")
+    later = {**fresh, "metrics": [earlier["metrics"][0], *fresh["metrics"]]}
+    settings = Settings(fast_path=fast_path)
+
+    report = transform(
+        [routed("metrics_export", earlier), routed("metrics_export", later)], settings=settings
+    )
+
+    sent_later = outcome_events(report.outcomes[1])
+    expected = transform_fixture("metrics_export", "cloud_side_metrics.json", settings=settings)
+    assert [e["event"] for e in sent_later] == [e["event"] for e in expected]
+    assert report.duplicates_removed == 1
+
+
+@BOTH_PATHS
+def test_duplicates_are_counted_over_the_whole_batch(fast_path: bool) -> None:
+    """The count adds up every record's duplicates, not only the last record's."""
+    payload = fixture("metrics_export", "duplicate_versions.json")
+    message = fixture_json("metrics_export", "duplicate_versions.json")
+
+    report = transform([payload, payload], settings=Settings(fast_path=fast_path))
+
+    # 3 repeats within the first record; every datapoint of the second was already sent.
+    assert report.duplicates_removed == 3 + len(message["metrics"])
+    assert report.decoder_errors == []
