@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
-from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from tests.support import (
     NOW,
     STREAM_ARN,
@@ -29,8 +29,8 @@ from transform import batch, reingest
 from transform.batch import SLICE_BYTES, BatchReport, InputRecord, transform_batch
 from transform.config import Settings
 from transform.context import RecordContext
-from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
 from transform.reingest import Untagged
+from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
 

@@ -43,8 +43,7 @@ def test_duplicate_datapoints_keep_the_highest_version_only() -> None:
     events = transform_fixture("metrics_export", "duplicate_versions.json")
 
     kept = {
-        (e["event"]["thing"], e["event"]["name"], int(e["time"] * 1000)): e["event"]
-        for e in events
+        (e["event"]["thing"], e["event"]["name"], int(e["time"] * 1000)): e["event"] for e in events
     }
     assert len(kept) == len(events) == 5
     assert kept["pump-0017", "aws:all-bytes-out", 1795165961000]["version"] == 3
