@@ -15,6 +15,7 @@ from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
 from tests.support import (
+    ARRIVAL_MS,
     NOW,
     STREAM_ARN,
     firehose_event,
@@ -26,7 +27,7 @@ from tests.support import (
     transform,
 )
 from transform import batch, reingest
-from transform.batch import SLICE_BYTES, BatchReport, InputRecord, transform_batch
+from transform.batch import SLICE_BYTES, BatchReport, InputRecord, Outcome, Reput, transform_batch
 from transform.config import Settings
 from transform.context import RecordContext
 from transform.reingest import Untagged
@@ -364,3 +365,83 @@ def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
     (event,) = outcome_events(report.outcomes[0])
     assert event["fields"] == {"reason_code": "invalid_base64"}
     assert event["event"]["payload"] == data
+
+
+# Firehose's recordIds are ASCII; these also hold what JSON escapes (a quote, a backslash, a
+# tab, non-ASCII), so the budget must count each id as the Lambda runtime encodes it.
+_ID = "49546986683135544286507457936321625675700192471156785154"
+TRICKY_IDS = [_ID, f'{_ID}"q"', f"{_ID}\\b\\", f"{_ID}-ünïcödé-✓", f"{_ID}\tdel\x7f"]
+
+
+def _tricky_batch(payloads: list[bytes], settings: Settings, reput: Reput | None) -> BatchReport:
+    records = [
+        InputRecord(record_id, base64.b64encode(payload).decode(), ARRIVAL_MS)
+        for record_id, payload in zip(TRICKY_IDS, payloads, strict=False)
+    ]
+    return transform_batch(
+        records, settings=settings, stream_source=STREAM_ARN, now=NOW, reput=reput
+    )
+
+
+def _worst_case_response_bytes(outcomes: list[Outcome]) -> int:
+    """The longest response these outcomes could make, as the Lambda runtime writes it
+    (json.dumps): every result "ProcessingFailed", every record's data answered."""
+    entries = [
+        {"recordId": o.record_id, "result": "ProcessingFailed", "data": o.data} for o in outcomes
+    ]
+    return len(json.dumps({"records": entries}))
+
+
+# What transform/batch.py reserves beyond that, deliberately safe: a separator after the last
+# entry, and each recordId's quotes twice (in the entry shell and in the id's own length).
+# Pinned, so any change to the accounting shows here; the quotes are reported as a fix.
+def _reserved_bytes(outcomes: list[Outcome]) -> int:
+    return _worst_case_response_bytes(outcomes) + len(", ") + len('""') * len(outcomes)
+
+
+def _payloads() -> list[bytes]:
+    return [
+        fixture("lifecycle", "connected.json"),
+        fixture("metrics_export", "with_dimension.json"),
+        fixture("lifecycle", "disconnected_client_initiated.json"),
+        fixture("metrics_export", "cloud_side_metrics.json"),
+        large_metrics_export("pump-0001", 20),  # the largest: answered last
+    ]
+
+
+def test_a_response_of_exactly_the_limit_is_answered_whole_one_byte_less_is_not() -> None:
+    """The budget is exact to the byte: at the limit every record is answered now; a byte
+    less and the largest (answered last) is re-put, and the response stays within it."""
+    answered = _tricky_batch(_payloads(), Settings(), None).outcomes
+    limit = _reserved_bytes(answered)
+
+    at_limit = _tricky_batch(_payloads(), Settings(response_limit_bytes=limit), None)
+    reput = RecordingReput()
+    over = _tricky_batch(_payloads(), Settings(response_limit_bytes=limit - 1), reput)
+
+    assert at_limit.outcomes == answered
+    assert [o.result for o in over.outcomes] == ["Ok", "Ok", "Ok", "Ok", "Dropped"]
+    assert over.outcomes[-1].reason == "re-ingested: response size limit"
+    assert [reingest.untag(p) for p in reput.payloads] == [Untagged(_payloads()[-1], 1)]
+    assert len(json.dumps(_response(over))) <= limit - 1
+
+
+def test_a_record_whose_response_alone_is_the_limit_is_re_put_whole_one_byte_more_is_split() -> (
+    None
+):
+    """The largest record cannot join the others; whether it is re-put as it is or split
+    depends on whether a response holding it alone would fit, to the byte."""
+    small, large = fixture("lifecycle", "connected.json"), large_metrics_export("pump-0001", 20)
+    answered = _tricky_batch([small, large], Settings(), None).outcomes
+    alone = _reserved_bytes(answered[-1:])
+
+    whole, sliced = RecordingReput(), RecordingReput()
+    fits = _tricky_batch([small, large], Settings(response_limit_bytes=alone), whole)
+    never = _tricky_batch([small, large], Settings(response_limit_bytes=alone - 1), sliced)
+
+    assert fits.outcomes[-1].reason == "re-ingested: response size limit"
+    assert [reingest.untag(p) for p in whole.payloads] == [Untagged(large, 1)]
+    assert [o.result for o in never.outcomes] == ["Ok", "Dropped"]
+    assert (fits.split, never.split) == (0, 1)
+    assert "can never fit in a Lambda response" in (never.outcomes[-1].reason or "")
+    assert all(reingest.untag(p).events for p in sliced.payloads)
