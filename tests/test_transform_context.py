@@ -8,6 +8,7 @@ fields that searches filter on (thing, name, taskStatus, check names...) past th
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import orjson
 import pytest
 
 from tests.support import (
+    fixture,
     fixture_json,
     fixture_paths,
     record_bytes,
@@ -24,6 +26,7 @@ from tests.support import (
     routed,
     transform,
 )
+from transform.config import Settings
 from transform.context import scalars_first
 
 EXTRACTION_CUTOFF = 5_000
@@ -110,3 +113,51 @@ def test_scalars_first_keeps_each_group_in_order_and_changes_nothing_else() -> N
     assert ordered == body
     flat = {"x": 1, "y": "z"}
     assert scalars_first(flat) is flat
+
+
+def _deep_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+BOTH_PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "reference"])
+
+
+@BOTH_PATHS
+def test_a_record_with_one_event_too_deep_for_orjson_still_sends_every_event(
+    fast_path: bool,
+) -> None:
+    """orjson writes 254 levels at most; one datapoint 300 deep makes the whole record take
+    the stdlib encoder, which must still frame each event on its own line, in order."""
+    message = fixture_json("metrics_export", "cloud_side_metrics.json")
+    plain = report_events(
+        transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+    )
+    message["metrics"][4]["vendor"] = _deep_list(300)
+
+    report = transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+
+    data = base64.b64decode(report.outcomes[0].data)
+    assert data.endswith(b"\n")
+    events = [json.loads(line) for line in data.split(b"\n")[:-1]]
+    assert events[4]["event"].pop("vendor") == _deep_list(300)
+    assert events == plain
+
+
+@BOTH_PATHS
+def test_time_fallbacks_are_counted_over_the_whole_batch(fast_path: bool) -> None:
+    """The count is every re-stamped event of every record (the TimeFallbacks metric), not
+    the last record's."""
+    future = fixture("metrics_export", "device_clock_in_the_future.json")
+    report = fixture_json("device_report", "metrics_only_minimal.json")
+    report["received_at"] = 0
+    payloads = [future, routed("device_report", report)]
+
+    batch = transform(payloads, settings=Settings(fast_path=fast_path))
+
+    restamped = [e for e in report_events(batch) if "time_fallback" in e["event"]]
+    assert {e["sourcetype"] for e in restamped} == {"aws:iot:defender:metric"}
+    assert {e["fields"]["origin"] for e in restamped} == {"detect-export", "device-report"}
+    assert batch.time_fallbacks == len(restamped)
