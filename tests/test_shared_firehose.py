@@ -9,6 +9,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from shared import firehose
 from shared.firehose import (
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
@@ -140,6 +141,11 @@ def test_against_moto_every_record_is_accepted() -> None:
         ("arn:aws:firehose:eu-west-1:12345:deliverystream/short-account", None),
         ("arn:aws:s3:eu-west-1:123456789012:deliverystream/not-firehose", None),
         ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/" + "x" * 65, None),
+        ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/" + "x" * 64, "x" * 64),
+        ("arn:aws:firehose:eu-west-1:1234567890123:deliverystream/s", None),
+        ("arn:aws:firehose:eu-west:123456789012:deliverystream/s", None),
+        ("arn:aws:firehose:eu-west-1:123456789012:stream/s", None),
+        ("arn:AWS:firehose:eu-west-1:123456789012:deliverystream/s", None),
         ("xarn:aws:firehose:eu-west-1:123456789012:deliverystream/s", None),
         ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/s\n", None),
         ("iot-defender-splunk", None),
@@ -244,3 +250,65 @@ def test_with_no_time_left_nothing_is_called() -> None:
     )
     assert failed == [0, 1]
     assert client.calls == []
+
+
+# PutRecordBatch's limits as the API reference states them, written out here rather than read
+# from shared.firehose, so a wrong constant there cannot agree with itself.
+RECORD_LIMIT = 1_000 * 1_024  # 1,000 KiB per record
+CALL_LIMIT = 4 * 1_024 * 1_024  # 4 MiB per call
+CALL_RECORDS = 500
+
+
+def test_a_record_of_exactly_the_record_limit_is_sent_one_byte_more_is_not() -> None:
+    client = FakeFirehose(STREAM)
+    at_limit, over = b"a" * RECORD_LIMIT, b"b" * (RECORD_LIMIT + 1)
+
+    failed, _ = _put(client, [at_limit, over])
+
+    assert failed == [1]
+    assert client.calls == [[at_limit]]
+
+
+@pytest.mark.parametrize(("extra", "calls"), [(0, 1), (1, 2)], ids=["at-the-limit", "a-byte-over"])
+def test_a_call_holds_exactly_4_mib(extra: int, calls: int) -> None:
+    """Four records at the record limit and one that tops the call up to 4 MiB, to the
+    byte: one call; a byte more and the last record waits for the next call."""
+    payloads = [bytes([65 + i]) * RECORD_LIMIT for i in range(4)]
+    payloads.append(b"e" * (CALL_LIMIT - 4 * RECORD_LIMIT + extra))
+    client = FakeFirehose(STREAM)
+
+    failed, _ = _put(client, payloads)
+
+    assert failed == []
+    assert len(client.calls) == calls
+    assert [p for call in client.calls for p in call] == payloads
+
+
+@pytest.mark.parametrize(("count", "calls"), [(500, [500]), (501, [500, 1])])
+def test_a_call_holds_exactly_500_records(count: int, calls: list[int]) -> None:
+    client = FakeFirehose(STREAM)
+    failed, _ = _put(client, [b"%d" % i for i in range(count)])
+    assert failed == []
+    assert [len(call) for call in client.calls] == calls
+
+
+@pytest.mark.parametrize(
+    ("jitter", "curve"),
+    [
+        (0.0, [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]),  # half of each step, the least
+        (1.0, [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]),  # the whole step, capped at max_delay
+    ],
+    ids=["least-jitter", "most-jitter"],
+)
+def test_the_backoff_doubles_from_the_base_delay_up_to_the_cap_with_jitter_halving_it(
+    monkeypatch: pytest.MonkeyPatch, jitter: float, curve: list[float]
+) -> None:
+    """Throttled callers back off apart (jitter) but never wait past max_delay: the waits
+    between eight attempts at the defaults (50 ms base, 2 s cap)."""
+    monkeypatch.setattr(firehose.random, "random", lambda: jitter)
+    client = FakeFirehose(STREAM, failures={b"a": 100})
+
+    failed, sleeps = _put(client, [b"a"])
+
+    assert failed == [0]
+    assert sleeps == pytest.approx(curve)
