@@ -9,7 +9,6 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from shared import firehose
 from shared.firehose import (
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
@@ -305,7 +304,7 @@ def test_the_backoff_doubles_from_the_base_delay_up_to_the_cap_with_jitter_halvi
 ) -> None:
     """Throttled callers back off apart (jitter) but never wait past max_delay: the waits
     between eight attempts at the defaults (50 ms base, 2 s cap)."""
-    monkeypatch.setattr(firehose.random, "random", lambda: jitter)
+    monkeypatch.setattr("random.random", lambda: jitter)
     client = FakeFirehose(STREAM, failures={b"a": 100})
 
     failed, sleeps = _put(client, [b"a"])

@@ -26,10 +26,11 @@ from tests.support import (
     routed,
     transform,
 )
-from transform import batch, reingest
+from transform import reingest
 from transform.batch import SLICE_BYTES, BatchReport, InputRecord, Outcome, Reput, transform_batch
 from transform.config import Settings
 from transform.context import RecordContext
+from transform.decoders import decode_record
 from transform.reingest import Untagged
 from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
 
@@ -319,14 +320,14 @@ def test_a_decoder_bug_costs_its_record_alone_and_is_reported_with_its_traceback
     """No realistic input reaches this branch (tests/test_properties.py asserts that no
     damaged sample ever yields internal_error), so a decoder bug is simulated: it raises
     after emitting an event, on the export only."""
-    real_decode = batch.decode_record
+    real_decode = decode_record
 
     def buggy(data: bytes, ctx: RecordContext) -> None:
         real_decode(data, ctx)
         if ctx.events and ctx.events[0]["sourcetype"] == METRIC:
             raise KeyError("dimension")
 
-    monkeypatch.setattr(batch, "decode_record", buggy)
+    monkeypatch.setattr("transform.batch.decode_record", buggy)
     export = fixture("metrics_export", "with_dimension.json")
     lifecycle = fixture("lifecycle", "connected.json")
 

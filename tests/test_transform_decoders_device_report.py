@@ -231,7 +231,7 @@ def test_at_the_caps_nothing_is_reported() -> None:
 
 
 def _short_report_without_totals() -> dict[str, Any]:
-    report = fixture_json("device_report", "short_names_full.json")
+    report: dict[str, Any] = fixture_json("device_report", "short_names_full.json")
     del report["met"]["tc"]["ec"]["t"], report["met"]["tp"]["t"], report["met"]["up"]["t"]
     return report
 
