@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from shared.firehose import put_records
@@ -27,7 +30,15 @@ from tests.support import (
     transform,
 )
 from transform import reingest
-from transform.batch import SLICE_BYTES, BatchReport, InputRecord, Outcome, Reput, transform_batch
+from transform.batch import (
+    SLICE_BYTES,
+    BatchReport,
+    InputRecord,
+    Outcome,
+    Reput,
+    _slices,
+    transform_batch,
+)
 from transform.config import Settings
 from transform.context import RecordContext
 from transform.decoders import decode_record
@@ -422,6 +433,7 @@ def test_a_response_of_exactly_the_limit_is_answered_whole_one_byte_less_is_not(
 
     assert at_limit.outcomes == answered
     assert [o.result for o in over.outcomes] == ["Ok", "Ok", "Ok", "Ok", "Dropped"]
+    assert (over.count("Ok"), over.count("Dropped"), over.count("ProcessingFailed")) == (4, 1, 0)
     assert over.outcomes[-1].reason == "re-ingested: response size limit"
     assert [reingest.untag(p) for p in reput.payloads] == [Untagged(_payloads()[-1], 1)]
     assert len(json.dumps(_response(over))) <= limit - 1
@@ -446,3 +458,74 @@ def test_a_record_whose_response_alone_is_the_limit_is_re_put_whole_one_byte_mor
     assert (fits.split, never.split) == (0, 1)
     assert "can never fit in a Lambda response" in (never.outcomes[-1].reason or "")
     assert all(reingest.untag(p).events for p in sliced.payloads)
+
+
+def test_a_slice_coming_back_is_sent_as_it_was_and_counted_by_sourcetype() -> None:
+    lines = b"".join(
+        json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        for event in outcome_events(
+            transform([fixture("metrics_export", "with_dimension.json")]).outcomes[0]
+        )
+    )
+
+    report = transform([reingest.tag_events(lines, 1)])
+
+    assert base64.b64decode(report.outcomes[0].data) == lines
+    assert report.events_by_sourcetype == Counter({METRIC: lines.count(b"\n")})
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        b'{"time":1795165961.0,"sourcetype":"main","event":{}}\n',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}\nnot json\n',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}\n'
+        b'{"time":1795165961.0,"sourcetype":"main","event":{}}',
+        b'["aws:iot:defender:metric"]\n',
+        b"",
+    ],
+    ids=[
+        "unknown-sourcetype",
+        "a-line-not-json",
+        "no-final-newline",
+        "last-line-unchecked-without-its-newline",
+        "not-an-event",
+        "empty",
+    ],
+)
+def test_a_slice_that_is_not_the_events_it_was_is_kept_as_one_unparsed_event(lines: bytes) -> None:
+    """Only this Lambda tags slices, so one that does not hold our HEC events is a bug (or
+    someone else's record): it is never sent as events, which could choose an index."""
+    report = transform([reingest.tag_events(lines, 1)])
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "internal_error"}
+    assert event["event"]["reason"] == "a re-put slice of events is not the HEC events it was"
+    assert event["event"]["payload"].encode() == lines
+
+
+@pytest.mark.property
+@given(
+    lines=st.lists(
+        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=30
+    ),
+    limit=st.integers(min_value=1, max_value=120),
+)
+def test_slices_hold_every_event_once_in_order_each_as_full_as_the_limit_allows(
+    lines: list[bytes], limit: int
+) -> None:
+    """How an output that can never fit a response is cut: each slice within the limit, as
+    few slices as the order allows (each is full: its next event would not have fitted),
+    and nothing at all when one event alone is over the limit (it could never be re-put)."""
+    payload = b"".join(lines)
+
+    slices = list(_slices(payload, limit))
+
+    if any(len(line) > limit for line in lines):
+        assert slices == []
+        return
+    assert b"".join(slices) == payload
+    assert all(len(piece) <= limit for piece in slices)
+    for piece, following in itertools.pairwise(slices):
+        assert len(piece) + len(following.split(b"\n", 1)[0]) + 1 > limit
