@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import boto3
@@ -268,12 +269,13 @@ def test_a_record_of_exactly_the_record_limit_is_sent_one_byte_more_is_not() -> 
     assert client.calls == [[at_limit]]
 
 
-@pytest.mark.parametrize(("extra", "calls"), [(0, 1), (1, 2)], ids=["at-the-limit", "a-byte-over"])
+@pytest.mark.parametrize(("extra", "calls"), [(0, 2), (1, 3)], ids=["at-the-limit", "a-byte-over"])
 def test_a_call_holds_exactly_4_mib(extra: int, calls: int) -> None:
-    """Four records at the record limit and one that tops the call up to 4 MiB, to the
-    byte: one call; a byte more and the last record waits for the next call."""
-    payloads = [bytes([65 + i]) * RECORD_LIMIT for i in range(4)]
-    payloads.append(b"e" * (CALL_LIMIT - 4 * RECORD_LIMIT + extra))
+    """Twice: four records at the record limit and one that tops the call up to 4 MiB, to
+    the byte, are two calls; a byte more in each and the records spill into a third."""
+    call = [bytes([65 + i]) * RECORD_LIMIT for i in range(4)]
+    call.append(b"e" * (CALL_LIMIT - 4 * RECORD_LIMIT + extra))
+    payloads = call + [payload.lower() for payload in call]
     client = FakeFirehose(STREAM)
 
     failed, _ = _put(client, payloads)
@@ -311,3 +313,60 @@ def test_the_backoff_doubles_from_the_base_delay_up_to_the_cap_with_jitter_halvi
 
     assert failed == [0]
     assert sleeps == pytest.approx(curve)
+
+
+def test_a_count_of_no_failures_is_trusted_without_entries() -> None:
+    """The count is the API's own summary: zero failed means all were accepted, even when
+    the per-record entries are missing (a duplicate retry would be the only gain)."""
+    client = Answering(lambda n: {"FailedPutCount": 0})
+    failed, _ = _put(client, [b"a", b"b"])
+    assert failed == []
+    assert client.calls == [[b"a", b"b"]]
+
+
+@pytest.mark.parametrize("count", [True, -1, "1", 1.0], ids=["bool", "negative", "text", "float"])
+def test_a_count_that_is_not_a_count_proves_nothing(count: object) -> None:
+    """Then the entries decide: all accepted is accepted; without entries, nothing is."""
+    with_entries = Answering(lambda n: {"FailedPutCount": count, "RequestResponses": _ids(n)})
+    without = Answering(lambda n: {"FailedPutCount": count})
+
+    assert _put(with_entries, [b"a"], max_attempts=2)[0] == []
+    assert _put(without, [b"a"], max_attempts=2)[0] == [0]
+    assert (len(with_entries.calls), len(without.calls)) == (1, 2)
+
+
+def test_without_call_seconds_a_call_may_start_at_the_deadline_itself() -> None:
+    """call_seconds defaults to 0: with a deadline alone, only backoffs are bounded."""
+    client = FakeFirehose(STREAM)
+    failed = put_records(client, STREAM, [b"a"], deadline=5.0, clock=lambda: 5.0)
+    assert failed == []
+    assert client.calls == [[b"a"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "logged"),
+    [
+        (
+            lambda n: {"FailedPutCount": 2, "RequestResponses": [{"ErrorCode": "E"}, *_ids(n - 1)]},
+            "PutRecordBatch reported 2 failed but 1 entries show it; retrying all 3",
+        ),
+        (lambda n: "OK", "PutRecordBatch answered str, not a response"),
+    ],
+    ids=["count-over-entries", "not-a-response"],
+)
+def test_an_answer_retried_whole_says_why_in_the_log(
+    answer: Any, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.firehose"):
+        _put(Answering(answer), [b"a", b"b", b"c"], max_attempts=1)
+    assert [record.getMessage() for record in caplog.records] == [logged]
+
+
+def test_a_failed_call_says_how_many_records_and_why_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.firehose"):
+        _put(FakeFirehose(STREAM, raises=1), [b"a", b"b"], max_attempts=1)
+    assert [record.getMessage() for record in caplog.records] == [
+        "PutRecordBatch of 2 records failed: ServiceUnavailableException: the call itself failed"
+    ]
