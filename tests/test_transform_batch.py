@@ -529,3 +529,19 @@ def test_slices_hold_every_event_once_in_order_each_as_full_as_the_limit_allows(
     assert all(len(piece) <= limit for piece in slices)
     for piece, following in itertools.pairwise(slices):
         assert len(piece) + len(following.split(b"\n", 1)[0]) + 1 > limit
+
+
+def test_data_that_is_not_even_text_is_kept_exactly_as_base64() -> None:
+    """A data string holding a lone surrogate (JSON allows one) has no UTF-8 form: its exact
+    code units are kept, as base64, so nothing of what came is lost."""
+    data = "eyJh\ud800IjoxfQ=="
+    record = InputRecord("record-1", data, ARRIVAL_MS)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["payload_encoding"] == "base64"
+    assert base64.b64decode(event["event"]["payload"]) == data.encode("utf-8", "surrogatepass")
