@@ -19,6 +19,10 @@ def _request(action: str, *, dry_run: bool = False, **params: Any) -> Request:
     return Request(action, "req-7f3a", "soar:playbook-quarantine", "exfiltration", dry_run, params)
 
 
+def _mitigation(key: dict[str, str]) -> Request:
+    return Request("remediate_audit_finding", "req-7f3a", "soar", "shared certificate", False, key)
+
+
 def _records(request: Request, *targets: Target) -> list[dict[str, Any]]:
     return [
         json.loads(record)
@@ -33,7 +37,8 @@ def _records(request: Request, *targets: Target) -> list[dict[str, Any]]:
 
 
 def test_a_quarantined_thing_is_one_record_holding_what_was_done_to_it() -> None:
-    before, after = {"groups": []}, {"groups": ["iot-defender-quarantine"]}
+    before: dict[str, Any] = {"groups": []}
+    after: dict[str, Any] = {"groups": ["iot-defender-quarantine"]}
     target = Target(OK, "quarantined pump-0017", {"thing_name": "pump-0017"}, before, after)
 
     (record,) = _records(_request("quarantine_thing", thing_name="pump-0017"), target)
@@ -107,7 +112,7 @@ def test_a_certificate_target_is_named_by_its_id() -> None:
 
 def test_a_mitigation_names_its_audit_target() -> None:
     key = {"task_id": "t-1", "check_name": "DEVICE_CERTIFICATE_SHARED_CHECK"}
-    request = _request("remediate_audit_finding", **key)
+    request = _mitigation(key)
     (record,) = _records(request, Target(OK, "m", dict(key)))
     assert record["target"] == {"auditTarget": key}
 
