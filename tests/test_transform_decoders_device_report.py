@@ -313,3 +313,15 @@ def test_schema_violations_say_they_come_from_a_device_report(
     assert unparsed["fields"] == {"reason_code": "schema_violation", "input_kind": "device_report"}
     assert unparsed["event"]["input_kind"] == "device_report"
     assert reason_part in unparsed["event"]["reason"]
+
+
+def test_a_vendor_extension_in_the_report_changes_none_of_its_metrics() -> None:
+    """Agents add their own fields (here a list of plain values); the report's metrics are
+    the same as without them."""
+    report = fixture_json("device_report", "short_names_full.json")
+    plain = report_events(transform([routed("device_report", report)]))
+    report["met"]["vendor_ext"] = [1, "eth0", None]
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    assert events == plain
