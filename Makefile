@@ -136,14 +136,16 @@ test: lint typecheck unit test-py313 template-lint sam-build package-check dashb
 bench: $(STAMP) ## throughput, memory and cold-start figures of the transform Lambda
 	$(PY) -m bench.transform_bench
 
-# Mutation testing (pyproject's [tool.mutmut]): minutes, so not part of `make test`. Always from
+# Mutation testing (pyproject's [tool.mutmut]): long, so not part of `make test`. Always from
 # scratch, as mutmut keeps a survivor's verdict even after a test changes. MUTATE narrows it to
-# some mutants (mutmut's names, globs allowed), e.g. MUTATE='transform.timestamps.*'.
+# some mutants (mutmut's names, globs allowed), e.g. MUTATE='transform.timestamps.*'; each
+# mutant runs the property tests with MUTATION_EXAMPLES examples.
 MUTATION_JOBS ?= 2
+MUTATION_EXAMPLES ?= 50
 MUTATE ?=
 mutation: $(STAMP) ## mutmut over the transform core, shared/ and respond/: score per module, survivors
 	rm -rf mutants
-	HYPOTHESIS_EXAMPLES=100 $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTATE)
+	HYPOTHESIS_EXAMPLES=$(MUTATION_EXAMPLES) $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTATE)
 	$(PY) -m devtools.mutation_report
 
 # What `iot-defender-splunk capacity` sizes with: the transform on representative messages
