@@ -9,11 +9,14 @@ from __future__ import annotations
 import cProfile
 import gc
 import json
+import os
 import pstats
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +27,7 @@ from transform import validation
 
 Doc = dict[str, Any]
 
-IMPORT_RUNS: Final = 5
+IMPORT_RUNS: Final = 9
 ROOT: Final = Path(__file__).resolve().parent.parent
 
 
@@ -88,10 +91,12 @@ def child_main(kind: str, size: str) -> None:
     print(json.dumps(report))
 
 
-def _run_python(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _run_python(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """This interpreter, from the repository root, so ``transform`` imports as in the tests."""
     command = [sys.executable, *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter and module
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603 - our own interpreter and module
 
 
 def child_json(args: list[str]) -> Doc | None:
@@ -113,16 +118,40 @@ _IMPORT_SNIPPET: Final = (
 )
 
 
-def measure_import_ms(runs: int = IMPORT_RUNS) -> list[float]:
-    """Import time of the handler module, each in a fresh interpreter (nothing preloaded)."""
-    times = []
-    for _ in range(runs):
-        result = _run_python(["-c", _IMPORT_SNIPPET])
-        if result.returncode == 0:
-            times.append(float(result.stdout.strip().splitlines()[-1]) * 1000)
-        else:
-            print(f"  import child failed: {result.stderr[-500:]}")
+@dataclass(frozen=True)
+class ImportTimes:
+    """Import of the handler in fresh interpreters, two ways, run by run in turn so a burst of
+    load on a shared machine slows both alike.
+
+    ``source``: with this environment's bytecode settings (PYTHONDONTWRITEBYTECODE: the repo's
+    own modules compiled from source every time, as in a Lambda artefact with no .pyc files).
+    ``bytecode``: every module's bytecode cached first (a private PYTHONPYCACHEPREFIX, one
+    unmeasured run), as Lambda would load an artefact built with compiled .pyc files.
+    """
+
+    source: list[float]
+    bytecode: list[float]
+
+
+def measure_import_ms(runs: int = IMPORT_RUNS) -> ImportTimes:
+    times = ImportTimes(source=[], bytecode=[])
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
+        compiled = {**os.environ, "PYTHONPYCACHEPREFIX": cache}
+        compiled.pop("PYTHONDONTWRITEBYTECODE", None)
+        _import_ms(compiled)
+        for _ in range(runs):
+            times.source.extend(_import_ms(None))
+            times.bytecode.extend(_import_ms(compiled))
     return times
+
+
+def _import_ms(env: dict[str, str] | None) -> list[float]:
+    """One fresh interpreter's import time: one figure, or none if the child failed."""
+    result = _run_python(["-c", _IMPORT_SNIPPET], env=env)
+    if result.returncode != 0:
+        print(f"  import child failed: {result.stderr[-500:]}")
+        return []
+    return [float(result.stdout.strip().splitlines()[-1]) * 1000]
 
 
 def first_call_main() -> None:

@@ -293,7 +293,7 @@ class Batch:
     size: str
     event: Doc
     records: int
-    input_bytes: int  # decoded record bytes: what MB/s is measured on
+    input_bytes: int  # decoded record bytes: what ms/MB is measured on
     request_bytes: int  # json.dumps(event): what Lambda receives
 
 

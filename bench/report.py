@@ -12,6 +12,7 @@ import time
 from importlib import metadata
 from typing import Any, Final
 
+from bench.fresh import ImportTimes
 from bench.inputs import SEED, SIZES, Batch
 from bench.timing import REPEATS, CaseResult, Outcome
 from transform import validation
@@ -50,8 +51,8 @@ def print_header() -> None:
     packages = ("aws-lambda-powertools", "orjson", "jsonschema-rs", "msgspec", "pybase64")
     print("; ".join(f"{name} {_version(name)}" for name in packages))
     print(f"seed {SEED}; median of {REPEATS} wall-clock calls (perf_counter), implementations")
-    print("interleaved call by call; MB = 10^6 bytes;")
-    print("MB/s = decoded record bytes per second; stdout sent to /dev/null while timing")
+    print("interleaved call by call; MB = 10^6 bytes; ms/MB = milliseconds per MB of decoded")
+    print("record bytes; stdout sent to /dev/null while timing")
     print()
 
 
@@ -69,9 +70,9 @@ def print_inputs(batches: list[Batch], build_seconds: dict[str, float]) -> None:
 
 def _outcome_row(label: str, case: CaseResult, outcome: Outcome, ratio: str) -> str:
     rate = case.rate(outcome)
-    mbps = case.batch.input_bytes / MB / outcome.seconds
+    ms_per_mb = outcome.seconds * 1000 / (case.batch.input_bytes / MB)
     return (
-        f"{label:<24}{outcome.seconds * 1000:>9.1f}{rate:>11,.0f}{mbps:>8.1f}"
+        f"{label:<24}{outcome.seconds * 1000:>9.1f}{rate:>11,.0f}{ms_per_mb:>8.1f}"
         f"{outcome.events:>9,}{outcome.ok:>7,}{outcome.dropped:>8,}{outcome.reingested:>7,}"
         f"{outcome.failed:>6,}{outcome.response_bytes:>12,}{ratio:>8}"
     )
@@ -85,7 +86,7 @@ def print_throughput(cases: list[CaseResult]) -> None:
     print("  ref   = full, on the reference decoders alone (no fast path); its ratio column")
     print("          is full/ref, the fast path's own speed-up")
     print(
-        f"{'case / impl':<24}{'med ms':>9}{'records/s':>11}{'MB/s':>8}{'events':>9}{'Ok':>7}"
+        f"{'case / impl':<24}{'med ms':>9}{'records/s':>11}{'ms/MB':>8}{'events':>9}{'Ok':>7}"
         f"{'Dropped':>8}{'Reing':>7}{'Fail':>6}{'resp bytes':>12}{'ratio':>8}"
     )
     for case in cases:
@@ -122,11 +123,16 @@ def print_rss(rss: dict[str, Doc | None]) -> None:
     print()
 
 
-def print_cold_start(import_ms: list[float], first: Doc | None) -> None:
-    print(f"Cold start (fresh interpreter, {len(import_ms)} runs)")
-    runs = ", ".join(f"{ms:.1f}" for ms in import_ms)
+def _import_row(label: str, import_ms: list[float]) -> None:
+    runs = ", ".join(f"{ms:.1f}" for ms in sorted(import_ms))
     median = f"{statistics.median(import_ms):.1f} ms" if import_ms else "n/a"
-    print(f"  import transform.handler: median {median}  (runs: {runs})")
+    print(f"  import transform.handler, {label}: median {median}  (runs, sorted: {runs})")
+
+
+def print_cold_start(import_ms: ImportTimes, first: Doc | None) -> None:
+    print(f"Cold start (fresh interpreters, {len(import_ms.source)} runs each way, in turn)")
+    _import_row("repo modules from source", import_ms.source)
+    _import_row("every module from cached bytecode", import_ms.bytecode)
     if first is not None:
         extra = (first["first"] - first["second"]) * 1000
         print(

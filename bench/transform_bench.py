@@ -53,7 +53,7 @@ def bench_main() -> None:
     report.print_rss(rss)
     report.print_cold_start(import_ms, first_call)
     report.print_validation(batches[0])
-    report.print_targets(cases, import_ms, rss)
+    report.print_targets(cases, import_ms.source, rss)
     license_bytes.print_license_targets(licensed)
 
 

@@ -142,3 +142,24 @@ def test_the_transform_ships_the_fast_path_wheels_for_the_lambda_runtime(distrib
         assert platform.startswith("manylinux"), tag
         assert platform.endswith("aarch64"), tag
     assert list((root / distribution).rglob("*.cpython-313-aarch64-linux-gnu.so"))
+
+
+# CPython 3.13's bytecode magic (importlib.util.MAGIC_NUMBER there), and PEP 552's flags for a
+# hash-based .pyc checked against its source: bit 0 hash-based, bit 1 check_source.
+CPYTHON_313_MAGIC = b"\xf3\r\r\n"
+CHECKED_HASH_FLAGS = 0b11
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_module_ships_checked_bytecode_for_the_lambda_runtime(function: str) -> None:
+    """/var/task is read-only: a module without its .pyc is compiled again on every cold start,
+    and a timestamp-checked .pyc would be stale under the zip's file times."""
+    root = artefact(function)
+    sources = [path for path in root.rglob("*.py") if "__pycache__" not in path.parts]
+    assert sources
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        assert compiled.is_file(), source.relative_to(root)
+        header = compiled.read_bytes()[:8]
+        assert header[:4] == CPYTHON_313_MAGIC, compiled
+        assert int.from_bytes(header[4:8], "little") == CHECKED_HASH_FLAGS, compiled

@@ -4,10 +4,12 @@ re-ingested (bounded), an output that can never fit is split, and nothing is eve
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import itertools
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -545,3 +547,45 @@ def test_data_that_is_not_even_text_is_kept_exactly_as_base64() -> None:
     assert event["fields"] == {"reason_code": "invalid_base64"}
     assert event["event"]["payload_encoding"] == "base64"
     assert base64.b64decode(event["event"]["payload"]) == data.encode("utf-8", "surrogatepass")
+
+
+class CollectorWatch(RecordingReput):
+    """A re-put that notes whether the cyclic collector ran during the batch, which calls it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_enabled: list[bool] = []
+
+    def __call__(self, payloads: list[bytes]) -> list[int]:
+        self.collector_enabled.append(gc.isenabled())
+        return super().__call__(payloads)
+
+
+def test_the_collector_pauses_during_a_batch_and_resumes_after() -> None:
+    payloads = [large_metrics_export(f"pump-{i:04d}", 20) for i in range(10)]
+    watch = CollectorWatch()
+
+    transform(payloads, settings=SMALL_LIMIT, reput=watch)
+
+    assert watch.collector_enabled == [False]
+    assert gc.isenabled()
+
+
+def test_the_collector_resumes_when_a_batch_raises() -> None:
+    class Unreadable(list[InputRecord]):
+        def __iter__(self) -> Iterator[InputRecord]:
+            raise RuntimeError("records unreadable")
+
+    with pytest.raises(RuntimeError, match="records unreadable"):
+        transform_batch(Unreadable(), settings=Settings(), stream_source="s", now=0.0, reput=None)
+
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_the_caller_stays_disabled() -> None:
+    gc.disable()
+    try:
+        transform([large_metrics_export("pump-0001", 5)], reput=RecordingReput())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

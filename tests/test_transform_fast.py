@@ -121,6 +121,28 @@ ADVERSARIAL: dict[str, list[bytes]] = {
         export(item(timestamp=10**13 * 10)),
     ],
     "all_duplicates_of_an_earlier_record": [export(item()), export(item())],
+    # No repeats within the first record but three versions: what it sent must be each one's.
+    "distinct_versions_none_repeated": [
+        export(item(version=1), item(thing="meter_9", version=3), item(thing="valve-2", version=0)),
+        export(
+            item(version=2),
+            item(thing="meter_9", version=2),
+            item(thing="valve-2", version=0),
+            item(thing="valve-2", version=1),
+        ),
+    ],
+    "some_keys_sent_by_an_earlier_record": [
+        export(item(), item(thing="meter_9")),
+        export(item(thing="meter_9", version=2), item(thing="valve-2"), item(version=1)),
+    ],
+    "route_spelled_with_an_escape": [
+        export(item("meter_9")).replace(b'"detect-export"', b'"detect\\u002dexport"'),
+        export(item()),
+    ],
+    "a_valid_thing_name_then_one_with_a_newline": [
+        export(item()),
+        export(item(thing="pump-0017\n")),
+    ],
 }
 
 
@@ -143,6 +165,28 @@ def test_the_fast_path_takes_what_detect_sends() -> None:
     assert events == 2
     report = assert_paths_agree([record], Settings())
     assert base64.b64decode(report.outcomes[0].data) == lines
+
+
+@pytest.mark.parametrize(
+    "case", ["distinct_versions_none_repeated", "some_keys_sent_by_an_earlier_record"]
+)
+def test_the_fast_path_takes_every_record_of_the_deduplication_cases(case: str) -> None:
+    """Else those cases would test the reference path against itself."""
+    state = invocation()
+    assert all(fast_metrics_export.transform(record, state) for record in ADVERSARIAL[case])
+
+
+def test_known_thing_names_are_bounded_and_only_ever_names_that_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fast_metrics_export, "MAX_KNOWN_THINGS", 2)
+    monkeypatch.setattr(fast_metrics_export, "_known_things", set())
+    state = invocation()
+    assert fast_metrics_export.transform(export(item("pump-1"), item("pump-2")), state)
+    assert fast_metrics_export.transform(export(item("pump-3"), item("pump\n")), state) is None
+    assert fast_metrics_export._known_things == {"pump-1", "pump-2"}
+    assert fast_metrics_export.transform(export(item("pump-3")), state)
+    assert fast_metrics_export._known_things == {"pump-3"}
 
 
 @pytest.mark.parametrize(

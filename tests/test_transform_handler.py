@@ -349,6 +349,27 @@ def test_importing_the_handler_reads_no_setting() -> None:
     assert run.stdout.startswith("refused: SPLUNK_INDEX")
 
 
+def test_importing_the_handler_loads_no_schema_validator_until_one_is_needed() -> None:
+    """jsonschema-rs (and the email, socket and decimal modules it pulls in) costs cold-start
+    time a batch the fast path takes entirely never needs: it loads with the first checker,
+    which still validates."""
+    code = (
+        "import sys, transform.handler, transform.validation as v\n"
+        "print('jsonschema_rs' in sys.modules, 'email.utils' in sys.modules)\n"
+        "print(v.checker('sns')({}) is not None, 'jsonschema_rs' in sys.modules)\n"
+    )
+    run = subprocess.run(  # noqa: S603 - this interpreter, importing the repo's own module
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "False", "True", "True"]
+
+
 def test_a_handler_made_with_a_runtime_uses_its_settings_and_client() -> None:
     """The injected client takes the re-puts and the injected settings shape the events, however
     the environment is set: nothing falls back to the container's own."""

@@ -17,6 +17,8 @@ never push another record out:
 from __future__ import annotations
 
 import binascii
+import contextlib
+import gc
 import json
 import operator
 import traceback
@@ -114,6 +116,34 @@ def transform_batch(
     reput: Reput | None,
 ) -> BatchReport:
     """Transform a batch; ``reput`` is None when the stream is unknown (nothing can be re-put)."""
+    with _collector_paused():
+        return _transform_batch(records, settings, stream_source, now, reput)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a batch, restored however it ends.
+
+    A batch allocates tens of thousands of short-lived objects that reference counting frees;
+    the collector's passes over them cost ~8% of a 3 MB Detect-export batch and grow with it.
+    What a batch leaves in cycles (a traceback or two) is collected once it is enabled again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _transform_batch(
+    records: Sequence[InputRecord],
+    settings: Settings,
+    stream_source: str,
+    now: float,
+    reput: Reput | None,
+) -> BatchReport:
     invocation = Invocation(settings=settings, now=now, stream_source=stream_source)
     if settings.fast_path:
         decode64, encode64 = codec.fast_b64decode, codec.fast_b64encode

@@ -18,6 +18,7 @@ same per-invocation versions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Sequence
@@ -47,10 +48,22 @@ _ENVELOPE: Final = msgspec.json.Decoder(RuleEnvelope)
 _EXPORT: Final = msgspec.json.Decoder(MetricsExport)
 _ENCODER: Final = msgspec.json.Encoder()
 _REFUSED: Final = (msgspec.ValidationError, msgspec.DecodeError)
+# The route as the rule writes it. Base64 holds no quote, so other kinds' payloads cannot
+# contain it; a route spelled with escapes is left to the reference path, like any refusal.
+_ROUTE: Final = b'"detect-export"'
+
+# Thing names and timestamps recur from record to record (one fleet, one export schedule), so
+# the verdicts on them are kept for the container's life. Both are pure functions of the
+# value; the bounds keep a large fleet from growing the memory without limit.
+MAX_KNOWN_THINGS: Final = 10_000
+_known_things: set[str] = set()
+_seconds: Final = functools.lru_cache(maxsize=4096, typed=True)(epoch_seconds)
 
 
 def transform(raw: bytes, invocation: Invocation) -> tuple[bytes, int] | None:
     """The record's HEC lines and how many events they hold; None when it is not for us."""
+    if _ROUTE not in raw:  # a substring search spares other kinds a refused decode
+        return None
     export = _export(raw)
     if export is None:
         return None
@@ -76,7 +89,7 @@ def _export(raw: bytes) -> MetricsExport | None:
     if _ENCODER.encode(export) != payload:
         return None
     items = export.metrics
-    if not all(map(THING_NAME.fullmatch, {item.thing for item in items})):
+    if not _valid_things({item.thing for item in items}):
         return None
     # metricValue's minProperties 1. In bytes that are their own canonical encoding, with
     # every key one of the structures' own, this text can only be an empty "value" object.
@@ -85,11 +98,22 @@ def _export(raw: bytes) -> MetricsExport | None:
     return export
 
 
+def _valid_things(things: set[str]) -> bool:
+    """Whether every name matches THING_NAME; only names not already known are matched."""
+    unknown = things - _known_things
+    if not all(map(THING_NAME.fullmatch, unknown)):
+        return False
+    if len(_known_things) + len(unknown) > MAX_KNOWN_THINGS:
+        _known_things.clear()
+    _known_things.update(unknown)
+    return True
+
+
 def _plausible_seconds(items: Sequence[Metric], latest: float) -> dict[object, float] | None:
     """Epoch seconds of each distinct timestamp, or None if any would need a fallback time."""
     seconds_of: dict[object, float] = {}
     for raw in {item.timestamp for item in items}:
-        seconds = epoch_seconds(raw)
+        seconds = _seconds(raw)
         if seconds is None or not EARLIEST_PLAUSIBLE <= seconds <= latest:
             return None
         seconds_of[raw] = seconds
@@ -116,20 +140,47 @@ def _deduplicated(
 ) -> list[Metric]:
     """Each datapoint once, at its highest version, in first-seen order (the reference rule).
 
-    Only the contested datapoints (repeated in this record, or already sent by an earlier
-    one) go through the reference decoder's loop; the rest is C-level dict and set work.
+    A key tuple's hash is recomputed on every lookup by key, and is most of the cost here. The
+    usual record repeats none of its datapoints, none was sent by an earlier record, and all
+    have one version: its keys are hashed once, into ``last``, and the set and dict work after
+    reuses the hashes held there. Only contested datapoints take the reference decoder's loop.
     """
+    if not items:
+        return []
     versions = [0 if item.version is UNSET else item.version for item in items]
     last = dict(zip(keys, range(len(keys)), strict=True))
-    contested = sent.keys() & last.keys()
+    if len(last) < len(keys):
+        contested = sent.keys() & last.keys()
+    else:  # no key repeats in this record
+        record = set(last)
+        unsent = record.difference(sent)
+        if len(unsent) == len(keys):  # and none was sent before
+            if versions.count(versions[0]) == len(versions):
+                sent.update(dict.fromkeys(last, versions[0]))
+            else:
+                sent.update(zip(keys, versions, strict=True))
+            return list(items)
+        contested = record.difference(unsent)
+    return _contested(items, keys, versions, last=last, contested=contested, sent=sent)
+
+
+def _contested(
+    items: Sequence[Metric],
+    keys: list[MetricKey],
+    versions: list[int],
+    *,
+    last: dict[MetricKey, int],
+    contested: set[MetricKey],
+    sent: dict[MetricKey, int],
+) -> list[Metric]:
+    """The contested datapoints (``contested``: already sent by an earlier record; and any that
+    repeat in this one) through the reference decoder's loop; the rest merged at once."""
     repeats: set[int] = set()
     if len(last) < len(keys):  # the positions that are not their key's last are repeats
         repeats = set(range(len(keys))).difference(last.values())
         contested.update(map(keys.__getitem__, repeats))
     previous = {key: sent.pop(key) for key in contested if key in sent}
     sent.update(zip(keys, versions, strict=True))
-    if not contested:
-        return list(items)
     for key in contested:
         del sent[key]
     sent.update(previous)
