@@ -33,6 +33,7 @@ class ModuleResult:
     module: str
     statuses: Counter[str] = field(default_factory=Counter)
     missed: set[str] = field(default_factory=set)  # equivalent ones too
+    not_run: set[str] = field(default_factory=set)
     alive: list[str] = field(default_factory=list)  # missed and not listed as equivalent
 
     @property
@@ -79,6 +80,8 @@ def _module_result(meta: Path, mutants_dir: Path, equivalent: dict[str, str]) ->
     for name, exit_code in sorted(exit_codes.items(), key=lambda item: _natural(item[0])):
         status = status_by_exit_code[exit_code]
         result.statuses[status] += 1
+        if status == NOT_RUN:
+            result.not_run.add(name)
         if status in MISSED:
             result.missed.add(name)
             if name not in equivalent:
@@ -93,9 +96,9 @@ def _natural(name: str) -> tuple[str, int]:
 
 
 def stale_equivalents(results: list[ModuleResult], equivalent: dict[str, str]) -> list[str]:
-    """Listed equivalents of the modules here that did not survive: killed, or renumbered
-    (mutmut numbers a function's mutants afresh when its code changes), so the list is out of
-    date."""
+    """Listed equivalents of the modules here that did not survive (and are not still to
+    run): killed, or renumbered (mutmut numbers a function's mutants afresh when its code
+    changes), so the list is out of date."""
     modules = {result.module.removesuffix(".py").replace("/", ".") for result in results}
     missed = {name for result in results for name in result.missed}
     return sorted(name for name in equivalent if _module_of(name) in modules and name not in missed)

@@ -162,3 +162,14 @@ def test_help_says_what_it_reads(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "--mutants" in out
     assert "--fail-under" in out
+
+
+def test_an_equivalent_not_run_yet_is_not_called_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _results(tmp_path / "mutants", "transform/reingest.py", {"x_tag__mutmut_10": NOT_RUN})
+    _pyproject(tmp_path, {"transform.reingest.x_tag__mutmut_10": "ascii is ASCII"})
+
+    _report(tmp_path)
+
+    assert "not surviving" not in capsys.readouterr().out
