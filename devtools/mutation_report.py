@@ -100,8 +100,10 @@ def stale_equivalents(results: list[ModuleResult], equivalent: dict[str, str]) -
     run): killed, or renumbered (mutmut numbers a function's mutants afresh when its code
     changes), so the list is out of date."""
     modules = {result.module.removesuffix(".py").replace("/", ".") for result in results}
-    missed = {name for result in results for name in result.missed}
-    return sorted(name for name in equivalent if _module_of(name) in modules and name not in missed)
+    pending = {name for result in results for name in result.missed | result.not_run}
+    return sorted(
+        name for name in equivalent if _module_of(name) in modules and name not in pending
+    )
 
 
 def _module_of(mutant: str) -> str:
