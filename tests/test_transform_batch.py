@@ -474,6 +474,7 @@ def test_a_slice_coming_back_is_sent_as_it_was_and_counted_by_sourcetype() -> No
 
     assert base64.b64decode(report.outcomes[0].data) == lines
     assert report.events_by_sourcetype == Counter({METRIC: lines.count(b"\n")})
+    assert report.decoder_errors == []
 
 
 @pytest.mark.parametrize(
@@ -505,6 +506,7 @@ def test_a_slice_that_is_not_the_events_it_was_is_kept_as_one_unparsed_event(lin
     assert event["fields"] == {"reason_code": "internal_error"}
     assert event["event"]["reason"] == "a re-put slice of events is not the HEC events it was"
     assert event["event"]["payload"].encode() == lines
+    assert report.decoder_errors == []  # no decoder raised: nothing to trace back
 
 
 @pytest.mark.property
