@@ -325,3 +325,64 @@ def test_a_vendor_extension_in_the_report_changes_none_of_its_metrics() -> None:
     events = report_events(transform([routed("device_report", report)]))
 
     assert events == plain
+
+
+def test_totals_alone_are_counts_and_ports_without_interfaces_carry_no_detail() -> None:
+    """A constrained device may send only how many connections it has, and ports without
+    the interface they listen on: counts, and a port list with nothing to add in detail."""
+    report = {
+        "header": {"report_id": 7, "version": "1.0"},
+        "metrics": {
+            "tcp_connections": {"established_connections": {"total": 4}},
+            "listening_udp_ports": {"ports": [{"port": 123}, {"port": 5353}]},
+        },
+    }
+    message = {**report, "thing_name": "pump-0017", "received_at": 1795166133077}
+
+    events = _by_name(report_events(transform([routed("device_report", message)])))
+
+    assert events["aws:num-established-tcp-connections"]["event"]["value"] == {"count": 4}
+    assert "aws:destination-ip-addresses" not in events
+    assert events["aws:listening-udp-ports"]["event"] == {
+        "name": "aws:listening-udp-ports",
+        "thing": "pump-0017",
+        "value": {"ports": [123, 5353]},
+    }
+
+
+def test_udp_ports_past_the_cap_are_cut_and_the_reason_lists_every_cut_with_its_length() -> None:
+    over = MAX_LIST_ENTRIES + 3
+    ports = [{"port": p} for p in range(1, over + 1)]
+    metrics = {
+        "listening_tcp_ports": {"ports": ports},
+        "listening_udp_ports": {"ports": ports},
+    }
+    report = {"header": {"report_id": 1, "version": "1.0"}, "metrics": metrics}
+    message = {**report, "thing_name": "pump-0017", "received_at": 1795166133077}
+
+    events = report_events(transform([routed("device_report", message)]))
+
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert (
+        f"metrics.listening_tcp_ports.ports {over}, metrics.listening_udp_ports.ports {over};"
+        in unparsed["event"]["reason"]
+    )
+    cut = json.loads(unparsed["event"]["payload"])
+    assert cut["counts"] == {
+        "metrics.listening_tcp_ports.ports": over,
+        "metrics.listening_udp_ports.ports": over,
+    }
+    metrics_events = [e for e in events if e["sourcetype"] == "aws:iot:defender:metric"]
+    udp = _by_name(metrics_events)["aws:listening-udp-ports"]["event"]["value"]["ports"]
+    assert len(udp) == MAX_LIST_ENTRIES
+
+
+def test_a_custom_metric_with_a_name_too_long_is_quoted_to_128_characters() -> None:
+    report = fixture_json("device_report", "custom_metrics_only.json")
+    name = "m" * 200
+    report["custom_metrics"][name] = [{"number": 1}]
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert f"custom metric {'m' * 128!r}:" in unparsed["event"]["reason"]
