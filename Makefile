@@ -28,7 +28,7 @@ DASH_VALIDATION := appbuild/dashboard_validation
 DASH_STAMP := $(DASH_VALIDATION)/node_modules/.installed
 
 .PHONY: help demo demo-images test bench capacity-figures lint typecheck unit test-py313 template-lint \
-	sam-build package package-check dashboards-check workflow-lint clean
+	sam-build package package-check dashboards-check workflow-lint clean mutation
 
 # The first target, so a bare `make` lists the others.
 help: ## list the public targets, one line each
@@ -136,6 +136,18 @@ test: lint typecheck unit test-py313 template-lint sam-build package-check dashb
 bench: $(STAMP) ## throughput, memory and cold-start figures of the transform Lambda
 	$(PY) -m bench.transform_bench
 
+# Mutation testing (pyproject's [tool.mutmut]): long, so not part of `make test`. Always from
+# scratch, as mutmut keeps a survivor's verdict even after a test changes. MUTATE narrows it to
+# some mutants (mutmut's names, globs allowed), e.g. MUTATE='transform.timestamps.*'; each
+# mutant runs the property tests with MUTATION_EXAMPLES examples.
+MUTATION_JOBS ?= 2
+MUTATION_EXAMPLES ?= 50
+MUTATE ?=
+mutation: $(STAMP) ## mutmut over the transform core, shared/ and respond/: score per module, survivors
+	rm -rf mutants
+	HYPOTHESIS_EXAMPLES=$(MUTATION_EXAMPLES) $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTATE)
+	$(PY) -m devtools.mutation_report
+
 # What `iot-defender-splunk capacity` sizes with: the transform on representative messages
 # (bytes, events) and its ms per MB on this machine, into iot_defender_splunk/data/measured.json.
 capacity-figures: $(STAMP) ## measure the figures iot-defender-splunk capacity sizes with
@@ -178,4 +190,4 @@ build-ResponderFunction:
 	$(LAMBDA_COMPILE)
 
 clean: ## remove venvs, node_modules, builds and caches
-	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) $(DASH_VALIDATION)/node_modules sam/.aws-sam build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PY313_VENV) $(SAM_VENV) $(SPLUNK_VENV) $(DASH_VALIDATION)/node_modules sam/.aws-sam build dist mutants .pytest_cache .mypy_cache .ruff_cache .hypothesis

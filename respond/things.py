@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.aws import IotClient, error_code
+from shared.aws import IotClient
 
 CERTIFICATE_ARN_MARKER = ":cert/"
 PAGE_SIZE = 250
@@ -160,10 +160,6 @@ def active_violations(iot: IotClient, thing: str) -> list[dict[str, Any]] | None
         for page in pages
         for violation in page.get("activeViolations", [])
     ]
-
-
-def is_missing(error: ClientError) -> bool:
-    return error_code(error) == "ResourceNotFoundException"
 
 
 def _pages(iot: IotClient, operation: str, **arguments: Any) -> Iterator[dict[str, Any]]:

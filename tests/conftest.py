@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from respond import handler as respond_handler
 from tests.fakes import FakeFirehose
 from tests.support import FakeLambdaContext
+from transform import handler as transform_handler
 from transform.config import Settings, load_settings
 from transform.handler import Runtime, container_runtime, make_handler
 
@@ -82,6 +86,19 @@ def _clean_environment(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
         for name in transform_variables():
             monkeypatch.delenv(name, raising=False)
     container_runtime.cache_clear()  # every test is a fresh container: its settings, read anew
+
+
+@pytest.fixture(autouse=True)
+def _lambda_logs_to_this_sessions_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lambda loggers keep the ``sys.stdout`` they were imported under. One pytest
+    session per process never notices; a second one in the same process (mutmut runs
+    several) inherits a stream the first one closed, and swapping it out for a local run's
+    sink (the simulator, the demo's response step) fails flushing it. Each test gives them
+    the stdout it runs with, as Lambda's is always open."""
+    for module in (transform_handler, respond_handler):
+        stream_handler = module.logger.registered_handler
+        if isinstance(stream_handler, logging.StreamHandler):
+            monkeypatch.setattr(stream_handler, "stream", sys.stdout)
 
 
 @pytest.fixture

@@ -46,3 +46,30 @@ def test_a_hostile_shell_environment_changes_no_outcome(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
     assert "failed" not in run.stdout
+
+
+# Tests that run the transform or the responder locally with their logs swapped to a sink.
+LOCAL_LAMBDA_SAMPLE = [
+    "tests/test_detections.py::test_dataset_is_what_the_transform_produces",
+    "tests/test_respond_actions.py::test_response_records_become_the_response_events_the_datasets_hold",
+]
+# Two pytest sessions in one interpreter, as mutmut runs them: the exit code of each.
+_TWO_SESSIONS = (
+    "import sys, pytest\n"
+    "args = ['-q', '-p', 'no:cacheprovider', '-p', 'no:xdist', *sys.argv[1:]]\n"
+    "print('exit codes', pytest.main(args), pytest.main(args))\n"
+)
+
+
+def test_a_second_pytest_session_in_the_same_process_passes_like_the_first() -> None:
+    """The Lambda loggers outlive the session that imported them (conftest says why)."""
+    run = subprocess.run(  # noqa: S603 - this interpreter, running pytest on the repo's own tests
+        [sys.executable, "-c", _TWO_SESSIONS, *LOCAL_LAMBDA_SAMPLE],
+        cwd=REPO,
+        env={**os.environ, "HYPOTHESIS_EXAMPLES": "10"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.stdout.rstrip().endswith("exit codes 0 0"), run.stdout[-4000:] + run.stderr[-2000:]

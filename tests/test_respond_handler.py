@@ -393,3 +393,38 @@ def test_an_undelivered_audit_trail_is_said_in_the_answer(account: Account) -> N
 
     assert answer["status"] == "ok"
     assert answer["audit_trail"] == "1 of 1 response records not delivered"
+
+
+# --- refused before anything is read ---------------------------------------------------------
+
+_NOTHING_DONE = {"targets": 0, "ok": 0, "noop": 0, "planned": 0, "refused": 0, "error": 0}
+
+
+@pytest.mark.parametrize(
+    ("event", "action", "request_id"),
+    [
+        ({"action": "reboot_thing", "request_id": "soar-1"}, "reboot_thing", "soar-1"),
+        ({"action": 7, "request_id": ["soar-1"]}, None, None),
+    ],
+    ids=["named", "names-not-text"],
+)
+def test_a_refused_request_is_answered_in_the_answers_shape_echoing_what_it_named(
+    account: Account, event: dict[str, Any], action: str | None, request_id: str | None
+) -> None:
+    """SOAR reads every answer the same way: a refusal names the action and request it was
+    given (when they are text), has its own response id, and did nothing."""
+    answer = invoke(event)
+
+    response_id = answer.pop("response_id")
+    assert len(response_id) == 36  # a UUID, so two refusals are told apart
+    assert answer == {
+        "status": "refused",
+        "action": action,
+        "request_id": request_id,
+        "message": answer["message"],
+        "targets": [],
+        "counts": _NOTHING_DONE,
+    }
+    assert answer["message"].startswith("unknown action")
+    assert invoke(event)["response_id"] != response_id
+    assert account.response_records() == []

@@ -140,3 +140,37 @@ def test_a_former_check_name_is_read_as_the_current_one() -> None:
 def test_only_an_invocation_that_is_not_an_object_raises(event: object) -> None:
     with pytest.raises(InvalidInvocationError):
         parse_request(event)
+
+
+def test_text_at_its_limit_is_taken_trimmed() -> None:
+    request = parse_request({**BASE, "requested_by": " " + "j" * 255, "reason": "r" * 2048})
+    assert (request.requested_by, request.reason) == ("j" * 255, "r" * 2048)
+
+
+def test_requested_by_past_256_characters_is_refused() -> None:
+    with pytest.raises(RefusedError) as caught:
+        parse_request({**BASE, "requested_by": "j" * 257})
+    assert str(caught.value) == "requested_by must be printable text of at most 256 characters"
+
+
+def test_a_fleet_count_of_zero_is_a_count() -> None:
+    """An analyst expecting no thing in a group (to prove it empty) asks with 0."""
+    event = {**BASE, "action": "release_group", "thing_group": "cameras", "expected_count": 0}
+    del event["thing_name"]
+    assert parse_request(event)["expected_count"] == 0
+
+
+@pytest.mark.parametrize("count", [1, 25])
+def test_one_to_25_findings_may_be_remediated_at_once(count: int) -> None:
+    ids = [f"f{n}" for n in range(count)]
+    event = {**BASE, "action": "remediate_audit_finding", "finding_ids": ids}
+    del event["thing_name"]
+    assert parse_request(event)["finding_ids"] == ids
+
+
+def test_a_bad_certificate_id_is_refused_saying_what_one_looks_like() -> None:
+    event = {**BASE, "action": "deactivate_certificate", "certificate_id": "AB12"}
+    del event["thing_name"]
+    with pytest.raises(RefusedError) as caught:
+        parse_request(event)
+    assert str(caught.value) == ("certificate_id (64 lowercase hex digits) must match [0-9a-f]{64}")

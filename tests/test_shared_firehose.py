@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -172,6 +174,11 @@ def test_against_moto_every_record_is_accepted() -> None:
         ("arn:aws:firehose:eu-west-1:12345:deliverystream/short-account", None),
         ("arn:aws:s3:eu-west-1:123456789012:deliverystream/not-firehose", None),
         ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/" + "x" * 65, None),
+        ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/" + "x" * 64, "x" * 64),
+        ("arn:aws:firehose:eu-west-1:1234567890123:deliverystream/s", None),
+        ("arn:aws:firehose:eu-west:123456789012:deliverystream/s", None),
+        ("arn:aws:firehose:eu-west-1:123456789012:stream/s", None),
+        ("arn:AWS:firehose:eu-west-1:123456789012:deliverystream/s", None),
         ("xarn:aws:firehose:eu-west-1:123456789012:deliverystream/s", None),
         ("arn:aws:firehose:eu-west-1:123456789012:deliverystream/s\n", None),
         ("iot-defender-splunk", None),
@@ -276,3 +283,138 @@ def test_with_no_time_left_nothing_is_called() -> None:
     )
     assert failed == [0, 1]
     assert client.calls == []
+
+
+# PutRecordBatch's limits as the API reference states them, written out here rather than read
+# from shared.firehose, so a wrong constant there cannot agree with itself.
+RECORD_LIMIT = 1_000 * 1_024  # 1,000 KiB per record
+CALL_LIMIT = 4 * 1_024 * 1_024  # 4 MiB per call
+CALL_RECORDS = 500
+
+
+def test_a_record_of_exactly_the_record_limit_is_sent_one_byte_more_is_not() -> None:
+    client = FakeFirehose(STREAM)
+    at_limit, over = b"a" * RECORD_LIMIT, b"b" * (RECORD_LIMIT + 1)
+
+    failed, _ = _put(client, [at_limit, over])
+
+    assert failed == [1]
+    assert client.calls == [[at_limit]]
+
+
+@pytest.mark.parametrize(("extra", "calls"), [(0, 2), (1, 3)], ids=["at-the-limit", "a-byte-over"])
+def test_a_call_holds_exactly_4_mib(extra: int, calls: int) -> None:
+    """Twice: four records at the record limit and one that tops the call up to 4 MiB, to
+    the byte, are two calls; a byte more in each and the records spill into a third."""
+    call = [bytes([65 + i]) * RECORD_LIMIT for i in range(4)]
+    call.append(b"e" * (CALL_LIMIT - 4 * RECORD_LIMIT + extra))
+    payloads = call + [payload.lower() for payload in call]
+    client = FakeFirehose(STREAM)
+
+    failed, _ = _put(client, payloads)
+
+    assert failed == []
+    assert len(client.calls) == calls
+    assert [p for call in client.calls for p in call] == payloads
+
+
+@pytest.mark.parametrize(("count", "calls"), [(500, [500]), (501, [500, 1])])
+def test_a_call_holds_exactly_500_records(count: int, calls: list[int]) -> None:
+    client = FakeFirehose(STREAM)
+    failed, _ = _put(client, [b"%d" % i for i in range(count)])
+    assert failed == []
+    assert [len(call) for call in client.calls] == calls
+
+
+@pytest.mark.parametrize(
+    ("jitter", "curve"),
+    [
+        (0.0, [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]),  # half of each step, the least
+        (1.0, [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]),  # the whole step, capped at max_delay
+    ],
+    ids=["least-jitter", "most-jitter"],
+)
+def test_the_backoff_doubles_from_the_base_delay_up_to_the_cap_with_jitter_halving_it(
+    monkeypatch: pytest.MonkeyPatch, jitter: float, curve: list[float]
+) -> None:
+    """Throttled callers back off apart (jitter) but never wait past max_delay: the waits
+    between eight attempts at the defaults (50 ms base, 2 s cap)."""
+    monkeypatch.setattr("random.random", lambda: jitter)
+    client = FakeFirehose(STREAM, failures={b"a": 100})
+
+    failed, sleeps = _put(client, [b"a"])
+
+    assert failed == [0]
+    assert sleeps == pytest.approx(curve)
+
+
+def test_a_count_of_no_failures_is_trusted_without_entries() -> None:
+    """The count is the API's own summary: zero failed means all were accepted, even when
+    the per-record entries are missing (a duplicate retry would be the only gain)."""
+    client = Answering(lambda n: {"FailedPutCount": 0})
+    failed, _ = _put(client, [b"a", b"b"])
+    assert failed == []
+    assert client.calls == [[b"a", b"b"]]
+
+
+@pytest.mark.parametrize("count", [True, -1, "1", 1.0], ids=["bool", "negative", "text", "float"])
+def test_a_count_that_is_not_a_count_proves_nothing(count: object) -> None:
+    """Then the entries decide: all accepted is accepted; without entries, nothing is."""
+    with_entries = Answering(lambda n: {"FailedPutCount": count, "RequestResponses": _ids(n)})
+    without = Answering(lambda n: {"FailedPutCount": count})
+
+    assert _put(with_entries, [b"a"], max_attempts=2)[0] == []
+    assert _put(without, [b"a"], max_attempts=2)[0] == [0]
+    assert (len(with_entries.calls), len(without.calls)) == (1, 2)
+
+
+def test_without_call_seconds_a_call_may_start_at_the_deadline_itself() -> None:
+    """call_seconds defaults to 0: with a deadline alone, only backoffs are bounded."""
+    client = FakeFirehose(STREAM)
+    failed = put_records(client, STREAM, [b"a"], deadline=5.0, clock=lambda: 5.0)
+    assert failed == []
+    assert client.calls == [[b"a"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "logged"),
+    [
+        (
+            lambda n: {"FailedPutCount": 2, "RequestResponses": [{"ErrorCode": "E"}, *_ids(n - 1)]},
+            "PutRecordBatch reported 2 failed but 1 entries show it; retrying all 3",
+        ),
+        (lambda n: "OK", "PutRecordBatch answered str, not a response"),
+    ],
+    ids=["count-over-entries", "not-a-response"],
+)
+def test_an_answer_retried_whole_says_why_in_the_log(
+    answer: Any, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.firehose"):
+        _put(Answering(answer), [b"a", b"b", b"c"], max_attempts=1)
+    assert [record.getMessage() for record in caplog.records] == [logged]
+
+
+def test_a_failed_call_says_how_many_records_and_why_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.firehose"):
+        _put(FakeFirehose(STREAM, raises=1), [b"a", b"b"], max_attempts=1)
+    assert [record.getMessage() for record in caplog.records] == [
+        "PutRecordBatch of 2 records failed: ServiceUnavailableException: the call itself failed"
+    ]
+
+
+def test_a_record_is_compact_utf8_json_with_datetimes_as_epoch_seconds() -> None:
+    """What the collectors put: the transform reads it, and compact is fewer bytes billed."""
+    when = datetime(2026, 11, 20, 9, 20, 3, 500000, tzinfo=UTC)
+    record = {"thingName": "cámara-1", "at": when, "tags": ["a", "b"]}
+
+    assert encode(record) == (
+        '{"thingName":"cámara-1","at":1795166403.5,"tags":["a","b"]}'.encode()
+    )
+
+
+def test_a_value_json_cannot_hold_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"^cannot encode object as JSON$"):
+        encode({"x": object()})

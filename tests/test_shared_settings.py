@@ -42,3 +42,28 @@ def test_number_setting_reads_fractions_and_long_values_are_shown_cut() -> None:
     with pytest.raises(ConfigError) as caught:
         number_setting({"SKEW": "x" * 500}, "SKEW", 60.0, 0.0, 10.0)
     assert len(str(caught.value)) < 120
+
+
+@pytest.mark.parametrize("raw", ["0.5", "10"])
+def test_number_setting_bounds_are_inclusive(raw: str) -> None:
+    assert number_setting({"SKEW": raw}, "SKEW", 60.0, 0.5, 10.0) == float(raw)
+
+
+@pytest.mark.parametrize("raw", ["0.49", "10.01"])
+def test_number_setting_outside_its_bounds_says_them_as_written(raw: str) -> None:
+    """Whole bounds and defaults read as the operator would write them (2592000, not
+    2.592e+06); fractional ones as they are."""
+    with pytest.raises(ConfigError) as caught:
+        number_setting({"SKEW": raw}, "SKEW", 2_592_000.0, 0.5, 10.0)
+    assert str(caught.value) == (
+        f"SKEW: {raw!r} is outside 0.5..10 (unset it for the default 2592000)"
+    )
+
+
+def test_a_long_bad_value_is_quoted_to_its_first_40_characters() -> None:
+    raw = "1234567890" * 5
+    with pytest.raises(ConfigError) as caught:
+        number_setting({"SKEW": raw + "x"}, "SKEW", 60.0, 0.0, 10.0)
+    assert str(caught.value) == (
+        f"SKEW: {raw[:40]!r} is not a number (unset it for the default 60)"
+    )

@@ -3,28 +3,49 @@ re-ingested (bounded), an output that can never fit is split, and nothing is eve
 
 from __future__ import annotations
 
+import base64
 import gc
 import gzip
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
 from shared.firehose import put_records
 from tests.fakes import FakeFirehose
 from tests.support import (
+    ARRIVAL_MS,
+    NOW,
+    STREAM_ARN,
+    firehose_event,
     fixture,
+    fixture_json,
     large_metrics_export,
     outcome_events,
     routed,
     transform,
 )
 from transform import reingest
-from transform.batch import SLICE_BYTES, BatchReport, InputRecord, transform_batch
+from transform.batch import (
+    SLICE_BYTES,
+    BatchReport,
+    InputRecord,
+    Outcome,
+    Reput,
+    _slices,
+    transform_batch,
+)
 from transform.config import Settings
+from transform.context import RecordContext
+from transform.decoders import decode_record
 from transform.reingest import Untagged
+from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
 
@@ -262,6 +283,272 @@ def _report(thing: str, *, index: int, strings: int) -> bytes:
     report = {"header": {"report_id": index, "version": "1.0"}, "custom_metrics": custom}
     received = 1795165000000 + index
     return routed("device_report", {**report, "thing_name": thing, "received_at": received})
+
+
+def _deep_object(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def _export_with_a_deep_vendor_field(depth: int) -> bytes:
+    """Detect's cloud-side export whose last datapoint carries a vendor field ``depth`` levels
+    deep: orjson reads up to 1024 levels but writes only 254."""
+    message = json.dumps(fixture_json("metrics_export", "cloud_side_metrics.json"))
+    end = message.rfind("}]")
+    nested = message[:end] + ', "vendor": ' + _deep_object(depth) + message[end:]
+    return rule_record(RULE_ROUTES["metrics_export"], nested.encode())
+
+
+def _message(routed_record: bytes) -> bytes:
+    """The message inside an IoT rule's route envelope, as the unparsed event keeps it."""
+    return base64.b64decode(json.loads(routed_record)["payload"])
+
+
+BOTH_PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "reference"])
+
+
+@BOTH_PATHS
+def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
+    fast_path: bool,
+) -> None:
+    """1,000 levels parse, but no encoder writes them back: the record is kept whole, as one
+    too_deeply_nested event, and the datapoints decoded before the deep one are not sent
+    half (a partial record would look complete in Splunk). It is no bug: no decoder error."""
+    record = _export_with_a_deep_vendor_field(1_000)
+    lifecycle = fixture("lifecycle", "connected.json")
+
+    report = transform([record, lifecycle], settings=Settings(fast_path=fast_path))
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Ok"]
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["sourcetype"] == UNPARSED
+    assert event["fields"] == {"reason_code": "too_deeply_nested"}
+    assert event["event"]["payload"].encode() == _message(record)
+    assert report.decoder_errors == []
+    assert [e["sourcetype"] for e in outcome_events(report.outcomes[1])] == [LIFECYCLE]
+
+
+def test_a_decoder_bug_costs_its_record_alone_and_is_reported_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No realistic input reaches this branch (tests/test_properties.py asserts that no
+    damaged sample ever yields internal_error), so a decoder bug is simulated: it raises
+    after emitting an event, on the export only."""
+    real_decode = decode_record
+
+    def buggy(data: bytes, ctx: RecordContext) -> None:
+        real_decode(data, ctx)
+        if ctx.events and ctx.events[0]["sourcetype"] == METRIC:
+            raise KeyError("dimension")
+
+    monkeypatch.setattr("transform.batch.decode_record", buggy)
+    export = fixture("metrics_export", "with_dimension.json")
+    lifecycle = fixture("lifecycle", "connected.json")
+
+    report = transform([export, lifecycle], settings=Settings(fast_path=False))
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Ok"]
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "internal_error"}
+    assert event["event"]["reason"] == "transform failed: KeyError: 'dimension'"
+    assert event["event"]["payload"].encode() == _message(export)
+    (error,) = report.decoder_errors
+    assert error.startswith("Traceback (most recent call last):")
+    assert error.rstrip().endswith("KeyError: 'dimension'")
+    assert report.events_by_sourcetype == Counter({UNPARSED: 1, LIFECYCLE: 1})
+
+
+@BOTH_PATHS
+@pytest.mark.parametrize("stray", ["$", "!", " ", "\n", "é"])
+def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
+    fast_path: bool, stray: str
+) -> None:
+    """A lenient decoder skips what is not base64 and decodes the rest, so a damaged record
+    would pass as its neighbour's bytes; the strict one keeps it as it came."""
+    (entry,) = firehose_event([fixture("lifecycle", "connected.json")])["records"]
+    data = entry["data"][:8] + stray + entry["data"][8:]
+    record = InputRecord(entry["recordId"], data, entry["approximateArrivalTimestamp"])
+
+    report = transform_batch(
+        [record],
+        settings=Settings(fast_path=fast_path),
+        stream_source=STREAM_ARN,
+        now=NOW,
+        reput=None,
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["payload"] == data
+
+
+# Firehose's recordIds are ASCII; these also hold what JSON escapes (a quote, a backslash, a
+# tab, non-ASCII), so the budget must count each id as the Lambda runtime encodes it.
+_ID = "49546986683135544286507457936321625675700192471156785154"
+TRICKY_IDS = [_ID, f'{_ID}"q"', f"{_ID}\\b\\", f"{_ID}-ünïcödé-✓", f"{_ID}\tdel\x7f"]
+
+
+def _tricky_batch(payloads: list[bytes], settings: Settings, reput: Reput | None) -> BatchReport:
+    records = [
+        InputRecord(record_id, base64.b64encode(payload).decode(), ARRIVAL_MS)
+        for record_id, payload in zip(TRICKY_IDS, payloads, strict=False)
+    ]
+    return transform_batch(
+        records, settings=settings, stream_source=STREAM_ARN, now=NOW, reput=reput
+    )
+
+
+def _worst_case_response_bytes(outcomes: list[Outcome]) -> int:
+    """The longest response these outcomes could make, as the Lambda runtime writes it
+    (json.dumps): every result "ProcessingFailed", every record's data answered."""
+    entries = [
+        {"recordId": o.record_id, "result": "ProcessingFailed", "data": o.data} for o in outcomes
+    ]
+    return len(json.dumps({"records": entries}))
+
+
+# What transform/batch.py reserves beyond that, deliberately safe: a separator after the last
+# entry, and each recordId's quotes twice (in the entry shell and in the id's own length).
+# Pinned, so any change to the accounting shows here; the quotes are reported as a fix.
+def _reserved_bytes(outcomes: list[Outcome]) -> int:
+    return _worst_case_response_bytes(outcomes) + len(", ") + len('""') * len(outcomes)
+
+
+def _payloads() -> list[bytes]:
+    return [
+        fixture("lifecycle", "connected.json"),
+        fixture("metrics_export", "with_dimension.json"),
+        fixture("lifecycle", "disconnected_client_initiated.json"),
+        fixture("metrics_export", "cloud_side_metrics.json"),
+        large_metrics_export("pump-0001", 20),  # the largest: answered last
+    ]
+
+
+def test_a_response_of_exactly_the_limit_is_answered_whole_one_byte_less_is_not() -> None:
+    """The budget is exact to the byte: at the limit every record is answered now; a byte
+    less and the largest (answered last) is re-put, and the response stays within it."""
+    answered = _tricky_batch(_payloads(), Settings(), None).outcomes
+    limit = _reserved_bytes(answered)
+
+    at_limit = _tricky_batch(_payloads(), Settings(response_limit_bytes=limit), None)
+    reput = RecordingReput()
+    over = _tricky_batch(_payloads(), Settings(response_limit_bytes=limit - 1), reput)
+
+    assert at_limit.outcomes == answered
+    assert [o.result for o in over.outcomes] == ["Ok", "Ok", "Ok", "Ok", "Dropped"]
+    assert (over.count("Ok"), over.count("Dropped"), over.count("ProcessingFailed")) == (4, 1, 0)
+    assert over.outcomes[-1].reason == "re-ingested: response size limit"
+    assert [reingest.untag(p) for p in reput.payloads] == [Untagged(_payloads()[-1], 1)]
+    assert len(json.dumps(_response(over))) <= limit - 1
+
+
+def test_a_record_whose_response_alone_is_the_limit_is_re_put_whole_one_byte_more_is_split() -> (
+    None
+):
+    """The largest record cannot join the others; whether it is re-put as it is or split
+    depends on whether a response holding it alone would fit, to the byte."""
+    small, large = fixture("lifecycle", "connected.json"), large_metrics_export("pump-0001", 20)
+    answered = _tricky_batch([small, large], Settings(), None).outcomes
+    alone = _reserved_bytes(answered[-1:])
+
+    whole, sliced = RecordingReput(), RecordingReput()
+    fits = _tricky_batch([small, large], Settings(response_limit_bytes=alone), whole)
+    never = _tricky_batch([small, large], Settings(response_limit_bytes=alone - 1), sliced)
+
+    assert fits.outcomes[-1].reason == "re-ingested: response size limit"
+    assert [reingest.untag(p) for p in whole.payloads] == [Untagged(large, 1)]
+    assert [o.result for o in never.outcomes] == ["Ok", "Dropped"]
+    assert (fits.split, never.split) == (0, 1)
+    assert "can never fit in a Lambda response" in (never.outcomes[-1].reason or "")
+    assert all(reingest.untag(p).events for p in sliced.payloads)
+
+
+def test_a_slice_coming_back_is_sent_as_it_was_and_counted_by_sourcetype() -> None:
+    lines = b"".join(
+        json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        for event in outcome_events(
+            transform([fixture("metrics_export", "with_dimension.json")]).outcomes[0]
+        )
+    )
+
+    report = transform([reingest.tag_events(lines, 1)])
+
+    assert base64.b64decode(report.outcomes[0].data) == lines
+    assert report.events_by_sourcetype == Counter({METRIC: lines.count(b"\n")})
+    assert report.decoder_errors == []
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        b'{"time":1795165961.0,"sourcetype":"main","event":{}}\n',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}\nnot json\n',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}',
+        b'{"time":1795165961.0,"sourcetype":"aws:iot:defender:metric","event":{}}\n'
+        b'{"time":1795165961.0,"sourcetype":"main","event":{}}',
+        b'["aws:iot:defender:metric"]\n',
+        b"",
+    ],
+    ids=[
+        "unknown-sourcetype",
+        "a-line-not-json",
+        "no-final-newline",
+        "last-line-unchecked-without-its-newline",
+        "not-an-event",
+        "empty",
+    ],
+)
+def test_a_slice_that_is_not_the_events_it_was_is_kept_as_one_unparsed_event(lines: bytes) -> None:
+    """Only this Lambda tags slices, so one that does not hold our HEC events is a bug (or
+    someone else's record): it is never sent as events, which could choose an index."""
+    report = transform([reingest.tag_events(lines, 1)])
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "internal_error"}
+    assert event["event"]["reason"] == "a re-put slice of events is not the HEC events it was"
+    assert event["event"]["payload"].encode() == lines
+    assert report.decoder_errors == []  # no decoder raised: nothing to trace back
+
+
+@pytest.mark.property
+@given(
+    lines=st.lists(
+        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=30
+    ),
+    limit=st.integers(min_value=1, max_value=120),
+)
+def test_slices_hold_every_event_once_in_order_each_as_full_as_the_limit_allows(
+    lines: list[bytes], limit: int
+) -> None:
+    """How an output that can never fit a response is cut: each slice within the limit, as
+    few slices as the order allows (each is full: its next event would not have fitted),
+    and nothing at all when one event alone is over the limit (it could never be re-put)."""
+    payload = b"".join(lines)
+
+    slices = list(_slices(payload, limit))
+
+    if any(len(line) > limit for line in lines):
+        assert slices == []
+        return
+    assert b"".join(slices) == payload
+    assert all(len(piece) <= limit for piece in slices)
+    for piece, following in itertools.pairwise(slices):
+        assert len(piece) + len(following.split(b"\n", 1)[0]) + 1 > limit
+
+
+def test_data_that_is_not_even_text_is_kept_exactly_as_base64() -> None:
+    """A data string holding a lone surrogate (JSON allows one) has no UTF-8 form: its exact
+    code units are kept, as base64, so nothing of what came is lost."""
+    data = "eyJh\ud800IjoxfQ=="
+    record = InputRecord("record-1", data, ARRIVAL_MS)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["payload_encoding"] == "base64"
+    assert base64.b64decode(event["event"]["payload"]) == data.encode("utf-8", "surrogatepass")
 
 
 class CollectorWatch(RecordingReput):

@@ -8,6 +8,7 @@ fields that searches filter on (thing, name, taskStatus, check names...) past th
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable
@@ -17,6 +18,10 @@ import orjson
 import pytest
 
 from tests.support import (
+    ARRIVAL_MS,
+    NOW,
+    STREAM_ARN,
+    fixture,
     fixture_json,
     fixture_paths,
     record_bytes,
@@ -24,7 +29,9 @@ from tests.support import (
     routed,
     transform,
 )
-from transform.context import scalars_first
+from transform.config import Settings
+from transform.context import Invocation, RecordContext, scalars_first
+from transform.sourcetypes import LIFECYCLE
 
 EXTRACTION_CUTOFF = 5_000
 CIDRS = [f"198.51.{n // 250}.{n % 250}/32" for n in range(400)]
@@ -110,3 +117,119 @@ def test_scalars_first_keeps_each_group_in_order_and_changes_nothing_else() -> N
     assert ordered == body
     flat = {"x": 1, "y": "z"}
     assert scalars_first(flat) is flat
+
+
+def _deep_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+BOTH_PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "reference"])
+
+
+@BOTH_PATHS
+def test_a_record_with_one_event_too_deep_for_orjson_still_sends_every_event(
+    fast_path: bool,
+) -> None:
+    """orjson writes 254 levels at most; one datapoint 300 deep makes the whole record take
+    the stdlib encoder, which must still frame each event on its own line, in order."""
+    message = fixture_json("metrics_export", "cloud_side_metrics.json")
+    plain = report_events(
+        transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+    )
+    message["metrics"][4]["vendor"] = _deep_list(300)
+
+    report = transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+
+    data = base64.b64decode(report.outcomes[0].data)
+    assert data.endswith(b"\n")
+    events = [json.loads(line) for line in data.split(b"\n")[:-1]]
+    assert events[4]["event"].pop("vendor") == _deep_list(300)
+    assert events == plain
+
+
+@BOTH_PATHS
+def test_time_fallbacks_are_counted_over_the_whole_batch(fast_path: bool) -> None:
+    """The count is every re-stamped event of every record (the TimeFallbacks metric), not
+    the last record's."""
+    future = fixture("metrics_export", "device_clock_in_the_future.json")
+    report = fixture_json("device_report", "metrics_only_minimal.json")
+    report["received_at"] = 0
+    payloads = [future, routed("device_report", report)]
+
+    batch = transform(payloads, settings=Settings(fast_path=fast_path))
+
+    restamped = [e for e in report_events(batch) if "time_fallback" in e["event"]]
+    assert {e["sourcetype"] for e in restamped} == {"aws:iot:defender:metric"}
+    assert {e["fields"]["origin"] for e in restamped} == {"detect-export", "device-report"}
+    assert batch.time_fallbacks == len(restamped)
+
+
+def _connected_at(millis: int) -> bytes:
+    message = fixture_json("lifecycle", "connected.json")
+    return routed("lifecycle", {**message, "timestamp": millis})
+
+
+SKEW_MS = int(Settings().max_future_skew_seconds * 1000)
+
+
+@pytest.mark.parametrize(
+    ("millis", "fallback"),
+    [
+        (1_420_070_400_000, None),  # 2015-01-01T00:00:00Z: AWS IoT's first year, kept
+        (1_420_070_399_999, "timestamp 1420070399.999 is before 2015; arrival time used"),
+        (int(NOW * 1000) + SKEW_MS, None),  # as far ahead as the skew allows, kept
+        (
+            int(NOW * 1000) + SKEW_MS + 1,
+            f"timestamp {NOW + SKEW_MS / 1000 + 0.001} is too far in the future; arrival time used",
+        ),
+    ],
+    ids=["first-plausible", "just-before", "last-plausible", "just-after"],
+)
+def test_a_timestamp_is_kept_exactly_within_the_plausible_window(
+    millis: int, fallback: str | None
+) -> None:
+    (event,) = report_events(transform([_connected_at(millis)], now=NOW))
+
+    assert event["event"].get("time_fallback") == fallback
+    assert event["time"] == (millis / 1000 if fallback is None else ARRIVAL_MS / 1000)
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        (None, "message has no timestamp; arrival time used"),
+        ("x" * 80, f"unreadable timestamp {'x' * 64!r}; arrival time used"),
+    ],
+    ids=["missing", "unreadable-and-long"],
+)
+def test_the_fallback_says_why_quoting_at_most_64_characters(when: object, says: str) -> None:
+    """What the operator reads in time_fallback: the reason, and the start of what was
+    there, never the whole of a device-chosen string."""
+    arrival = ARRIVAL_MS / 1000
+    ctx = RecordContext(Invocation(Settings(), NOW, STREAM_ARN), "record-1", arrival, b"")
+
+    ctx.emit(LIFECYCLE, {"eventType": "connected"}, when=when)
+
+    (event,) = ctx.events
+    assert event["event"] == {"eventType": "connected", "time_fallback": says}
+    assert event["time"] == arrival
+
+
+@pytest.mark.parametrize(
+    ("controls", "encoding"), [(20, "utf-8"), (21, "base64")], ids=["at-the-limit", "over-it"]
+)
+def test_an_unparsed_payload_stays_text_up_to_exactly_its_escaping_limit(
+    controls: int, encoding: str
+) -> None:
+    """76 bytes escape to 2 + 56 + 20 x 6 = 178 bytes of JSON string, the most text may grow
+    to (1.5 x 76 + 64); one more control character and base64 (4/3) is the smaller."""
+    payload = b"a" * (76 - controls) + b"\x01" * controls
+
+    (event,) = report_events(transform([payload]))
+
+    assert event["event"]["payload_encoding"] == encoding
+    kept = event["event"]["payload"]
+    assert (kept.encode() if encoding == "utf-8" else base64.b64decode(kept)) == payload

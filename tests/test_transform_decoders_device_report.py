@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -227,3 +228,161 @@ def test_at_the_caps_nothing_is_reported() -> None:
         transform([_report_with(custom=MAX_CUSTOM_METRICS, ports=MAX_LIST_ENTRIES)])
     )
     assert all(e["sourcetype"] == "aws:iot:defender:metric" for e in events)
+
+
+def _short_report_without_totals() -> dict[str, Any]:
+    report: dict[str, Any] = fixture_json("device_report", "short_names_full.json")
+    del report["met"]["tc"]["ec"]["t"], report["met"]["tp"]["t"], report["met"]["up"]["t"]
+    return report
+
+
+def _counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        e["event"]["name"]: e["event"]["value"]["count"]
+        for e in events
+        if e["event"]["name"].startswith("aws:num-")
+    }
+
+
+def test_a_report_without_totals_counts_what_its_lists_hold() -> None:
+    """``total`` is optional in Device Defender's report: the counts Detect would have are
+    derived from the lists, so num-* detections work for such devices too."""
+    events = report_events(transform([routed("device_report", _short_report_without_totals())]))
+
+    assert _counts(events) == {
+        "aws:num-listening-tcp-ports": 3,
+        "aws:num-listening-udp-ports": 2,
+        "aws:num-established-tcp-connections": 3,
+    }
+
+
+def test_a_total_larger_than_its_list_is_the_count_the_device_reported() -> None:
+    """A device with more connections or ports than fit in its report lists some and counts
+    all: the count is its total, and the list is what it sent."""
+    report = fixture_json("device_report", "short_names_full.json")
+    report["met"]["tc"]["ec"]["t"] = 41
+    report["met"]["tp"]["t"] = 9
+    report["met"]["up"]["t"] = 7
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    assert _counts(events) == {
+        "aws:num-listening-tcp-ports": 9,
+        "aws:num-listening-udp-ports": 7,
+        "aws:num-established-tcp-connections": 41,
+    }
+    by_name = _by_name(events)
+    assert by_name["aws:listening-tcp-ports"]["event"]["value"] == {"ports": [22, 1883, 8443]}
+    assert len(by_name["aws:destination-ip-addresses"]["event"]["value"]["cidrs"]) == 3
+
+
+def test_custom_metric_names_are_the_devices_even_when_they_spell_a_short_key() -> None:
+    """'t' and 'ns' are short keys elsewhere in a report, but a custom metric is named by
+    whoever defined it: expanding them would file the metric under another name."""
+    report = fixture_json("device_report", "short_names_full.json")
+    report["cmet"] = {"t": [{"number": 21.5}], "ns": [{"number_list": [1, 2]}]}
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    custom = {
+        e["event"]["name"]: e["event"]["value"]
+        for e in events
+        if not e["event"]["name"].startswith("aws:")
+    }
+    assert custom == {"t": {"number": 21.5}, "ns": {"numbers": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason_part"),
+    [
+        (lambda report: report.pop("hed"), "header"),
+        (lambda report: report["cmet"].update(bad=[{"number": "hot"}]), "custom metric 'bad'"),
+    ],
+    ids=["no-header", "custom-metric-of-the-wrong-type"],
+)
+def test_schema_violations_say_they_come_from_a_device_report(
+    change: Callable[[dict[str, Any]], object], reason_part: str
+) -> None:
+    """input_kind lets a search find every unusable report, whichever part was wrong."""
+    report = fixture_json("device_report", "short_names_full.json")
+    change(report)
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert unparsed["fields"] == {"reason_code": "schema_violation", "input_kind": "device_report"}
+    assert unparsed["event"]["input_kind"] == "device_report"
+    assert reason_part in unparsed["event"]["reason"]
+
+
+def test_a_vendor_extension_in_the_report_changes_none_of_its_metrics() -> None:
+    """Agents add their own fields (here a list of plain values); the report's metrics are
+    the same as without them."""
+    report = fixture_json("device_report", "short_names_full.json")
+    plain = report_events(transform([routed("device_report", report)]))
+    report["met"]["vendor_ext"] = [1, "eth0", None]
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    assert events == plain
+
+
+def test_totals_alone_are_counts_and_ports_without_interfaces_carry_no_detail() -> None:
+    """A constrained device may send only how many connections it has, and ports without
+    the interface they listen on: counts, and a port list with nothing to add in detail."""
+    report = {
+        "header": {"report_id": 7, "version": "1.0"},
+        "metrics": {
+            "tcp_connections": {"established_connections": {"total": 4}},
+            "listening_udp_ports": {"ports": [{"port": 123}, {"port": 5353}]},
+        },
+    }
+    message = {**report, "thing_name": "pump-0017", "received_at": 1795166133077}
+
+    events = _by_name(report_events(transform([routed("device_report", message)])))
+
+    assert events["aws:num-established-tcp-connections"]["event"]["value"] == {"count": 4}
+    assert "aws:destination-ip-addresses" not in events
+    assert events["aws:listening-udp-ports"]["event"] == {
+        "name": "aws:listening-udp-ports",
+        "thing": "pump-0017",
+        "value": {"ports": [123, 5353]},
+    }
+
+
+def test_udp_ports_past_the_cap_are_cut_and_the_reason_lists_every_cut_with_its_length() -> None:
+    over = MAX_LIST_ENTRIES + 3
+    ports = [{"port": p} for p in range(1, over + 1)]
+    metrics = {
+        "listening_tcp_ports": {"ports": ports},
+        "listening_udp_ports": {"ports": ports},
+    }
+    report = {"header": {"report_id": 1, "version": "1.0"}, "metrics": metrics}
+    message = {**report, "thing_name": "pump-0017", "received_at": 1795166133077}
+
+    events = report_events(transform([routed("device_report", message)]))
+
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert (
+        f"metrics.listening_tcp_ports.ports {over}, metrics.listening_udp_ports.ports {over};"
+        in unparsed["event"]["reason"]
+    )
+    cut = json.loads(unparsed["event"]["payload"])
+    assert cut["counts"] == {
+        "metrics.listening_tcp_ports.ports": over,
+        "metrics.listening_udp_ports.ports": over,
+    }
+    metrics_events = [e for e in events if e["sourcetype"] == "aws:iot:defender:metric"]
+    udp = _by_name(metrics_events)["aws:listening-udp-ports"]["event"]["value"]["ports"]
+    assert len(udp) == MAX_LIST_ENTRIES
+
+
+def test_a_custom_metric_with_a_name_too_long_is_quoted_to_128_characters() -> None:
+    report = fixture_json("device_report", "custom_metrics_only.json")
+    name = "m" * 200
+    report["custom_metrics"][name] = [{"number": 1}]
+
+    events = report_events(transform([routed("device_report", report)]))
+
+    (unparsed,) = [e for e in events if e["sourcetype"] == "aws:iot:defender:unparsed"]
+    assert f"custom metric {'m' * 128!r}:" in unparsed["event"]["reason"]
