@@ -315,6 +315,11 @@ def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
     half (a partial record would look complete in Splunk). It is no bug: no decoder error."""
     record = _export_with_a_deep_vendor_field(1_000)
     lifecycle = fixture("lifecycle", "connected.json")
+    if _stdlib_writes(_deep_object(1_000)):
+        pytest.skip(
+            "this interpreter's json writes 1,000 levels (CPython 3.13 checks the C "
+            "stack, not a recursion count): the next test covers it"
+        )
 
     report = transform([record, lifecycle], settings=Settings(fast_path=fast_path))
 
@@ -325,6 +330,33 @@ def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
     assert event["event"]["payload"].encode() == _message(record)
     assert report.decoder_errors == []
     assert [e["sourcetype"] for e in outcome_events(report.outcomes[1])] == [LIFECYCLE]
+
+
+def _stdlib_writes(text: str) -> bool:
+    try:
+        json.dumps(json.loads(text))
+    except RecursionError:
+        return False
+    return True
+
+
+@BOTH_PATHS
+def test_a_record_deeper_than_orjson_writes_is_sent_whole_when_the_stdlib_can_write_it(
+    fast_path: bool,
+) -> None:
+    """Where the stdlib encoder writes 1,000 levels, the deep datapoint is sent with every other
+    one of its record, the vendor field intact, and nothing is unparsed."""
+    record = _export_with_a_deep_vendor_field(1_000)
+    if not _stdlib_writes(_deep_object(1_000)):
+        pytest.skip("this interpreter's json stops short of 1,000 levels: the test above covers it")
+    exported = json.loads(_message(record))["metrics"]
+
+    report = transform([record], settings=Settings(fast_path=fast_path))
+
+    events = outcome_events(report.outcomes[0])
+    assert [e["sourcetype"] for e in events] == [METRIC] * len(exported)
+    assert events[-1]["event"]["vendor"] == json.loads(_deep_object(1_000))
+    assert report.decoder_errors == []
 
 
 def test_a_decoder_bug_costs_its_record_alone_and_is_reported_with_its_traceback(

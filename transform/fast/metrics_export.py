@@ -57,7 +57,7 @@ _ROUTE: Final = b'"detect-export"'
 # value; the bounds keep a large fleet from growing the memory without limit.
 MAX_KNOWN_THINGS: Final = 10_000
 _known_things: set[str] = set()
-_seconds: Final = functools.lru_cache(maxsize=4096, typed=True)(epoch_seconds)
+_seconds: Final = functools.lru_cache(maxsize=512, typed=True)(epoch_seconds)
 
 
 def transform(raw: bytes, invocation: Invocation) -> tuple[bytes, int] | None:
