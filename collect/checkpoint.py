@@ -47,6 +47,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointStore",
     "ClaimRefusedError",
+    "ExportStalledError",
     "LeaseLostError",
     "checkpoint_store",
 ]
@@ -65,6 +66,10 @@ Restart: TypeAlias = Literal["never", "when-done"]
 
 class ClaimRefusedError(RuntimeError):
     """Another slice holds the export, or it is finished and must not run again."""
+
+
+class ExportStalledError(RuntimeError):
+    """The export cannot go on by itself; the message says where it stopped, to resume it."""
 
 
 class LeaseLostError(RuntimeError):
@@ -144,7 +149,7 @@ class CheckpointStore:
             if by_hand:
                 claimed.slice_limit = seen.slices + max_slices
         if claimed.slices >= claimed.slice_limit:
-            raise ClaimRefusedError(
+            raise ExportStalledError(
                 f"{key} has used all {claimed.slice_limit} slices it may run; resume it by "
                 f"hand once the cause is fixed (cursor {json.dumps(claimed.cursor)})"
             )

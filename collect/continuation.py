@@ -11,12 +11,14 @@ started, or since an operator last resumed it by hand). Either guard raises
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import boto3
 
-from collect.checkpoint import Checkpoint
+from collect.checkpoint import Checkpoint, CheckpointStore, ExportStalledError, Restart
 from collect.deadline import Deadline, client_config, guard_client
 from shared.settings import integer_setting
 
@@ -29,6 +31,7 @@ __all__ = [
     "MAX_SLICES_ENV",
     "RESUME_KEY",
     "ExportStalledError",
+    "Slice",
     "continue_export",
     "lambda_client",
     "max_slices",
@@ -36,15 +39,13 @@ __all__ = [
 ]
 
 RESUME_KEY: Final = "resume"
+# Set on the events this module sends; an operator's resume event has no such key.
+CONTINUED: Final = "continued"
 MAX_SLICES_ENV: Final = "MAX_SLICES"
 # 1M things take about 1,200 s of calls: two 900 s slices. 48 leaves room for throttling
 # storms while a stuck export still ends in the DLQ within a day of slices.
 DEFAULT_MAX_SLICES: Final = 48
 MAX_SLICES_LIMIT: Final = 10_000
-
-
-class ExportStalledError(RuntimeError):
-    """The export cannot go on by itself; the message says where it stopped, to resume it."""
 
 
 def max_slices(environ: Mapping[str, str]) -> int:
@@ -78,5 +79,66 @@ def continue_export(
     client.invoke(
         FunctionName=function_name,
         InvocationType="Event",
-        Payload=json.dumps({RESUME_KEY: checkpoint.key}).encode(),
+        Payload=json.dumps({RESUME_KEY: checkpoint.key, CONTINUED: True}).encode(),
     )
+
+
+@dataclass
+class Slice:
+    """One invocation's turn at an export: its claim, a save per batch put, its hand-off."""
+
+    store: CheckpointStore
+    checkpoint: Checkpoint
+    resumed: bool
+    cursor_at_start: dict[str, Any]
+    records_at_start: int
+    pages_at_start: int
+
+    @classmethod
+    def claim(
+        cls,
+        store: CheckpointStore,
+        key: str,
+        owner: str,
+        *,
+        lease_ms: int,
+        restart: Restart,
+        event: Any = None,
+    ) -> Slice:
+        """Claim ``key`` (ClaimRefusedError if held or done); an operator's resume event
+        (``{"resume": key}`` without ``continued``) grants a fresh slice budget."""
+        by_hand = resume_key(event) is not None and not event.get(CONTINUED)
+        checkpoint, resumed = store.claim(
+            key,
+            owner,
+            lease_ms=lease_ms,
+            max_slices=max_slices(os.environ),
+            restart=restart,
+            by_hand=by_hand,
+        )
+        return cls(
+            store,
+            checkpoint,
+            resumed,
+            dict(checkpoint.cursor),
+            checkpoint.records,
+            checkpoint.pages,
+        )
+
+    def save(self, cursor: dict[str, Any], records: int, pages: int) -> None:
+        """Everything before ``cursor`` is put: ``records`` and ``pages`` in this slice."""
+        self.checkpoint.cursor = cursor
+        self.checkpoint.records = self.records_at_start + records
+        self.checkpoint.pages = self.pages_at_start + pages
+        self.store.save(self.checkpoint)
+
+    def hand_off(
+        self, complete: bool, invoker: Callable[[], LambdaClient], function_name: str
+    ) -> Literal["done", "continued"]:
+        """Finish the export, or release it and start the next slice (guard rails permitting)."""
+        if complete:
+            self.store.finish(self.checkpoint)
+            return "done"
+        self.store.release(self.checkpoint)
+        continue_export(invoker(), function_name, self.checkpoint, self.cursor_at_start)
+        return "continued"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["Fetch", "Position", "RepeatedTokenError", "listing"]
+__all__ = ["START", "Fetch", "Position", "RepeatedTokenError", "listing"]
 
 # One page for a token (None: the first page): its items and the token of the next page.
 Fetch = Callable[[str | None], tuple[list[Any], str | None]]
@@ -39,7 +39,10 @@ class Position:
         return cls(token, skip)
 
 
-def listing(fetch: Fetch, start: Position = Position()) -> Iterator[tuple[Any, Position]]:
+START: Final = Position()
+
+
+def listing(fetch: Fetch, start: Position = START) -> Iterator[tuple[Any, Position]]:
     """Each item from ``start`` on, with the position just after it.
 
     After a page's last item the position is the next page's start, so a checkpoint taken

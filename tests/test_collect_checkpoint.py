@@ -1,8 +1,15 @@
-"""The collectors' checkpoint store against moto's DynamoDB: leases, races, resumption."""
+"""The collectors' checkpoint store: leases, races, resumption.
+
+Every test runs twice, against moto's DynamoDB and against the in-memory ``FakeTable`` the
+scale proofs use: the two must agree on every conditional write (a differential test of the
+fake).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -15,15 +22,29 @@ from collect.checkpoint import (
     RUNNING,
     CheckpointStore,
     ClaimRefusedError,
+    ExportStalledError,
     LeaseLostError,
     checkpoint_store,
 )
 from collect.deadline import Deadline
 from shared.settings import ConfigError
-from tests.checkpoints import TABLE, WallClock, checkpoint_table
+from tests.checkpoints import TABLE, FakeTable, WallClock, checkpoint_table
 
 KEY = "audit#5c1f0e9a3b7d42e8a6f4d2c19b8e7a30"
 LEASE = 300_000
+
+
+Tables = Callable[[WallClock], AbstractContextManager[CheckpointStore]]
+
+
+@contextmanager
+def fake_table(clock: WallClock) -> Iterator[CheckpointStore]:
+    yield CheckpointStore(FakeTable(), TABLE, clock)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["moto", "fake"])
+def tables(request: pytest.FixtureRequest) -> Tables:
+    return checkpoint_table if request.param == "moto" else fake_table
 
 
 def claim(store: CheckpointStore, owner: str, **options: Any) -> Any:
@@ -31,11 +52,13 @@ def claim(store: CheckpointStore, owner: str, **options: Any) -> Any:
     return store.claim(KEY, owner, **settings_)
 
 
-def test_a_new_export_is_claimed_running_with_a_lease_and_a_ttl() -> None:
+def test_a_new_export_is_claimed_running_with_a_lease_and_a_ttl(tables: Tables) -> None:
     clock = WallClock()
-    with checkpoint_table(clock) as store:
+    with tables(clock) as store:
         checkpoint, resumed = claim(store, "slice-a")
-        item = store.client.get_item(TableName=TABLE, Key={"exportKey": {"S": KEY}})["Item"]
+        item = store.client.get_item(
+            TableName=TABLE, Key={"exportKey": {"S": KEY}}, ConsistentRead=True
+        )["Item"]
 
     assert resumed is False
     assert (checkpoint.status, checkpoint.slices, checkpoint.cursor) == (RUNNING, 1, {})
@@ -45,17 +68,19 @@ def test_a_new_export_is_claimed_running_with_a_lease_and_a_ttl() -> None:
     assert int(item["expiresAt"]["N"]) == clock.now // 1000 + 30 * 24 * 3600  # TTL, seconds
 
 
-def test_a_live_lease_held_by_another_owner_is_refused() -> None:
-    with checkpoint_table() as store:
+def test_a_live_lease_held_by_another_owner_is_refused(tables: Tables) -> None:
+    with tables(WallClock()) as store:
         claim(store, "slice-a")
         with pytest.raises(ClaimRefusedError, match="being collected by slice-a"):
             claim(store, "slice-b")
         assert store.load(KEY).owner == "slice-a"  # type: ignore[union-attr]
 
 
-def test_an_expired_lease_is_taken_over_with_its_cursor_and_the_old_owner_stops() -> None:
+def test_an_expired_lease_is_taken_over_with_its_cursor_and_the_old_owner_stops(
+    tables: Tables,
+) -> None:
     clock = WallClock()
-    with checkpoint_table(clock) as store:
+    with tables(clock) as store:
         first, _ = claim(store, "slice-a")
         first.cursor = {"token": "page-7", "skip": 0}
         first.records = 1500
@@ -71,8 +96,8 @@ def test_an_expired_lease_is_taken_over_with_its_cursor_and_the_old_owner_stops(
         assert store.load(KEY).owner == "slice-b"  # type: ignore[union-attr]
 
 
-def test_two_owners_racing_for_one_export_leave_exactly_one_winner() -> None:
-    with checkpoint_table() as store:
+def test_two_owners_racing_for_one_export_leave_exactly_one_winner(tables: Tables) -> None:
+    with tables(WallClock()) as store:
         real_put = store.client.put_item
         raced: list[bool] = []
 
@@ -94,8 +119,8 @@ def test_two_owners_racing_for_one_export_leave_exactly_one_winner() -> None:
         assert store.load(KEY).owner == "slice-b"  # type: ignore[union-attr]
 
 
-def test_a_released_export_is_resumed_at_once() -> None:
-    with checkpoint_table() as store:
+def test_a_released_export_is_resumed_at_once(tables: Tables) -> None:
+    with tables(WallClock()) as store:
         first, _ = claim(store, "slice-a")
         first.cursor = {"token": "page-3", "skip": 120}
         store.release(first)
@@ -104,8 +129,10 @@ def test_a_released_export_is_resumed_at_once() -> None:
     assert second.cursor == {"token": "page-3", "skip": 120}
 
 
-def test_a_done_audit_is_never_restarted_but_a_done_inventory_starts_over_keeping_carry() -> None:
-    with checkpoint_table() as store:
+def test_a_done_audit_is_never_restarted_but_a_done_inventory_starts_over_keeping_carry(
+    tables: Tables,
+) -> None:
+    with tables(WallClock()) as store:
         first, _ = claim(store, "slice-a")
         first.cursor, first.records, first.carry = {"token": None, "skip": 3}, 3, {"offset": 9}
         store.finish(first)
@@ -117,14 +144,14 @@ def test_a_done_audit_is_never_restarted_but_a_done_inventory_starts_over_keepin
     assert (again.cursor, again.records, again.slices, again.carry) == ({}, 0, 1, {"offset": 9})
 
 
-def test_slices_stop_at_the_limit_and_a_resume_by_hand_grants_more() -> None:
-    with checkpoint_table() as store:
+def test_slices_stop_at_the_limit_and_a_resume_by_hand_grants_more(tables: Tables) -> None:
+    with tables(WallClock()) as store:
         for owner in ("s1", "s2"):
             checkpoint, _ = claim(store, owner, max_slices=2)
             checkpoint.cursor = {"token": owner, "skip": 0}
             store.release(checkpoint)
         with pytest.raises(
-            ClaimRefusedError, match=r"all 2 slices .*cursor \{\"skip\": 0, \"token\": \"s2\"\}"
+            ExportStalledError, match=r"all 2 slices .*cursor \{\"skip\": 0, \"token\": \"s2\"\}"
         ):
             claim(store, "s3", max_slices=2)
         by_hand, _ = claim(store, "operator", max_slices=2, by_hand=True)
