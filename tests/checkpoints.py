@@ -13,7 +13,7 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -102,8 +102,8 @@ class Engine:
         now_ms: Callable[[], int],
         client: Any = None,
     ) -> None:
-        self.table: Any = FakeTable() if client is None else client
-        self.store = CheckpointStore(self.table, TABLE, now_ms)
+        self.table = FakeTable() if client is None else client
+        self.store = CheckpointStore(cast("Any", self.table), TABLE, now_ms)
         self.invokes: list[dict[str, Any]] = []
         self.functions: list[str] = []
         monkeypatch.setenv("CHECKPOINT_TABLE_NAME", TABLE)

@@ -21,7 +21,6 @@ import botocore.retries.standard
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from botocore.utils import parse_timestamp
 from moto import mock_aws
@@ -35,8 +34,8 @@ from collect.audit_findings import (
     parse_notification,
     skip_reason,
 )
-from collect.deadline import Deadline
 from collect.checkpoint import ExportStalledError
+from collect.deadline import Deadline
 from collect.delivery import NO_DEADLINE, PUT_MAX_ATTEMPTS, DeliveryError
 from tests.checkpoints import Engine, WallClock
 from tests.collector_time import record_put_waits
