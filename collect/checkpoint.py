@@ -43,7 +43,9 @@ else:
 __all__ = [
     "CHECKPOINT_TABLE_ENV",
     "DONE",
+    "KEY_ATTRIBUTE",
     "RUNNING",
+    "TTL_ATTRIBUTE",
     "Checkpoint",
     "CheckpointStore",
     "ClaimRefusedError",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 CHECKPOINT_TABLE_ENV: Final = "CHECKPOINT_TABLE_NAME"
+# The table's hash key and its TTL attribute (sam/template.yaml declares both).
+KEY_ATTRIBUTE: Final = "exportKey"
+TTL_ATTRIBUTE: Final = "expiresAt"
 RUNNING: Final = "running"
 DONE: Final = "done"
 # A finished audit's item is kept this long, so a late SNS redelivery still finds it done.
@@ -110,7 +115,7 @@ class CheckpointStore:
 
     def load(self, key: str) -> Checkpoint | None:
         answer = self.client.get_item(
-            TableName=self.table, Key={"exportKey": {"S": key}}, ConsistentRead=True
+            TableName=self.table, Key={KEY_ATTRIBUTE: {"S": key}}, ConsistentRead=True
         )
         item = answer.get("Item")
         return None if item is None else _from_item(item)
@@ -155,7 +160,7 @@ class CheckpointStore:
             )
         claimed.slices += 1
         claimed.lease_expires_at = now + lease_ms + LEASE_MARGIN_MS
-        condition = "attribute_not_exists(exportKey)" if seen is None else "revision = :seen"
+        condition = f"attribute_not_exists({KEY_ATTRIBUTE})" if seen is None else "revision = :seen"
         values: Item = {} if seen is None else {":seen": {"N": str(seen.revision)}}
         if not self._write(claimed, condition, values):
             raise ClaimRefusedError(f"{key} was claimed by another invocation at the same time")
@@ -223,12 +228,12 @@ _NUMBERS: Final = (
 
 def _to_item(checkpoint: Checkpoint) -> Item:
     item: Item = {
-        "exportKey": {"S": checkpoint.key},
+        KEY_ATTRIBUTE: {"S": checkpoint.key},
         "owner": {"S": checkpoint.owner},
         "status": {"S": checkpoint.status},
         "cursor": {"S": json.dumps(checkpoint.cursor, sort_keys=True)},
         "carry": {"S": json.dumps(checkpoint.carry, sort_keys=True)},
-        "expiresAt": {"N": str(checkpoint.updated_at // 1000 + RETENTION_SECONDS)},
+        TTL_ATTRIBUTE: {"N": str(checkpoint.updated_at // 1000 + RETENTION_SECONDS)},
     }
     for attribute, name in _NUMBERS:
         item[name] = {"N": str(getattr(checkpoint, attribute))}
@@ -238,7 +243,7 @@ def _to_item(checkpoint: Checkpoint) -> Item:
 def _from_item(item: Item) -> Checkpoint:
     status = item["status"]["S"]
     checkpoint = Checkpoint(
-        key=item["exportKey"]["S"],
+        key=item[KEY_ATTRIBUTE]["S"],
         owner=item["owner"]["S"],
         status=DONE if status == DONE else RUNNING,
         cursor=json.loads(item["cursor"]["S"]),
