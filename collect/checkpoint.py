@@ -8,7 +8,9 @@ lease of the one slice allowed to work on it. Every write is conditional:
   two invocations racing for an export exactly one wins; a live lease held by another slice,
   or a finished audit, is refused.
 * ``save`` (after each batch put), ``release`` and ``finish`` succeed only while this slice is
-  still the owner: a slice whose lease was taken over stops instead of putting twice.
+  still the owner and nobody wrote since: a slice whose lease was taken over stops instead of
+  putting twice. Lambda retries an event under the same request id (the owner), so the
+  retry of a slice that died takes its lease over at once.
 
 Times are epoch milliseconds of the wall clock (leases must hold across Lambda hosts);
 ``expiresAt`` is the table's TTL attribute, in epoch seconds.
@@ -138,7 +140,10 @@ class CheckpointStore:
         """
         now = self.now_ms()
         seen = self.load(key)
-        if seen is not None and seen.status == RUNNING and seen.lease_expires_at > now:
+        held = seen is not None and seen.status == RUNNING and seen.lease_expires_at > now
+        # Lambda retries a failed asynchronous event under its request id: the retry of a
+        # slice that died takes its own lease over.
+        if seen is not None and held and seen.owner != owner:
             raise ClaimRefusedError(
                 f"{key} is being collected by {seen.owner} until {seen.lease_expires_at} "
                 f"(epoch ms); this invocation puts nothing"
@@ -167,9 +172,16 @@ class CheckpointStore:
         return claimed, resumed
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write the cursor and counts; LeaseLostError once another slice owns the export."""
-        values: Item = {":me": {"S": checkpoint.owner}}
-        if not self._write(checkpoint, "#owner = :me", values):
+        """Write the cursor and counts; LeaseLostError once another slice owns the export.
+
+        Conditional on the owner and on the revision this slice last wrote, so of two
+        invocations under one request id (a duplicate delivery) only the later claim goes on.
+        """
+        values: Item = {
+            ":me": {"S": checkpoint.owner},
+            ":mine": {"N": str(checkpoint.revision)},
+        }
+        if not self._write(checkpoint, "#owner = :me AND revision = :mine", values):
             raise LeaseLostError(
                 f"{checkpoint.key} was taken over by another invocation; this slice stops"
             )

@@ -83,8 +83,12 @@ class FakeTable:
             return current is None
         if condition == "revision = :seen":
             return current is not None and current["revision"] == values[":seen"]
-        if condition == "#owner = :me":
-            return current is not None and current["owner"] == values[":me"]
+        if condition == "#owner = :me AND revision = :mine":
+            return (
+                current is not None
+                and current["owner"] == values[":me"]
+                and current["revision"] == values[":mine"]
+            )
         raise AssertionError(f"the fake does not know the condition {condition!r}")
 
 

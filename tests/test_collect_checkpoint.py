@@ -178,3 +178,18 @@ def test_the_store_needs_its_table_name(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("CHECKPOINT_TABLE_NAME", raising=False)
     with pytest.raises(ConfigError, match="CHECKPOINT_TABLE_NAME is not set"):
         checkpoint_store(Deadline(300.0, clock=lambda: 0.0))
+
+
+def test_lambdas_retry_under_the_same_request_id_takes_its_own_live_lease_over(
+    tables: Tables,
+) -> None:
+    with tables(WallClock()) as store:
+        died, _ = claim(store, "request-1")  # killed mid-slice: its lease is still live
+        died.cursor = {"token": "page-4", "skip": 0}
+        store.save(died)
+        retry, resumed = claim(store, "request-1")
+        with pytest.raises(LeaseLostError):
+            store.save(died)  # a duplicate of the same request cannot write behind it
+        store.save(retry)
+    assert resumed is True
+    assert (retry.cursor, retry.slices) == ({"token": "page-4", "skip": 0}, 2)
