@@ -193,3 +193,32 @@ def test_lambdas_retry_under_the_same_request_id_takes_its_own_live_lease_over(
         store.save(retry)
     assert resumed is True
     assert (retry.cursor, retry.slices) == ({"token": "page-4", "skip": 0}, 2)
+
+
+def test_two_owners_racing_to_resume_a_released_export_leave_exactly_one_winner(
+    tables: Tables,
+) -> None:
+    with tables(WallClock()) as store:
+        first, _ = claim(store, "slice-1")
+        store.release(first)
+        real_put = store.client.put_item
+        raced: list[bool] = []
+
+        class RacingClient:
+            """slice-b resumes between slice-a's read of the released item and its write."""
+
+            def get_item(self, **request: Any) -> Any:
+                return store.client.get_item(**request)
+
+            def put_item(self, **request: Any) -> Any:
+                if not raced:
+                    raced.append(True)
+                    claim(store, "slice-b")
+                return real_put(**request)
+
+        racer = CheckpointStore(RacingClient(), TABLE, store.now_ms)  # type: ignore[arg-type]
+        with pytest.raises(ClaimRefusedError, match="claimed by another invocation"):
+            claim(racer, "slice-a")
+        winner = store.load(KEY)
+    assert winner is not None
+    assert (winner.owner, winner.slices) == ("slice-b", 2)
