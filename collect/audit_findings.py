@@ -22,35 +22,54 @@ One finding never fails the run: a lone surrogate in it (which UTF-8 cannot carr
 by U+FFFD, and a finding over Firehose's 1,000 KiB record limit is sent as a small
 ``aws:iot:collector:not-put`` record naming it (an unparsed event in Splunk); both are counted.
 
-Failures that a retry can fix do fail the invocation: an IoT API error that is still there after
-botocore's adaptive retries, records Firehose keeps rejecting (``DeliveryError``), or the
-invocation's time running out (``OutOfTimeError``: every call stops early enough for the run to
-put what it holds, log how far it got and emit its metrics, instead of a Lambda timeout).
-Lambda's asynchronous retries then run the whole notification again, and its on-failure
-destination keeps it once those are spent. A retried invocation puts again the findings an
-earlier attempt had already put: Splunk indexes them twice, so searches over findings should
-``dedup findingId`` (a finding's id is stable within its task).
+Collection is resumable and idempotent per task, with a checkpoint in DynamoDB
+(``collect.checkpoint``, key ``audit#<taskId>``). The invocation claims the task's item; a
+redelivered notification for a task already collected, or being collected under a live lease,
+puts nothing. After each PutRecordBatch the cursor (the page token and how many of its findings
+are put) is saved, so a killed slice re-puts at most the batch in flight. When time runs out
+(``OutOfTimeError``: every call stops early enough to put, checkpoint, log and emit metrics),
+or an IoT or Firehose error outlasts its retries, the slice ends at its checkpoint and invokes
+this function again with ``{"resume": "audit#<taskId>"}`` (``collect.continuation``). A slice
+that made no progress, or an export past ``MAX_SLICES``, fails instead: Lambda retries the
+event, then its dead-letter queue keeps it, the error naming the checkpoint key and cursor.
+Invoking the function with ``{"resume": "audit#<taskId>"}`` resumes it by hand.
 
-Environment: ``DELIVERY_STREAM_NAME`` (read by ``collect.delivery``), plus the usual powertools
-variables (``POWERTOOLS_LOG_LEVEL`` …).
+Environment: ``DELIVERY_STREAM_NAME`` (read by ``collect.delivery``), ``CHECKPOINT_TABLE_NAME``,
+``MAX_SLICES`` (default 48), plus the usual powertools variables (``POWERTOOLS_LOG_LEVEL`` …).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
+from collect.checkpoint import (
+    ClaimRefusedError,
+    ExportStalledError,
+    LeaseLostError,
+    checkpoint_store,
+)
+from collect.continuation import Slice, lambda_client, resume_key
+from collect.cursor import START, Position, RepeatedTokenError, listing
 from collect.deadline import Deadline, OutOfTimeError
-from collect.delivery import NO_DEADLINE, RecordBuffer, firehose_client, iot_client, stream_name
-from shared.audit import FINISHED_STATUSES, finding_pages
+from collect.delivery import (
+    NO_DEADLINE,
+    DeliveryError,
+    RecordBuffer,
+    firehose_client,
+    iot_client,
+    stream_name,
+)
+from shared.audit import FINISHED_STATUSES, finding_page
 from shared.aws import IotClient
 from shared.firehose import FirehoseClient
 from shared.observability import METRICS_NAMESPACE
@@ -75,6 +94,19 @@ COLLECTIONS_STOPPED = "AuditCollectionsStopped"
 FINDINGS_NOT_PUT = "AuditFindingsNotPut"
 FINDINGS_CLEANED = "AuditFindingsCleaned"
 LISTINGS_UNFINISHED = "AuditListingsUnfinished"
+SLICES_CONTINUED = "AuditSlicesContinued"
+NOTIFICATIONS_DUPLICATE = "AuditNotificationsDuplicate"
+EXPORTS_STALLED = "AuditExportsStalled"
+
+CHECKPOINT_PREFIX: Final = "audit#"
+# What ends a slice at its checkpoint (the next slice resumes there) rather than failing it.
+SLICE_ENDINGS: Final = (
+    OutOfTimeError,
+    ClientError,
+    BotoCoreError,
+    DeliveryError,
+    RepeatedTokenError,
+)
 
 
 class InvalidNotificationError(ValueError):
@@ -107,6 +139,8 @@ class TaskCollection:
     not_put: int = 0
     cleaned: int = 0
     listing_complete: bool = False
+    # Just after the last finding put: where the next slice resumes.
+    position: dict[str, Any] = field(default_factory=dict)
 
     @property
     def next_token_pending(self) -> bool:
@@ -161,29 +195,48 @@ def collect_task(
     *,
     deadline: Deadline | None = None,
     collection: TaskCollection | None = None,
+    start: Position = START,
+    on_put: Callable[[TaskCollection], None] = lambda _: None,
 ) -> TaskCollection:
-    """List every finding of one audit task and put each into Firehose, 500 to a call.
+    """List the findings of one audit task from ``start`` and put each into Firehose.
 
     Raises what the IoT API raises after its retries, ``DeliveryError`` or ``OutOfTimeError``;
-    what was read before is put first, and ``collection`` (updated in place) says how far the
-    run got (see the module docstring on retries).
+    what was read before is put first. ``collection`` (updated in place) says how far the run
+    got; ``on_put`` is told after each batch Firehose accepted whole (``position`` moved).
     """
     collection = TaskCollection(task_id) if collection is None else collection
+
+    def fetch(token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        page = finding_page(iot, task_id, token)
+        collection.pages += 1
+        return page
+
+    def put(mark: dict[str, Any]) -> None:
+        _count(collection, buffer)
+        collection.position = mark
+        on_put(collection)
+
     buffer = RecordBuffer(
-        firehose, deadline or NO_DEADLINE, collector=SERVICE, identity=finding_identity
+        firehose,
+        deadline or NO_DEADLINE,
+        collector=SERVICE,
+        identity=finding_identity,
+        on_put=put,
     )
     try:
         with buffer:
-            for page in finding_pages(iot, task_id):
-                collection.pages += 1
-                for finding in page:
-                    buffer.add(finding)
-            collection.listing_complete = True
+            for finding, after in listing(fetch, start):
+                buffer.add(finding, after.as_dict())
+        collection.listing_complete = True  # listed to the end, and the last batch put
     finally:
-        collection.findings = buffer.put
-        collection.not_put = buffer.not_put
-        collection.cleaned = buffer.cleaned
+        _count(collection, buffer)
     return collection
+
+
+def _count(collection: TaskCollection, buffer: RecordBuffer) -> None:
+    collection.findings = buffer.put
+    collection.not_put = buffer.not_put
+    collection.cleaned = buffer.cleaned
 
 
 def finding_identity(finding: dict[str, Any]) -> dict[str, Any]:
@@ -198,27 +251,47 @@ def finding_identity(finding: dict[str, Any]) -> dict[str, Any]:
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Collect the findings of each audit notification in an SNS event.
+    """Collect the findings of each audit notification in an SNS event, or resume one export.
 
-    Returns a summary: one entry per SNS record with its outcome (``collected``, ``skipped`` or
+    ``{"resume": "audit#<taskId>"}`` (sent by the previous slice, or by an operator) resumes
+    that task at its checkpoint. Returns a summary: one entry per SNS record (or the resumed
+    task) with its outcome (``collected``, ``continued``, ``skipped``, ``taken-over`` or
     ``invalid``) and counts, plus the total findings put.
     """
     counts: Counter[str] = Counter()
     results: list[dict[str, Any]] = []
     deadline = Deadline.from_context(context)
     try:
-        records = event.get("Records")
-        if not isinstance(records, list) or not records:
+        key = resume_key(event)
+        records = event.get("Records") if isinstance(event, dict) else None
+        if key is not None:
+            results.append(_resume(key, event, counts, deadline, context))
+        elif not isinstance(records, list) or not records:
             counts[NOTIFICATIONS_INVALID] += 1
             logger.error("invalid event: no SNS Records", extra={"reason": "no Records list"})
         else:
-            results.extend(_handle_record(record, counts, deadline) for record in records)
+            results.extend(_handle_record(record, counts, deadline, context) for record in records)
     finally:
         _publish(counts)
     return {"results": results, "findings": counts[FINDINGS_COLLECTED]}
 
 
-def _handle_record(record: Any, counts: Counter[str], deadline: Deadline) -> dict[str, Any]:
+def _resume(
+    key: str, event: Any, counts: Counter[str], deadline: Deadline, context: LambdaContext
+) -> dict[str, Any]:
+    task_id = key.removeprefix(CHECKPOINT_PREFIX)
+    if not key.startswith(CHECKPOINT_PREFIX) or not _TASK_ID.fullmatch(task_id):
+        return _invalid(counts, None, f"resume key {_preview(key)} is not audit#<taskId>")
+    result: dict[str, Any] = {"messageId": None, "taskId": task_id, "taskStatus": None}
+    about = {"task_id": task_id, "resume": key}
+    return _collect(
+        task_id, about, result, counts=counts, deadline=deadline, context=context, event=event
+    )
+
+
+def _handle_record(
+    record: Any, counts: Counter[str], deadline: Deadline, context: LambdaContext
+) -> dict[str, Any]:
     sns = record.get("Sns") if isinstance(record, dict) else None
     if not isinstance(sns, dict):
         return _invalid(counts, None, "record is not an SNS notification (no Sns object)")
@@ -234,6 +307,7 @@ def _handle_record(record: Any, counts: Counter[str], deadline: Deadline) -> dic
         "task_status": notification.task_status,
         "task_type": notification.task_type,
         "scheduled_audit_name": notification.scheduled_audit_name,
+        "non_compliant_checks": list(notification.non_compliant_checks),
     }
     result: dict[str, Any] = {
         "messageId": message_id,
@@ -245,54 +319,108 @@ def _handle_record(record: Any, counts: Counter[str], deadline: Deadline) -> dic
         counts[NOTIFICATIONS_SKIPPED] += 1
         logger.info("audit notification skipped", extra={**about, "reason": reason})
         return {**result, "outcome": "skipped", "reason": reason, "pages": 0, "findings": 0}
+    return _collect(
+        notification.task_id,
+        about,
+        result,
+        counts=counts,
+        deadline=deadline,
+        context=context,
+        event=None,
+    )
 
+
+def _collect(
+    task_id: str,
+    about: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    counts: Counter[str],
+    deadline: Deadline,
+    context: LambdaContext,
+    event: Any,
+) -> dict[str, Any]:
+    """One slice of the task's collection: claim, put from the cursor, finish or hand off."""
     stream_name()  # a missing setting fails before any client is made or API called
-    collection = TaskCollection(notification.task_id)
+    try:
+        turn = Slice.claim(
+            checkpoint_store(deadline),
+            CHECKPOINT_PREFIX + task_id,
+            context.aws_request_id,
+            lease_ms=context.get_remaining_time_in_millis(),
+            restart="never",
+            event=event,
+        )
+    except ClaimRefusedError as refusal:
+        counts[NOTIFICATIONS_DUPLICATE] += 1
+        logger.info("audit task not collected again", extra={**about, "reason": str(refusal)})
+        return {**result, "outcome": "skipped", "reason": str(refusal), "pages": 0, "findings": 0}
+    except ExportStalledError as stalled:
+        counts[EXPORTS_STALLED] += 1
+        logger.error("audit findings export stalled", extra={**about, "reason": str(stalled)})
+        raise
+    collection = TaskCollection(task_id)
+
+    def where() -> dict[str, Any]:
+        return {**about, **_progress(collection), **turn.checkpoint.where()}
+
     try:
         collect_task(
-            notification.task_id,
+            task_id,
             iot_client(deadline),
             firehose_client(deadline),
             deadline=deadline,
             collection=collection,
+            start=Position.from_dict(turn.checkpoint.cursor),
+            on_put=lambda c: turn.save(c.position, c.findings + c.not_put, c.pages),
         )
-    except OutOfTimeError as error:
-        counts[COLLECTIONS_STOPPED] += 1
+    except LeaseLostError as lost:
+        logger.warning(
+            "audit findings slice taken over; it stops", extra={**where(), "reason": str(lost)}
+        )
+        return {
+            **result,
+            "outcome": "taken-over",
+            "reason": str(lost),
+            "pages": collection.pages,
+            "findings": collection.findings,
+        }
+    except SLICE_ENDINGS as error:
+        out_of_time = isinstance(error, OutOfTimeError)
+        counts[COLLECTIONS_STOPPED if out_of_time else COLLECTION_ERRORS] += 1
         counts[LISTINGS_UNFINISHED] += collection.next_token_pending
-        logger.error(
-            "audit findings collection stopped before the Lambda timeout: out of time; the "
-            "invocation will be retried",
-            extra={**about, **_progress(collection), "reason": str(error)},
+        logger.warning(
+            "audit findings slice ended at its checkpoint"
+            + (
+                " before the Lambda timeout: out of time" if out_of_time else ": an AWS call failed"
+            ),
+            extra={**where(), "reason": str(error)},
         )
-        raise
     except Exception:
         counts[COLLECTION_ERRORS] += 1
-        logger.exception(
-            "audit findings collection failed; the invocation will be retried",
-            extra={**about, **_progress(collection)},
-        )
+        logger.exception("audit findings collection failed", extra=where())
         raise
     finally:
         counts[PAGES_READ] += collection.pages
         counts[FINDINGS_COLLECTED] += collection.findings
         counts[FINDINGS_NOT_PUT] += collection.not_put
         counts[FINDINGS_CLEANED] += collection.cleaned
+    try:
+        ending = turn.hand_off(
+            collection.listing_complete, lambda: lambda_client(deadline), context.function_name
+        )
+    except ExportStalledError as stalled:
+        counts[EXPORTS_STALLED] += 1
+        logger.error("audit findings export stalled", extra={**where(), "reason": str(stalled)})
+        raise
+    summary = {**result, "reason": None, "pages": collection.pages, "findings": collection.findings}
+    if ending == "continued":
+        counts[SLICES_CONTINUED] += 1
+        logger.info("audit findings slice handed off to the next slice", extra=where())
+        return {**summary, "outcome": "continued"}
     counts[TASKS_COLLECTED] += 1
-    logger.info(
-        "audit findings collected",
-        extra={
-            **about,
-            "non_compliant_checks": list(notification.non_compliant_checks),
-            **_progress(collection),
-        },
-    )
-    return {
-        **result,
-        "outcome": "collected",
-        "reason": None,
-        "pages": collection.pages,
-        "findings": collection.findings,
-    }
+    logger.info("audit findings collected", extra=where())
+    return {**summary, "outcome": "collected"}
 
 
 def _progress(collection: TaskCollection) -> dict[str, Any]:
@@ -339,6 +467,9 @@ def _publish(counts: Counter[str]) -> None:
         LISTINGS_UNFINISHED,
         FINDINGS_NOT_PUT,
         FINDINGS_CLEANED,
+        SLICES_CONTINUED,
+        NOTIFICATIONS_DUPLICATE,
+        EXPORTS_STALLED,
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[name])
 

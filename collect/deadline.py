@@ -4,8 +4,10 @@ Lambda kills a function at its timeout: nothing after that point runs, so a run 
 stalled network must stop on its own, early enough to log where it stopped and flush its
 metrics. The invocation's end is read once from the Lambda context; from it follow
 
-* when reading must stop (``reads_end``): early enough to put what is buffered, and
-* when putting must stop (``puts_end``): early enough to log and emit metrics.
+* when reading must stop (``reads_end``): early enough to put what is buffered,
+* when putting must stop (``puts_end``): early enough to save the checkpoint and hand the
+  rest of the export to the next slice, and
+* when that hand-off must stop (``handoff_end``): early enough to log and emit metrics.
 
 Every AWS client of a run is built for its phase: short connect/read timeouts, a retry count
 that fits the time left, and two botocore event hooks that refuse to start an attempt (or
@@ -26,6 +28,7 @@ __all__ = [
     "ATTEMPT_SECONDS",
     "CONNECT_TIMEOUT",
     "FLUSH_RESERVE_SECONDS",
+    "HANDOFF_RESERVE_SECONDS",
     "LOG_RESERVE_SECONDS",
     "MAX_ATTEMPTS",
     "READ_TIMEOUT",
@@ -55,6 +58,8 @@ _RETRY_AFTER_EXTRA: Final = 5.0
 LOG_RESERVE_SECONDS: Final = 5.0
 # Putting the last buffered batch (a few attempts, Firehose's partial-failure retries).
 FLUSH_RESERVE_SECONDS: Final = 3 * ATTEMPT_SECONDS
+# Saving the checkpoint (an attempt and a retry) and invoking the next slice (one attempt).
+HANDOFF_RESERVE_SECONDS: Final = 3 * ATTEMPT_SECONDS
 
 
 class OutOfTimeError(RuntimeError):
@@ -88,8 +93,12 @@ class Deadline:
         return cls(clock() + context.get_remaining_time_in_millis() / 1000, clock, sleep)
 
     @property
-    def puts_end(self) -> float:
+    def handoff_end(self) -> float:
         return self.ends_at - LOG_RESERVE_SECONDS
+
+    @property
+    def puts_end(self) -> float:
+        return self.handoff_end - HANDOFF_RESERVE_SECONDS
 
     @property
     def reads_end(self) -> float:

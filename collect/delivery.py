@@ -56,6 +56,8 @@ NOT_PUT_RECORD_TYPE: Final = "aws:iot:collector:not-put"
 _IDENTITY_CHARS = 256
 
 Identity = Callable[[dict[str, Any]], dict[str, Any]]
+# Told the mark of the last record of each batch Firehose accepted whole: where to resume.
+OnPut = Callable[[Any], None]
 
 
 class DeliveryError(RuntimeError):
@@ -97,6 +99,10 @@ class RecordBuffer:
     replaced (``cleaned`` counts the items), and an item over Firehose's per-record limit is
     sent as a small ``NOT_PUT_RECORD_TYPE`` record naming it by ``identity`` and saying why.
     ``put`` counts the items Firehose accepted, ``not_put`` the stand-ins it accepted.
+
+    Each record may carry a ``mark`` (its position in a listing); once a batch is accepted
+    whole, ``on_put`` gets the mark of its last record, so a checkpoint never runs ahead of
+    what was put.
     """
 
     def __init__(
@@ -106,11 +112,14 @@ class RecordBuffer:
         *,
         collector: str = "collector",
         identity: Identity = lambda _: {},
+        on_put: OnPut = lambda _: None,
     ) -> None:
         self.client = client
         self.deadline = deadline
         self.collector = collector
         self.identity = identity
+        self.on_put = on_put
+        self.mark: Any = None
         self.stream = stream_name()
         self.payloads: list[bytes] = []
         self.stand_ins: set[int] = set()
@@ -119,7 +128,7 @@ class RecordBuffer:
         self.not_put = 0
         self.cleaned = 0
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any], mark: Any = None) -> None:
         payload, replaced = encode_cleaned(record)
         self.cleaned += replaced > 0
         stand_in = len(payload) > MAX_RECORD_BYTES
@@ -131,6 +140,7 @@ class RecordBuffer:
             self.stand_ins.add(len(self.payloads))
         self.payloads.append(payload)
         self.size += len(payload)
+        self.mark = mark
         if len(self.payloads) == MAX_BATCH_RECORDS:
             self.flush()
 
@@ -174,6 +184,7 @@ class RecordBuffer:
         self.not_put += len(accepted & stand_ins)
         self.put += len(accepted - stand_ins)
         if not failed:
+            self.on_put(self.mark)
             return
         problem = (
             f"{len(failed)} of {len(payloads)} records were not accepted by Firehose "

@@ -6,24 +6,34 @@ thing type, groups and segment from this inventory (Well-Architected IOTOPS08).
 Source. When fleet indexing is on (``thingIndexingMode`` REGISTRY or REGISTRY_AND_SHADOW) one
 SearchIndex page returns 100 things with their groups, and connectivity too when
 ``thingConnectivityIndexingMode`` is STATUS. Otherwise the registry is listed and each thing's
-groups looked up, at most ``MAX_GROUP_LOOKUPS`` things per run so a large fleet fits the Lambda
-timeout and the ListThingGroupsForThing rate; things past the cap, and things whose lookup
-failed after its retries (counted as ``GroupLookupErrors``; the run goes on), are exported
-without ``thingGroupNames`` (absent means "not looked up", never "in no group").
+groups looked up, at most ``MAX_GROUP_LOOKUPS`` things per export so the lookups fit the
+ListThingGroupsForThing rate. The lookups rotate through the fleet: each export starts where
+the last one stopped (the offset is kept in the checkpoint item), so every thing gets its
+groups within ceil(fleet / MAX_GROUP_LOOKUPS) exports. Things outside this export's window,
+and things whose lookup failed after its retries (counted as ``GroupLookupErrors``; the run
+goes on), are exported without ``thingGroupNames`` (absent means "not looked up", never "in
+no group").
+
+An export is resumable (``collect.checkpoint``, key ``inventory``): one export is in flight at
+a time, and the hourly schedule resumes an unfinished one at its cursor instead of starting at
+page 1; it starts a new export only once the last one finished. The source, the export's
+``collectedAt`` and the group window are fixed when the export starts and kept in the cursor,
+so every slice of one export exports the same way. After each PutRecordBatch the cursor (page
+token, things behind it) is saved; a slice that runs out of time, or meets an API error past
+its retries, ends at its checkpoint and invokes this function again with
+``{"resume": "inventory"}`` (``collect.continuation``, with its progress and slice-count
+guards).
 
 Decisions:
 
 * No permission to read the indexing configuration (AccessDenied/Unauthorized): list the
   registry, which needs only list permissions, and log a warning naming the missing action.
-* The index not ready or missing on the first SearchIndex page (e.g. just after the indexing
-  configuration changed): list the registry for this run. On a later page: fail, since part
-  of the fleet was already exported and switching source would export it twice.
-* Any other API error, after botocore's adaptive retries, fails the invocation; the schedule
-  runs again next hour. Records already read are put first, and stay delivered.
+* The index not ready or missing on the first SearchIndex page of an export (e.g. just after
+  the indexing configuration changed): list the registry for this export. Later on, the
+  slice ends at its checkpoint: switching source would export part of the fleet twice.
 * Out of time (``collect.deadline``): no call starts that could end after the point where the
-  run must stop reading; what is buffered is put, the run logs how far it got (pages read,
-  whether a nextToken was pending) and emits its metrics, then fails with ``OutOfTimeError``
-  instead of a Lambda timeout.
+  run must stop reading; what is buffered is put, the checkpoint saved, the next slice
+  invoked, and the run logs how far it got and emits its metrics before the Lambda timeout.
 * Shadows and Device Defender data in the index are never exported: they can be large, and
   may hold data that does not belong in an inventory.
 
@@ -34,18 +44,18 @@ not fit are converted (numbers and booleans in attributes become their JSON text
 and counted; a thing whose name the transform would reject is not exported at all. Thing names
 are only ever passed as API parameters, after that check.
 
-Environment: ``DELIVERY_STREAM_NAME`` (required, see ``collect.delivery``) and
+Environment: ``DELIVERY_STREAM_NAME`` (required, see ``collect.delivery``),
+``CHECKPOINT_TABLE_NAME`` (required), ``MAX_SLICES`` (see ``collect.continuation``) and
 ``MAX_GROUP_LOOKUPS`` (whole number >= 0, default 1000; unset or blank means the default).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
 from aws_lambda_powertools import Logger, Metrics
@@ -54,8 +64,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from collect import delivery
+from collect.checkpoint import (
+    ClaimRefusedError,
+    ExportStalledError,
+    LeaseLostError,
+    checkpoint_store,
+)
+from collect.continuation import Slice, lambda_client
+from collect.cursor import Position, RepeatedTokenError, listing
 from collect.deadline import Deadline, OutOfTimeError
-from collect.delivery import NO_DEADLINE, RecordBuffer, iot_client
+from collect.delivery import NO_DEADLINE, DeliveryError, RecordBuffer, iot_client
 from shared.aws import IotClient, error_code
 from shared.firehose import FirehoseClient
 from shared.names import thing_name
@@ -94,6 +112,16 @@ _GONE: Final = "gone"
 _UNREADABLE: Final = "unreadable"
 _LOGGED_VALUE_CHARS = 200
 
+CHECKPOINT_KEY: Final = "inventory"
+# What ends a slice at its checkpoint (the next slice resumes there) rather than failing it.
+SLICE_ENDINGS: Final = (
+    OutOfTimeError,
+    ClientError,
+    BotoCoreError,
+    DeliveryError,
+    RepeatedTokenError,
+)
+
 
 @dataclass
 class Summary:
@@ -112,6 +140,9 @@ class Summary:
     listing_complete: bool = False
     next_token_pending: bool = False
     stopped_at_deadline: bool = False
+    outcome: str | None = None
+    # Just after the last thing put: where the next slice resumes (see ``export_cursor``).
+    cursor: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +182,19 @@ def choose_source(iot: IotClient) -> Plan:
     return Plan(REGISTRY)
 
 
+def export_cursor(plan: Plan, collected_at: int, group_offset: int) -> dict[str, Any]:
+    """Where a new export starts: its source, its records' stamp, its group-lookup window."""
+    return {
+        "source": plan.collector,
+        "connectivity": plan.connectivity,
+        "collectedAt": collected_at,
+        "groupOffset": group_offset,
+        "ordinal": 0,
+        "lookups": 0,
+        **Position().as_dict(),
+    }
+
+
 def collect_inventory(
     iot: IotClient,
     firehose: FirehoseClient,
@@ -159,48 +203,109 @@ def collect_inventory(
     collected_at: int,
     summary: Summary | None = None,
     deadline: Deadline = NO_DEADLINE,
+    cursor: Mapping[str, Any] | None = None,
+    on_put: Callable[[Summary], None] = lambda _: None,
 ) -> Summary:
-    """Export every thing, one API page at a time, so memory stays flat whatever the fleet size.
+    """Export every thing from ``cursor`` (None: a new export), one API page at a time.
 
-    ``collected_at`` (epoch ms) is stamped on every record of the run. ``summary`` is updated
-    in place as records are delivered, so a caller still knows how far a failed run got.
+    Memory stays flat whatever the fleet size. ``collected_at`` (epoch ms) is stamped on every
+    record of a new export. ``summary`` is updated in place as records are delivered, so a
+    caller still knows how far a failed run got; ``on_put`` is told after each batch
+    Firehose accepted whole (``summary.cursor`` moved).
     """
     summary = Summary() if summary is None else summary
-    plan = choose_source(iot)
-    summary.source = plan.collector
-    pages: Iterator[list[dict[str, Any]]] | None = None
-    if plan.collector == FLEET_INDEX:
-        fleet_pages = _fleet_index_records(iot, plan.connectivity, collected_at, summary)
-        try:
-            first = next(fleet_pages)
-        except ClientError as error:
-            if error_code(error) not in _INDEX_UNAVAILABLE:
-                raise
-            logger.warning(
-                "the fleet index cannot be searched yet; listing the registry for this run",
-                extra={"error_code": error_code(error)},
-            )
-            plan = Plan(REGISTRY)
-            summary.source = plan.collector
-        else:
-            pages = itertools.chain([first], fleet_pages)
-    if pages is None:
-        pages = _registry_records(iot, max_group_lookups, collected_at, summary)
+    if cursor is None:
+        cursor = export_cursor(choose_source(iot), collected_at, 0)
+    state = dict(cursor)
+    summary.source = state["source"]
     logger.info(
         "exporting the thing inventory",
-        extra={"source": plan.collector, "connectivity": plan.connectivity},
+        extra={"source": state["source"], "connectivity": state["connectivity"]},
     )
-    buffer = RecordBuffer(firehose, deadline, collector=SERVICE, identity=_thing_identity)
+
+    def put(mark: dict[str, Any]) -> None:
+        summary.things_exported, summary.things_not_put = buffer.put, buffer.not_put
+        summary.cursor = mark
+        on_put(summary)
+
+    buffer = RecordBuffer(
+        firehose, deadline, collector=SERVICE, identity=_thing_identity, on_put=put
+    )
     try:
         with buffer:
-            for records in pages:
-                for record in records:
-                    buffer.add(record)
-            summary.listing_complete = True
+            for raw, after in listing(_fetch(iot, state, summary), Position.from_dict(state)):
+                state.update(after.as_dict(), ordinal=state["ordinal"] + 1)
+                record = _exported(iot, raw, state, max_group_lookups, summary)
+                if record is not None:
+                    buffer.add(record, dict(state))
+        summary.listing_complete = True  # listed to the end, and the last batch put
+        summary.cursor = state
     finally:
         summary.things_exported = buffer.put
         summary.things_not_put = buffer.not_put
     return summary
+
+
+def _fetch(
+    iot: IotClient, state: dict[str, Any], summary: Summary
+) -> Callable[[str | None], tuple[list[Any], str | None]]:
+    """One page of the export's source, counted; a new export's first page may fall back."""
+
+    def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        summary.pages += 1
+        if state["source"] == FLEET_INDEX:
+            try:
+                return _page(_search_index_page(iot, token), summary)
+            except ClientError as error:
+                new_export = token is None and state["ordinal"] == 0
+                if not new_export or error_code(error) not in _INDEX_UNAVAILABLE:
+                    raise
+                logger.warning(
+                    "the fleet index cannot be searched yet; listing the registry for this export",
+                    extra={"error_code": error_code(error)},
+                )
+                state.update(source=REGISTRY, connectivity=False)
+                summary.source = REGISTRY
+        return _page(_list_things_page(iot, token), summary)
+
+    return fetch
+
+
+def _page(page: Mapping[str, Any], summary: Summary) -> tuple[list[Any], str | None]:
+    things = page.get("things")
+    token = page.get("nextToken") or None
+    summary.next_token_pending = token is not None
+    return (things if isinstance(things, list) else []), token
+
+
+def _exported(
+    iot: IotClient, raw: Any, state: Mapping[str, Any], max_lookups: int, summary: Summary
+) -> dict[str, Any] | None:
+    """The record of one listed thing, its groups looked up when it is in the export's window."""
+    source = state["source"]
+    record = _accepted(raw, source, state["collectedAt"], state["connectivity"], summary)
+    if record is None or source == FLEET_INDEX:
+        return record
+    ordinal = state["ordinal"] - 1
+    if not state["groupOffset"] <= ordinal < state["groupOffset"] + max_lookups:
+        summary.group_lookups_skipped += 1
+        return record
+    summary.group_lookups += 1
+    groups = _groups_of(iot, record["thing"]["thingName"])
+    if groups == _GONE:
+        summary.things_gone += 1
+        return None
+    if groups == _UNREADABLE:
+        summary.group_lookup_errors += 1
+    else:
+        record["thing"]["thingGroupNames"] = groups
+    return record
+
+
+def next_group_offset(cursor: Mapping[str, Any], max_lookups: int) -> int:
+    """Where the next export's group lookups start: after this one's window, or over again."""
+    following = cursor["groupOffset"] + max_lookups
+    return following if following < cursor["ordinal"] else 0
 
 
 def _thing_identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +363,7 @@ def thing_record(
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """Hourly EventBridge schedule entry point; the event only identifies the trigger."""
+    """Hourly schedule, or ``{"resume": "inventory"}``: one slice of the inventory export."""
     summary = Summary()
     deadline = Deadline.from_context(context)
     try:
@@ -268,52 +373,25 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             "inventory run started",
             extra={"trigger": _trigger(event), "max_group_lookups": limit},
         )
-        collect_inventory(
-            iot_client(deadline),
-            delivery.firehose_client(deadline),
-            max_group_lookups=limit,
-            collected_at=time.time_ns() // 1_000_000,
-            summary=summary,
-            deadline=deadline,
-        )
-    except OutOfTimeError as error:
-        summary.stopped_at_deadline = True
+        _run_slice(event, context, deadline, limit, summary)
+    except ExportStalledError as stalled:
         logger.error(
-            "inventory run stopped before the Lambda timeout: out of time; the next scheduled "
-            "run starts over",
-            extra={"summary": summary.as_dict(), "reason": str(error)},
+            "inventory export stalled; resume it by hand once the cause is fixed",
+            extra={"summary": summary.as_dict(), "reason": str(stalled)},
         )
         raise
     except Exception:
         logger.exception(
-            "inventory run failed; the next scheduled run starts over",
+            "inventory run failed; the next run resumes at the checkpoint",
             extra={"summary": summary.as_dict()},
         )
         raise
     finally:
-        metrics.add_metric(
-            name="ThingsExported", unit=MetricUnit.Count, value=summary.things_exported
-        )
-        metrics.add_metric(
-            name="GroupLookupsSkipped", unit=MetricUnit.Count, value=summary.group_lookups_skipped
-        )
-        metrics.add_metric(name="InventoryPagesRead", unit=MetricUnit.Count, value=summary.pages)
-        metrics.add_metric(name="ThingsNotPut", unit=MetricUnit.Count, value=summary.things_not_put)
-        metrics.add_metric(
-            name="GroupLookupErrors", unit=MetricUnit.Count, value=summary.group_lookup_errors
-        )
-        metrics.add_metric(
-            name="InventoryRunsStopped", unit=MetricUnit.Count, value=summary.stopped_at_deadline
-        )
-        metrics.add_metric(
-            name="InventoryNextTokenPending",
-            unit=MetricUnit.Count,
-            value=summary.next_token_pending,
-        )
+        _publish(summary)
     if summary.group_lookups_skipped:
         logger.warning(
-            "some things were exported without their groups: raise MAX_GROUP_LOOKUPS or turn "
-            "on fleet indexing",
+            "some things were exported without their groups: later exports look them up in "
+            "turn; raise MAX_GROUP_LOOKUPS or turn on fleet indexing to have them sooner",
             extra={"group_lookups_skipped": summary.group_lookups_skipped},
         )
     if summary.things_invalid or summary.values_dropped:
@@ -328,74 +406,98 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return summary.as_dict()
 
 
+def _run_slice(
+    event: Any, context: LambdaContext, deadline: Deadline, limit: int, summary: Summary
+) -> None:
+    """Claim the export (resuming an unfinished one), put from its cursor, finish or hand off."""
+    try:
+        turn = Slice.claim(
+            checkpoint_store(deadline),
+            CHECKPOINT_KEY,
+            context.aws_request_id,
+            lease_ms=context.get_remaining_time_in_millis(),
+            restart="when-done",
+            event=event,
+        )
+    except ClaimRefusedError as refusal:
+        summary.outcome = "skipped"
+        logger.info("inventory export not run", extra={"reason": str(refusal)})
+        return
+    where = turn.checkpoint.where
+    try:
+        iot = iot_client(deadline)
+        cursor = turn.checkpoint.cursor or export_cursor(
+            choose_source(iot),
+            time.time_ns() // 1_000_000,
+            turn.checkpoint.carry.get("groupOffset", 0),
+        )
+        collect_inventory(
+            iot,
+            delivery.firehose_client(deadline),
+            max_group_lookups=limit,
+            collected_at=cursor["collectedAt"],
+            summary=summary,
+            deadline=deadline,
+            cursor=cursor,
+            on_put=lambda done: turn.save(
+                done.cursor, done.things_exported + done.things_not_put, done.pages
+            ),
+        )
+    except LeaseLostError as lost:
+        summary.outcome = "taken-over"
+        logger.warning("inventory slice taken over; it stops", extra={"reason": str(lost)})
+        return
+    except SLICE_ENDINGS as error:
+        summary.stopped_at_deadline = isinstance(error, OutOfTimeError)
+        logger.warning(
+            "inventory slice ended at its checkpoint"
+            + (" before the Lambda timeout: out of time" if summary.stopped_at_deadline else ""),
+            extra={"summary": summary.as_dict(), **where(), "reason": str(error)},
+        )
+    if summary.listing_complete:
+        turn.checkpoint.cursor = summary.cursor
+        turn.checkpoint.carry = {"groupOffset": next_group_offset(summary.cursor, limit)}
+    summary.outcome = turn.hand_off(
+        summary.listing_complete, lambda: lambda_client(deadline), context.function_name
+    )
+    logger.info(f"inventory export {summary.outcome}", extra=where())
+
+
+def _publish(summary: Summary) -> None:
+    """Every counter of the slice, zeros included, so each invocation's metrics compare."""
+    for name, value in (
+        ("ThingsExported", summary.things_exported),
+        ("GroupLookupsSkipped", summary.group_lookups_skipped),
+        ("InventoryPagesRead", summary.pages),
+        ("ThingsNotPut", summary.things_not_put),
+        ("GroupLookupErrors", summary.group_lookup_errors),
+        ("InventoryRunsStopped", summary.stopped_at_deadline),
+        ("InventoryNextTokenPending", summary.next_token_pending),
+        ("InventorySlicesContinued", summary.outcome == "continued"),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 # --- reading the APIs ------------------------------------------------------------------------
 
 
-def _search_index_pages(iot: IotClient) -> Iterator[tuple[list[Any], bool]]:
-    """SearchIndex has no boto3 paginator: follow nextToken until the service stops giving one.
-
-    Yields each page's things and whether it gave a nextToken.
-    """
+def _search_index_page(iot: IotClient, token: str | None) -> Mapping[str, Any]:
+    """SearchIndex has no boto3 paginator: one page, following ``token``."""
     request: dict[str, Any] = {
         "indexName": INDEX_NAME,
         "queryString": QUERY_ALL_THINGS,
         "maxResults": SEARCH_PAGE_SIZE,
     }
-    seen: set[str] = set()
-    while True:
-        response = iot.search_index(**request)
-        things = response.get("things")
-        token = response.get("nextToken")
-        yield things if isinstance(things, list) else [], bool(token)
-        if not token:
-            return
-        if token in seen:  # would loop until the Lambda timeout
-            raise RuntimeError("SearchIndex returned a nextToken it had already returned")
-        seen.add(token)
+    if token:
         request["nextToken"] = token
+    return iot.search_index(**request)
 
 
-def _fleet_index_records(
-    iot: IotClient, connectivity: bool, collected_at: int, summary: Summary
-) -> Iterator[list[dict[str, Any]]]:
-    for things, more in _search_index_pages(iot):
-        summary.pages += 1
-        summary.next_token_pending = more
-        records = []
-        for raw in things:
-            record = _accepted(raw, FLEET_INDEX, collected_at, connectivity, summary)
-            if record is not None:
-                records.append(record)
-        yield records
-
-
-def _registry_records(
-    iot: IotClient, max_lookups: int, collected_at: int, summary: Summary
-) -> Iterator[list[dict[str, Any]]]:
-    paginator = iot.get_paginator("list_things")
-    for page in paginator.paginate(PaginationConfig={"PageSize": LIST_PAGE_SIZE}):
-        summary.pages += 1
-        summary.next_token_pending = bool(page.get("nextToken"))
-        records = []
-        for raw in page.get("things") or []:
-            record = _accepted(raw, REGISTRY, collected_at, False, summary)
-            if record is None:
-                continue
-            if summary.group_lookups >= max_lookups:
-                summary.group_lookups_skipped += 1
-                records.append(record)
-                continue
-            summary.group_lookups += 1
-            groups = _groups_of(iot, record["thing"]["thingName"])
-            if groups == _GONE:
-                summary.things_gone += 1
-                continue
-            if groups == _UNREADABLE:
-                summary.group_lookup_errors += 1
-            else:
-                record["thing"]["thingGroupNames"] = groups
-            records.append(record)
-        yield records
+def _list_things_page(iot: IotClient, token: str | None) -> Mapping[str, Any]:
+    request: dict[str, Any] = {"maxResults": LIST_PAGE_SIZE}
+    if token:
+        request["nextToken"] = token
+    return iot.list_things(**request)
 
 
 def _groups_of(iot: IotClient, thing: str) -> list[str] | Literal["gone", "unreadable"]:

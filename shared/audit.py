@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from shared.aws import IotClient
 
-__all__ = ["FINDINGS_PAGE_SIZE", "FINISHED_STATUSES", "finding_pages"]
+__all__ = ["FINDINGS_PAGE_SIZE", "FINISHED_STATUSES", "finding_page", "finding_pages"]
 
 # ListAuditFindings accepts maxResults 1..250; the largest page means the fewest calls, and one
 # page (at most 250 findings) is also what is held in memory and put per PutRecordBatch.
@@ -23,15 +23,28 @@ FINDINGS_PAGE_SIZE = 250
 FINISHED_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED"})
 
 
-def finding_pages(iot: IotClient, task_id: str) -> Iterator[list[dict[str, Any]]]:
-    """The task's findings, suppressed and not, one API page at a time.
+def finding_page(
+    iot: IotClient, task_id: str, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the task's findings, suppressed and not, and the next page's token.
 
+    ``token`` None asks for the first page; a collector resumes with a token it saved.
     ``listSuppressedFindings`` is left out on purpose. The API reference defines it as a
     filter: true lists *only* suppressed findings, false only unsuppressed ones, and leaving it
     out lists both. Sending true would drop every actionable finding.
     """
-    paginator = iot.get_paginator("list_audit_findings")
-    pages = paginator.paginate(taskId=task_id, PaginationConfig={"PageSize": FINDINGS_PAGE_SIZE})
-    for page in pages:
-        # Handled as plain JSON objects: the record keeps every field AWS sends, typed or not.
-        yield cast("list[dict[str, Any]]", page.get("findings", []))
+    request: dict[str, Any] = {"taskId": task_id, "maxResults": FINDINGS_PAGE_SIZE}
+    if token:
+        request["nextToken"] = token
+    page = iot.list_audit_findings(**request)
+    # Handled as plain JSON objects: the record keeps every field AWS sends, typed or not.
+    return cast("list[dict[str, Any]]", page.get("findings", [])), page.get("nextToken") or None
+
+
+def finding_pages(iot: IotClient, task_id: str) -> Iterator[list[dict[str, Any]]]:
+    """The task's findings one API page at a time, from the first."""
+    findings, token = finding_page(iot, task_id, None)
+    yield findings
+    while token:
+        findings, token = finding_page(iot, task_id, token)
+        yield findings

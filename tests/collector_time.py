@@ -4,27 +4,39 @@ Shared by the collector tests. ``record_put_waits`` makes every ``put_records`` 
 recorded number instead of a sleep; ``VirtualHttp`` answers a real boto3 client's requests at
 botocore's ``before-send`` event, moving a ``FakeTime`` by each answer's latency, so deadlines
 are tested with the real retry logic and no network or real time.
+
+For fleet-scale runs (a million things: 12,000 calls) botocore itself is the cost, so
+``LightFleetIndex``, ``LightFindings`` and ``CountingFirehose`` answer the collectors' calls
+directly, with the same latency model on the same clock, and refuse an attempt that could end
+after its phase's end exactly as ``collect.deadline.guard_client`` makes a real client do
+(``OutOfTimeError``). ``Killed`` stands for Lambda ending the process at its timeout.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.retries.standard
+import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 
 from collect import delivery
-from collect.deadline import READ_TIMEOUT, Deadline
+from collect.deadline import ATTEMPT_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
 from shared.firehose import put_records
 from tests.fake_time import FakeTime
 
 __all__ = [
     "Answer",
+    "CountingFirehose",
+    "Killed",
+    "LightFindings",
+    "LightFleetIndex",
     "VirtualHttp",
     "hung",
     "ok",
@@ -119,3 +131,137 @@ def virtual_deadlines(monkeypatch: pytest.MonkeyPatch, module: Any, time: FakeTi
             return Deadline.from_context(context, time.clock, time.sleep)
 
     monkeypatch.setattr(module, "Deadline", VirtualDeadline)
+
+
+class Killed(BaseException):  # not an Exception: the code under test must not handle it
+    """Lambda ended the invocation: nothing after this point of the slice runs."""
+
+
+class _Latency:
+    """Each call costs ``latency`` on ``time``; none starts that could end after ``end``."""
+
+    def __init__(self, time: FakeTime, latency: float) -> None:
+        self.time = time
+        self.latency = latency
+        self.end = float("inf")
+        self.calls = 0
+
+    def bound(self, end: float) -> Any:
+        """This client, its calls ending by ``end`` (as the collector's factory would build it)."""
+        self.end = end
+        return self
+
+    def _attempt(self) -> None:
+        if self.time.now + ATTEMPT_SECONDS > self.end:
+            raise OutOfTimeError("no time left for another attempt of this call")
+        self.calls += 1
+        self.time.now += self.latency
+
+
+class LightFleetIndex(_Latency):
+    """A fleet index of ``size`` things, ``thing-0000000`` on, 100 to a SearchIndex page.
+
+    ``fail_at`` maps a call number (1-based) to what that call raises instead of answering.
+    """
+
+    def __init__(
+        self,
+        time: FakeTime,
+        size: int,
+        latency: float = 0.08,
+        fail_at: dict[int, Any] | None = None,
+    ) -> None:
+        super().__init__(time, latency)
+        self.size = size
+        self.fail_at = fail_at or {}
+
+    def get_indexing_configuration(self) -> Any:
+        return {"thingIndexingConfiguration": {"thingIndexingMode": "REGISTRY"}}
+
+    def search_index(self, *, maxResults: int, nextToken: str = "0", **_: Any) -> Any:  # noqa: N803
+        self._attempt()
+        if self.calls in self.fail_at:
+            raise self.fail_at.pop(self.calls)
+        start = int(nextToken)
+        end = min(start + maxResults, self.size)
+        things = [{"thingName": f"thing-{n:07d}", "thingId": f"id-{n}"} for n in range(start, end)]
+        return {"things": things, **({"nextToken": str(end)} if end < self.size else {})}
+
+
+class LightFindings(_Latency):
+    """One audit task's ``size`` findings (``finding`` with ids ``f-0000000`` on), 250 a page.
+
+    ``change`` maps a finding number to a function that alters that finding (an oversized or
+    malformed item); ``fail_at`` as for ``LightFleetIndex``.
+    """
+
+    def __init__(
+        self,
+        time: FakeTime,
+        size: int,
+        *,
+        finding: dict[str, Any],
+        latency: float,
+        change: dict[int, Callable[[dict[str, Any]], None]] | None = None,
+        fail_at: dict[int, Any] | None = None,
+    ) -> None:
+        super().__init__(time, latency)
+        self.size = size
+        self.finding = finding
+        self.change = change or {}
+        self.fail_at = fail_at or {}
+
+    def list_audit_findings(self, **request: Any) -> Any:
+        self._attempt()
+        if self.calls in self.fail_at:
+            raise self.fail_at.pop(self.calls)
+        task_id, start = request["taskId"], int(request.get("nextToken", 0))
+        end = min(start + request["maxResults"], self.size)
+        findings = []
+        for n in range(start, end):
+            finding = {**self.finding, "taskId": task_id, "findingId": f"f-{n:07d}"}
+            if n in self.change:
+                finding = json.loads(json.dumps(finding))
+                self.change[n](finding)
+            findings.append(finding)
+        return {"findings": findings, **({"nextToken": str(end)} if end < self.size else {})}
+
+
+class CountingFirehose(_Latency):
+    """PutRecordBatch that counts how often each item (by ``number`` of a record) was accepted.
+
+    ``kill_on`` (a call number) ends the invocation right after that call's records were
+    accepted: the worst moment, before the collector could save its checkpoint.
+    """
+
+    def __init__(
+        self,
+        time: FakeTime,
+        size: int,
+        number: Callable[[dict[str, Any]], int | None],
+        latency: float = 0.03,
+    ) -> None:
+        super().__init__(time, latency)
+        self.accepted = bytearray(size)
+        self.number = number
+        self.others: list[dict[str, Any]] = []  # records that are no item (stand-ins)
+        self.kill_on: int | None = None
+        self.last_batch = 0
+
+    def put_record_batch(self, *, DeliveryStreamName: str, Records: Any) -> Any:  # noqa: N803
+        self._attempt()
+        for record in Records:
+            document = orjson.loads(record["Data"])
+            number = self.number(document)
+            if number is None:
+                self.others.append(document)
+            else:
+                self.accepted[number] += 1
+        self.last_batch = len(Records)
+        if self.calls == self.kill_on:
+            raise Killed
+        return {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"} for _ in Records]}
+
+    def counts(self) -> dict[int, int]:
+        """How many items were accepted how many times: {1: n} is each exactly once."""
+        return dict(Counter(self.accepted))

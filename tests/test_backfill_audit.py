@@ -338,3 +338,96 @@ def test_the_notification_keeps_every_check_once_and_the_start_to_the_millisecon
     assert backfill_audit.has_findings(record) == any(
         d["checkRunStatus"] == "COMPLETED_NON_COMPLIANT" for d in details.values()
     )
+
+
+DEAD_LETTERS = SAMPLES_DIR / "audit_collector" / "dead_letter"
+
+
+def named(*argv: str) -> int:
+    """The command without a time range: the tasks come from the arguments."""
+    return cli.main(["backfill-audit", "--stream", STREAM, *argv])
+
+
+def test_a_named_task_is_described_and_put_with_its_findings_without_listing_tasks(aws, capsys):
+    aws.describe(SCHEDULED)  # no ListAuditTasks queued: listing would be a StubError
+    aws.findings()
+
+    assert named("--task-id", SCHEDULED) == 0
+
+    aws.iot_stub.assert_no_pending_responses()
+    assert [r.get("taskId") for r in aws.put()] == [SCHEDULED] * 7
+    assert capsys.readouterr().out.startswith("1 audit tasks (6 checks), 6 findings: put 7")
+
+
+def test_the_task_of_a_dead_letter_continuation_is_backfilled(aws):
+    aws.describe(SCHEDULED)
+    aws.findings()
+    path = DEAD_LETTERS / "receive_message_stalled_continuation.json"
+
+    assert named("--from-dead-letter", str(path)) == 0
+
+    aws.iot_stub.assert_no_pending_responses()
+    assert len(aws.put()) == 7
+
+
+def test_dead_letter_messages_name_their_tasks_once_each() -> None:
+    continuation = (DEAD_LETTERS / "receive_message_stalled_continuation.json").read_text()
+    notification = (DEAD_LETTERS / "message_sns_notification_timed_out.json").read_text()
+    both = json.dumps(
+        {"Messages": [*json.loads(continuation)["Messages"], json.loads(notification)]}
+    )
+
+    assert backfill_audit.dead_letter_task_ids(continuation) == [SCHEDULED]
+    assert backfill_audit.dead_letter_task_ids(notification) == [SCHEDULED]
+    assert backfill_audit.dead_letter_task_ids(both) == [SCHEDULED]  # one task, put once
+    body = json.loads(notification)["Body"]
+    assert backfill_audit.dead_letter_task_ids(body) == [SCHEDULED]  # a bare message body
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ((DEAD_LETTERS / "receive_message_inventory_schedule_event.json").read_text(), "no audit"),
+        ("{not json", "the file is not JSON"),
+        ('{"Messages": [{"Body": "{oops"}]}', "a message body is not JSON"),
+        ('{"Messages": "x"}', "not a dead-letter message"),
+        ('{"resume": "audit#a/../b"}', "no audit task id"),
+    ],
+)
+def test_a_dead_letter_file_without_a_task_is_one_line_before_any_call(
+    aws, capsys, tmp_path, content, message
+):
+    path = tmp_path / "dead-letter.json"
+    path.write_text(content)
+
+    assert named("--from-dead-letter", str(path)) == 1
+
+    err = one_line(capsys.readouterr().err)
+    assert f"error: --from-dead-letter {path}: " in err
+    assert message in err
+    assert aws.made == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task-id", SCHEDULED, "--since", "2026-11-20"], "leave out --since/--until"),
+        (["--from-dead-letter", "/nonexistent/dead-letter.json"], "No such file"),
+    ],
+)
+def test_bad_task_arguments_are_one_line_before_any_call(aws, capsys, argv, message):
+    assert named(*argv) == 1
+
+    assert message in one_line(capsys.readouterr().err)
+    assert aws.made == []
+
+
+def test_a_task_id_the_api_would_refuse_is_a_usage_error(aws, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        named("--task-id", "a/../b")
+
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --task-id: 'a/../b' is not an audit task id" in err
+    assert "Traceback" not in err
+    assert aws.made == []

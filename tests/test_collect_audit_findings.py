@@ -21,7 +21,6 @@ import botocore.retries.standard
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from botocore.utils import parse_timestamp
 from moto import mock_aws
@@ -35,8 +34,10 @@ from collect.audit_findings import (
     parse_notification,
     skip_reason,
 )
+from collect.checkpoint import ExportStalledError
 from collect.deadline import Deadline
 from collect.delivery import NO_DEADLINE, PUT_MAX_ATTEMPTS, DeliveryError
+from tests.checkpoints import Engine, WallClock
 from tests.collector_time import record_put_waits
 from tests.fakes import FakeFirehose
 from tests.support import SAMPLES_DIR, FakeLambdaContext, all_events, firehose_event
@@ -132,6 +133,12 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     return record_put_waits(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The checkpoint table (in memory) and the continuation invokes, recorded."""
+    return Engine(monkeypatch, audit_findings, WallClock())
 
 
 class Clients:
@@ -481,9 +488,13 @@ def test_each_record_of_an_event_is_handled(
 # --- failures that must fail the invocation -------------------------------------------------
 
 
-def test_throttling_under_stubber_propagates_and_fails_the_invocation(
+KEY = f"audit#{TASK_ID}"
+
+
+def test_throttling_past_retries_ends_the_slice_at_its_checkpoint_and_the_next_resumes(
     monkeypatch: pytest.MonkeyPatch,
     stubbed: tuple[Any, Stubber],
+    engine: Engine,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Stubber answers at "before-call", ahead of botocore's retry handler, so a stubbed
@@ -500,19 +511,79 @@ def test_throttling_under_stubber_propagates_and_fails_the_invocation(
     firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
-    with pytest.raises(ClientError) as raised:
-        run(load("sns_completed_scheduled_noncompliant.json"))
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
 
     stubber.assert_no_pending_responses()
-    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert summary["results"][0]["outcome"] == "continued"
     assert put_ids(firehose) == [f["findingId"] for f in PAGES[0]["findings"]]  # page 1 stays put
-    metrics = emf(capsys.readouterr().out)  # flushed although the handler raised
+    checkpoint = engine.checkpoint(KEY)
+    assert checkpoint is not None
+    assert (checkpoint.status, checkpoint.records, checkpoint.lease_expires_at) == ("running", 3, 0)
+    assert checkpoint.cursor == {"token": PAGES[0]["nextToken"], "skip": 0}
+    assert engine.invokes == [{"resume": KEY, "continued": True}]
+    assert engine.functions == [CONTEXT.function_name]
+    metrics = emf(capsys.readouterr().out)  # flushed although the slice ended early
     assert metrics["AuditCollectionErrors"] == 1.0
+    assert metrics["AuditSlicesContinued"] == 1.0
     assert metrics["AuditTasksCollected"] == 0.0
 
+    # The next slice lists from page 2 and puts the rest: every finding exactly once.
+    stubber.add_response(
+        "list_audit_findings", boto_page(2), expected_params(PAGES[0]["nextToken"])
+    )
+    stubber.add_response(
+        "list_audit_findings", boto_page(3), expected_params(PAGES[1]["nextToken"])
+    )
+    resumed = run(engine.invokes[0])
 
-def test_other_api_errors_fail_the_invocation_before_anything_is_put(
-    monkeypatch: pytest.MonkeyPatch, stubbed: tuple[Any, Stubber]
+    stubber.assert_no_pending_responses()
+    assert resumed["results"][0]["outcome"] == "collected"
+    assert put_ids(firehose) == ALL_IDS
+    done = engine.checkpoint(KEY)
+    assert done is not None
+    assert (done.status, done.records, done.slices) == ("done", 6, 2)
+
+
+def test_a_redelivered_notification_of_a_collected_task_puts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    stubbed: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client, stubber = stubbed
+    queue_pages(stubber)  # one listing only: a second would find no stubbed response
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+    event = load("sns_completed_scheduled_noncompliant.json")
+
+    first = run(event)
+    capsys.readouterr()
+    again = run(event)
+
+    assert first["results"][0]["outcome"] == "collected"
+    (result,) = again["results"]
+    assert (result["outcome"], result["findings"]) == ("skipped", 0)
+    assert "already collected in full" in result["reason"]
+    assert put_ids(firehose) == ALL_IDS
+    assert emf(capsys.readouterr().out)["AuditNotificationsDuplicate"] == 1.0
+
+
+def test_a_notification_for_a_task_under_a_live_lease_puts_nothing(
+    monkeypatch: pytest.MonkeyPatch, stubbed: tuple[Any, Stubber], engine: Engine
+) -> None:
+    client, _ = stubbed  # nothing queued: a listing would be a StubError
+    firehose = FakeFirehose(STREAM)
+    Clients(monkeypatch, client, firehose)
+    engine.store.claim(KEY, "other-slice", lease_ms=300_000, max_slices=48, restart="never")
+
+    summary = run(load("sns_completed_scheduled_noncompliant.json"))
+
+    assert summary["results"][0]["outcome"] == "skipped"
+    assert "being collected by other-slice" in summary["results"][0]["reason"]
+    assert firehose.calls == []
+
+
+def test_an_error_before_any_progress_fails_the_invocation_naming_the_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, stubbed: tuple[Any, Stubber], engine: Engine
 ) -> None:
     client, stubber = stubbed
     stubber.add_client_error(
@@ -525,11 +596,24 @@ def test_other_api_errors_fail_the_invocation_before_anything_is_put(
     firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
-    with pytest.raises(ClientError, match="AccessDeniedException"):
+    with pytest.raises(
+        ExportStalledError, match=rf"made no progress; checkpoint {KEY}, cursor \{{\}}"
+    ):
         run(load("sns_completed_scheduled_noncompliant.json"))
 
     stubber.assert_no_pending_responses()
     assert firehose.calls == []
+    assert engine.invokes == []  # no loop: Lambda's retries, then the DLQ, take over
+
+
+def test_a_resume_event_that_is_not_an_audit_key_is_invalid(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    Clients(monkeypatch, None, None)
+    summary = run({"resume": "inventory"})
+    assert summary["results"][0]["outcome"] == "invalid"
+    assert "is not audit#<taskId>" in summary["results"][0]["reason"]
+    assert engine.table.writes == 0
 
 
 class _Body:
@@ -608,7 +692,7 @@ def test_throttling_past_every_retry_fails_the_invocation(
     firehose = FakeFirehose(STREAM)
     Clients(monkeypatch, client, firehose)
 
-    with pytest.raises(ClientError, match="ThrottlingException"):
+    with pytest.raises(ExportStalledError, match="made no progress"):
         run(load("sns_completed_scheduled_noncompliant.json"))
 
     # With time enough, botocore makes its adaptive 1 + 10 attempts.
@@ -617,10 +701,11 @@ def test_throttling_past_every_retry_fails_the_invocation(
 
 
 @pytest.mark.parametrize(
-    # Reading stops 50 s before the end (5 s to log, 45 s to put the last batch); attempts take
-    # 15 s each, and botocore's backoff before retry i at most min(2**(i-1), 20) + 5 s.
+    # Reading stops 95 s before the end (5 s to log, 45 s to checkpoint and hand off, 45 s to
+    # put the last batch); attempts take 15 s each, and botocore's backoff before retry i at
+    # most min(2**(i-1), 20) + 5 s.
     ("seconds_left", "iot_attempts", "firehose_attempts"),
-    [(900, 11, 11), (300, 8, 9), (60, 1, 2), (10, 1, 1)],
+    [(900, 11, 11), (300, 7, 8), (60, 1, 1), (10, 1, 1)],
 )
 def test_the_clients_retry_only_as_often_as_the_time_left_allows(
     seconds_left: float, iot_attempts: int, firehose_attempts: int
@@ -667,7 +752,8 @@ def test_permanently_rejected_records_raise_delivery_error(
     firehose = FakeFirehose(STREAM, key=finding_id, failures={ALL_IDS[2]: 1000})
     Clients(monkeypatch, client, firehose)
 
-    with pytest.raises(DeliveryError, match="1 of 6 records were not accepted"):
+    # The batch was not accepted whole, so the checkpoint did not move: the slice stalls.
+    with pytest.raises(ExportStalledError, match="made no progress"):
         run(load("sns_completed_scheduled_noncompliant.json"))
 
     assert len(firehose.calls) == PUT_MAX_ATTEMPTS == 20  # the collectors' longer retries

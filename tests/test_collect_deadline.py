@@ -9,18 +9,21 @@ deadline hooks all run, and no call reaches the network or waits for real.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from collect import audit_findings, delivery, inventory
+from collect.checkpoint import ExportStalledError
 from collect.deadline import (
     ATTEMPT_SECONDS,
     FLUSH_RESERVE_SECONDS,
+    HANDOFF_RESERVE_SECONDS,
     LOG_RESERVE_SECONDS,
-    OutOfTimeError,
     attempts_within,
 )
+from tests.checkpoints import Engine
 from tests.collector_time import VirtualHttp, hung, ok, virtual_backoff, virtual_deadlines
 from tests.fake_time import FakeTime
 from tests.fakes import FakeFirehose
@@ -40,7 +43,8 @@ INVENTORY_CONTEXT = FakeLambdaContext(
 )
 # Where the phases of a 300 s audit run end on the virtual clock (which starts at 1000).
 AUDIT_END = 1300.0
-AUDIT_PUTS_END = AUDIT_END - LOG_RESERVE_SECONDS
+AUDIT_HANDOFF_END = AUDIT_END - LOG_RESERVE_SECONDS
+AUDIT_PUTS_END = AUDIT_HANDOFF_END - HANDOFF_RESERVE_SECONDS
 AUDIT_READS_END = AUDIT_PUTS_END - FLUSH_RESERVE_SECONDS
 
 
@@ -60,6 +64,16 @@ def time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     virtual_deadlines(monkeypatch, audit_findings, clock)
     virtual_deadlines(monkeypatch, inventory, clock)
     return clock
+
+
+@pytest.fixture
+def engines(monkeypatch: pytest.MonkeyPatch, time: FakeTime) -> dict[str, Engine]:
+    """Each collector's checkpoint table, its leases on the virtual clock."""
+    now_ms = lambda: int(time.now * 1000)  # noqa: E731
+    return {
+        "audit": Engine(monkeypatch, audit_findings, now_ms),
+        "inventory": Engine(monkeypatch, inventory, now_ms),
+    }
 
 
 def audit_event() -> Any:
@@ -85,75 +99,87 @@ def emf(output: str) -> dict[str, float]:
 
 
 def stop_line(caplog: pytest.LogCaptureFixture) -> Any:
-    (line,) = [r for r in caplog.records if "stopped before the Lambda timeout" in r.getMessage()]
+    (line,) = [
+        r for r in caplog.records if "before the Lambda timeout: out of time" in r.getMessage()
+    ]
     return line
 
 
-def run_audit(monkeypatch: pytest.MonkeyPatch, http: VirtualHttp, sink: Any) -> None:
+def run_audit(monkeypatch: pytest.MonkeyPatch, http: VirtualHttp, sink: Any) -> Any:
     """The audit handler with its real IoT client on ``http``, putting into ``sink``."""
     monkeypatch.setattr(audit_findings, "iot_client", lambda d: http.attach(delivery.iot_client(d)))
     monkeypatch.setattr(audit_findings, "firehose_client", lambda _: sink)
-    audit_findings.lambda_handler(audit_event(), AUDIT_CONTEXT)
+    return audit_findings.lambda_handler(audit_event(), AUDIT_CONTEXT)
 
 
-def test_a_slow_listing_stops_reading_in_time_to_put_log_and_emit_metrics(
+def test_a_slow_listing_stops_reading_in_time_to_put_checkpoint_log_and_emit_metrics(
     monkeypatch: pytest.MonkeyPatch,
     time: FakeTime,
+    engines: dict[str, Engine],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Each page takes 20 s: page k starts at 1000 + 20 (k - 1) and may start only while it can
-    # end (one attempt, 15 s) before reading stops at 1250, so page 12 (at 1220) is the last.
+    # end (one attempt, 15 s) before reading stops at 1205, so page 10 (at 1180) is the last.
     http = VirtualHttp(time, endless_listing(latency=20.0), latency=20.0)
     sink = FakeFirehose(STREAM)
 
-    with pytest.raises(OutOfTimeError, match="no time left"):
-        run_audit(monkeypatch, http, sink)
+    summary = run_audit(monkeypatch, http, sink)
 
-    assert len(http.sent) == 12
-    assert len(sink.accepted) == 12 * 3  # everything read was put, in one call
+    assert summary["results"][0]["outcome"] == "continued"
+    assert len(http.sent) == 10
+    assert len(sink.accepted) == 10 * 3  # everything read was put, in one call
     assert len(sink.calls) == 1
     assert time.now <= AUDIT_PUTS_END
     line = stop_line(caplog)
-    assert line.levelname == "ERROR"
-    assert (line.pages, line.findings) == (12, 36)
+    assert line.levelname == "WARNING"
+    assert (line.pages, line.findings) == (10, 30)
     assert (line.listing_complete, line.next_token_pending) == (False, True)
+    assert line.cursor == {"token": "page-11", "skip": 0}  # the next slice starts there
+    engine = engines["audit"]
+    assert engine.invokes == [{"resume": f"audit#{TASK_ID}", "continued": True}]
     metrics = emf(capsys.readouterr().out)
     assert metrics["AuditCollectionsStopped"] == 1.0
     assert metrics["AuditListingsUnfinished"] == 1.0
-    assert metrics["AuditFindingPagesRead"] == 12.0
-    assert metrics["AuditFindingsCollected"] == 36.0
+    assert metrics["AuditFindingPagesRead"] == 10.0
+    assert metrics["AuditFindingsCollected"] == 30.0
     assert metrics["AuditCollectionErrors"] == 0.0
+    assert metrics["AuditSlicesContinued"] == 1.0
 
 
 def test_a_call_that_hangs_late_is_not_retried_past_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
     time: FakeTime,
+    engines: dict[str, Engine],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Pages 1-9 take 20 s each; page 10 (at 1180) hangs: every attempt costs the 10 s read
-    # timeout. Attempt 4 ends at 1227, and its retry (a backoff of up to 8 + 5 s, then 15 s)
-    # could end at 1255, after reading must stop (1250): the call stops there.
-    http = VirtualHttp(time, endless_listing(latency=20.0, hang_from=10), latency=20.0)
+    # Pages 1-7 take 20 s each; page 8 (at 1140) hangs: every attempt costs the 10 s read
+    # timeout. Attempt 4 ends at 1187, and its retry (a backoff of up to 8 + 5 s, then 15 s)
+    # could end at 1215, after reading must stop (1205): the call stops there.
+    http = VirtualHttp(time, endless_listing(latency=20.0, hang_from=8), latency=20.0)
     sink = FakeFirehose(STREAM)
 
-    with pytest.raises(
-        OutOfTimeError, match=r"ListAuditFindings failed \(Read timeout.*\) and no time is left"
-    ):
-        run_audit(monkeypatch, http, sink)
+    summary = run_audit(monkeypatch, http, sink)
 
-    assert len(http.sent) == 9 + 4
-    assert time.now == pytest.approx(1227.0)
+    assert summary["results"][0]["outcome"] == "continued"
+    assert len(http.sent) == 7 + 4
+    assert time.now == pytest.approx(1187.0)
     assert time.now + ATTEMPT_SECONDS <= AUDIT_PUTS_END  # the buffered batch could still go
-    assert len(sink.accepted) == 9 * 3
-    assert stop_line(caplog).pages == 9
+    assert len(sink.accepted) == 7 * 3
+    line = stop_line(caplog)
+    assert line.pages == 7  # the hung page was never read: the next slice asks for it again
+    assert re.search(
+        r"ListAuditFindings failed \(Read timeout.*\) and no time is left", line.reason
+    )
+    assert line.cursor == {"token": "page-8", "skip": 0}
     assert emf(capsys.readouterr().out)["AuditCollectionsStopped"] == 1.0
 
 
 def test_a_hung_put_record_batch_ends_the_run_before_the_function_timeout(
     monkeypatch: pytest.MonkeyPatch,
     time: FakeTime,
+    engines: dict[str, Engine],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -165,24 +191,28 @@ def test_a_hung_put_record_batch_ends_the_run_before_the_function_timeout(
     monkeypatch.setattr(delivery, "firehose_client", lambda d: http.attach(firehose_client(d)))
     iot = _FleetIndex()
     monkeypatch.setattr(inventory, "iot_client", lambda _: iot)
-    puts_end = 1000 + 900 - LOG_RESERVE_SECONDS
+    puts_end = 1000 + 900 - LOG_RESERVE_SECONDS - HANDOFF_RESERVE_SECONDS
 
-    with pytest.raises(
-        OutOfTimeError, match=r"2 of 2 records were not accepted by Firehose .* before the deadline"
-    ):
+    # Nothing was put, so the checkpoint did not move: the export fails instead of looping.
+    with pytest.raises(ExportStalledError, match="slice 1 made no progress; checkpoint inventory"):
         inventory.lambda_handler({}, INVENTORY_CONTEXT)
 
     assert time.now <= puts_end
     # It kept trying while a backoff and an attempt fitted.
     assert puts_end - time.now < delivery.PUT_MAX_DELAY + ATTEMPT_SECONDS
-    assert len(http.sent) > attempts_within(900 - LOG_RESERVE_SECONDS)  # retried beyond one call
-    summary = stop_line(caplog).summary
+    assert len(http.sent) > attempts_within(puts_end - 1000)  # retried beyond one call
+    line = stop_line(caplog)
+    assert re.search(
+        r"2 of 2 records were not accepted by Firehose .* before the deadline", line.reason
+    )
+    summary = line.summary
     assert summary["stopped_at_deadline"] is True
     assert (summary["pages"], summary["things_exported"], summary["listing_complete"]) == (
         1,
         0,
-        True,
+        False,
     )
+    assert engines["inventory"].invokes == []
     metrics = emf(capsys.readouterr().out)
     assert metrics["InventoryRunsStopped"] == 1.0
     assert metrics["InventoryPagesRead"] == 1.0

@@ -25,6 +25,7 @@ from moto import mock_aws
 from collect import delivery, inventory
 from shared.names import thing_name
 from shared.settings import ConfigError
+from tests.checkpoints import Engine, WallClock
 from tests.collector_time import record_put_waits
 from tests.fakes import FakeFirehose
 from tests.support import (
@@ -74,6 +75,12 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DELIVERY_STREAM_NAME", STREAM)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("MAX_GROUP_LOOKUPS", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The checkpoint table (in memory) and the continuation invokes, recorded."""
+    return Engine(monkeypatch, inventory, WallClock())
 
 
 @pytest.fixture
@@ -304,6 +311,50 @@ def test_group_lookups_stop_at_the_cap_and_the_rest_are_exported_without_groups(
     assert summary["group_lookups_skipped"] == 3
     assert summary["things_exported"] == 5
     assert metric(capsys.readouterr().out, "GroupLookupsSkipped") == [3.0]
+
+
+def test_group_lookups_rotate_so_every_thing_has_its_groups_within_ceil_fleet_over_cap_runs(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    fleet = [f"pump-{n:04d}" for n in range(5)]
+    for name in fleet:
+        aws.add_thing(name, groups=("plant-a",))
+    monkeypatch.setenv("MAX_GROUP_LOOKUPS", "2")
+    sink = FakeFirehose(STREAM)
+    monkeypatch.setattr(delivery, "firehose_client", lambda _: sink)
+    schedule = load("eventbridge/hourly_scheduled_event.json")
+
+    grouped_per_run = []
+    for _ in range(math.ceil(len(fleet) / 2) + 1):
+        before = len(sink.documents)
+        summary = inventory.lambda_handler(schedule, FakeLambdaContext())
+        assert summary["outcome"] == "done"
+        records = sink.documents[before:]
+        assert sorted(things(records)) == fleet  # every run exports the whole fleet
+        grouped_per_run.append(
+            sorted(name for name, thing in things(records).items() if "thingGroupNames" in thing)
+        )
+
+    assert grouped_per_run == [fleet[0:2], fleet[2:4], fleet[4:5], fleet[0:2]]
+    assert {name for run in grouped_per_run[:3] for name in run} == set(fleet)
+    checkpoint = engine.checkpoint("inventory")
+    assert checkpoint is not None
+    assert checkpoint.carry == {"groupOffset": 2}
+
+
+def test_the_schedule_never_starts_a_second_export_while_one_runs(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    engine.store.claim("inventory", "slice-1", lease_ms=900_000, max_slices=48, restart="when-done")
+    monkeypatch.setattr(inventory, "iot_client", lambda _: pytest.fail("iot called"))
+
+    summary = inventory.lambda_handler(
+        load("eventbridge/hourly_scheduled_event.json"), FakeLambdaContext()
+    )
+
+    assert summary["outcome"] == "skipped"
+    assert summary["things_exported"] == 0
+    assert engine.invokes == []
 
 
 @pytest.mark.parametrize("mode", ["REGISTRY", "REGISTRY_AND_SHADOW"])
@@ -650,8 +701,9 @@ def test_a_missing_stream_name_stops_the_run_before_any_call(
         inventory.lambda_handler({}, FakeLambdaContext())
 
 
-def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
+def test_a_list_things_error_past_retries_ends_the_slice_and_the_next_resumes_there(
     monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -669,17 +721,45 @@ def test_a_call_failing_mid_run_fails_the_invocation_and_says_how_far_it_got(
     monkeypatch.setattr(inventory, "iot_client", lambda _: iot)
     monkeypatch.setattr(delivery, "firehose_client", lambda _: sink)
     monkeypatch.setenv("MAX_GROUP_LOOKUPS", "0")
+    schedule = load("eventbridge/hourly_scheduled_event.json")
 
-    with stubber, pytest.raises(ClientError, match="ThrottlingException"):
-        inventory.lambda_handler(
-            load("eventbridge/hourly_scheduled_event.json"), FakeLambdaContext()
-        )
+    with stubber:
+        summary = inventory.lambda_handler(schedule, FakeLambdaContext())
 
+    assert summary["outcome"] == "continued"
     assert names_per_call(sink) == [["gw-berlin-03", "legacy_plc:01"]]
-    failure = next(r for r in caplog.records if r.getMessage().startswith("inventory run failed"))
-    assert failure.levelname == "ERROR"
-    assert failure.summary["things_exported"] == 2  # type: ignore[attr-defined]
+    ended = next(r for r in caplog.records if "slice ended at its checkpoint" in r.getMessage())
+    assert ended.checkpoint_key == "inventory"  # type: ignore[attr-defined]
+    assert ended.summary["things_exported"] == 2  # type: ignore[attr-defined]
+    checkpoint = engine.checkpoint("inventory")
+    assert checkpoint is not None
+    assert (checkpoint.cursor["token"], checkpoint.cursor["skip"]) == ("page-2", 0)
+    assert (checkpoint.records, checkpoint.status) == (2, "running")
+    assert engine.invokes == [{"resume": "inventory", "continued": True}]
     assert metric(capsys.readouterr().out, "ThingsExported") == [2.0]
+
+    # The hourly schedule (or the continuation) resumes at page 2, not at page 1.
+    stubber.add_response(
+        "list_things",
+        {"things": [{"thingName": "pump-0017", "version": 1}]},
+        {"maxResults": 250, "nextToken": "page-2"},
+    )
+    with stubber:
+        resumed = inventory.lambda_handler(schedule, FakeLambdaContext())
+        stubber.assert_no_pending_responses()
+
+    assert resumed["outcome"] == "done"
+    assert [name for call in names_per_call(sink) for name in call] == [
+        "gw-berlin-03",
+        "legacy_plc:01",
+        "pump-0017",
+    ]
+    assert {record["collectedAt"] for record in sink.documents} == {
+        sink.documents[0]["collectedAt"]
+    }  # one export, one stamp, across slices
+    done = engine.checkpoint("inventory")
+    assert done is not None
+    assert (done.status, done.records, done.slices) == ("done", 3, 2)
 
 
 def test_search_index_stops_when_the_service_repeats_a_next_token() -> None:

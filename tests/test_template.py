@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from collect.checkpoint import CHECKPOINT_TABLE_ENV, KEY_ATTRIBUTE, TTL_ATTRIBUTE
+from collect.continuation import DEFAULT_MAX_SLICES, MAX_SLICES_ENV
 from devtools.cfn_template import (
     TEMPLATE_PATH,
     Stack,
@@ -441,6 +443,49 @@ def test_inventory_collector_runs_hourly_by_default() -> None:
     (event,) = props["Events"].values()
     assert event["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     assert props["Environment"]["Variables"]["MAX_GROUP_LOOKUPS"] == 1000
+
+
+COLLECTORS = {
+    "AuditFindingsFunction": ("AuditFindingsRole", "audit-findings"),
+    "InventoryFunction": ("InventoryRole", "inventory"),
+}
+
+
+@pytest.mark.parametrize("function", sorted(COLLECTORS))
+def test_each_collector_may_read_and_write_only_its_checkpoints_and_invoke_only_itself(
+    function: str,
+) -> None:
+    role, name = COLLECTORS[function]
+    statements = _responder_statements(role)
+    assert statements["OwnCheckpoints"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert statements["OwnCheckpoints"]["Resource"] == {
+        "Fn::GetAtt": ["CollectorCheckpointTable", "Arn"]
+    }
+    invoke = statements["ContinueInNextSlice"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    own_name = stack().properties(function)["FunctionName"]["Fn::Sub"]
+    assert own_name == f"${{AWS::StackName}}-{name}"
+    assert invoke["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+        + own_name
+    }
+    props = stack().properties(function)
+    assert props["RecursiveLoop"] == "Allow"  # else Lambda stops the chain after 16 slices
+    variables = props["Environment"]["Variables"]
+    assert variables[CHECKPOINT_TABLE_ENV] == {"Ref": "CollectorCheckpointTable"}
+    assert variables[MAX_SLICES_ENV] == DEFAULT_MAX_SLICES  # the CollectorMaxSlices default
+
+
+def test_the_checkpoint_table_is_the_stores_schema_with_ttl_recovery_and_the_stacks_key() -> None:
+    table = stack().properties("CollectorCheckpointTable")
+    assert table["KeySchema"] == [{"AttributeName": KEY_ATTRIBUTE, "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "PipelineKey"}
+    without = stack(EnableAudit="false", EnableInventory="false").resources
+    assert "CollectorCheckpointTable" not in without
+    assert "CollectorCheckpointTable" in stack(EnableAudit="false").resources
 
 
 def test_each_function_handler_exists_and_has_a_build_target() -> None:

@@ -13,14 +13,23 @@ to stay inside it). The records go through the transform like live ones. A task 
 rerun, or a range overlapping what the stack already collected) is indexed twice: end --until
 at the deployment time, or search with `dedup taskId` / `dedup findingId`. --dry-run lists and
 counts, and puts nothing.
+
+--task-id (repeatable) backfills just those tasks, and --from-dead-letter FILE the tasks of
+the findings collector's dead-letter messages (FILE: what `aws sqs receive-message` prints, one
+message, or one message body): the way to recover a collection that stopped for good, e.g.
+once its checkpoint is gone. Resuming the collector itself (invoke it with
+`{"resume": "audit#<taskId>"}`) puts only what is missing; this puts the whole task again.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,6 +48,9 @@ RETENTION = datetime.timedelta(days=90)
 DEFAULT_SPAN = datetime.timedelta(days=89)
 # ListAuditTasks accepts maxResults 1..250.
 TASKS_PAGE_SIZE = 250
+# The API's taskId constraint, and the findings collector's checkpoint keys (audit#<taskId>).
+_TASK_ID = re.compile(r"[a-zA-Z0-9-]{1,40}")
+_CHECKPOINT_PREFIX = "audit#"
 _NON_COMPLIANT = "COMPLETED_NON_COMPLIANT"
 # Exact integer milliseconds (AWS's precision), where float seconds * 1000 can be off by one.
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -119,6 +131,9 @@ class _Backfill:
 
     def task(self, task_id: str) -> None:
         described = self.iot.describe_audit_task(taskId=task_id)
+        if described["taskStatus"] not in FINISHED_STATUSES:
+            self.tally.in_progress += 1
+            return
         record = notification(task_id, described, self.account_id)
         self._put(task_id, [record])
         self.tally.tasks += 1
@@ -150,6 +165,62 @@ def audit_tasks(
         yield from page.get("tasks", [])
 
 
+def task_id(text: str) -> str:
+    """An audit task id as the API accepts it (argparse type)."""
+    if not _TASK_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text[:64]!r} is not an audit task id")
+    return text
+
+
+def dead_letter_task_ids(text: str) -> list[str]:
+    """The audit task ids in the findings collector's dead-letter messages, in order, once each.
+
+    ``text`` is `aws sqs receive-message` output (``{"Messages": [...]}``), one message
+    (``{"Body": ...}``), or one body: the SNS event or the ``{"resume": "audit#<taskId>"}``
+    event that failed. ValueError says why nothing usable was found.
+    """
+    document = _json(text, "the file")
+    messages = document.get("Messages", [document]) if isinstance(document, dict) else None
+    if not isinstance(messages, list):
+        raise ValueError("the file is not a dead-letter message or receive-message output")
+    found: list[str] = []
+    for message in messages:
+        body = message.get("Body", message) if isinstance(message, dict) else message
+        event = _json(body, "a message body") if isinstance(body, str) else body
+        found.extend(_event_task_ids(event))
+    if not found:
+        raise ValueError("no audit task id in the file's messages")
+    return list(dict.fromkeys(found))
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what} is not JSON ({error.msg}, line {error.lineno})") from None
+
+
+def _event_task_ids(event: Any) -> Iterator[str]:
+    """The task of a resume event, or of each audit notification in an SNS event."""
+    if not isinstance(event, dict):
+        return
+    resume = event.get("resume")
+    if isinstance(resume, str) and resume.startswith(_CHECKPOINT_PREFIX):
+        candidates: list[Any] = [resume.removeprefix(_CHECKPOINT_PREFIX)]
+    else:
+        candidates = [_notification_task(record) for record in event.get("Records") or []]
+    yield from (c for c in candidates if isinstance(c, str) and _TASK_ID.fullmatch(c))
+
+
+def _notification_task(record: Any) -> Any:
+    message = record.get("Sns", {}).get("Message") if isinstance(record, dict) else None
+    try:
+        notification = json.loads(message) if isinstance(message, str) else None
+    except json.JSONDecodeError:
+        return None
+    return notification.get("taskId") if isinstance(notification, dict) else None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to backfill")
     what.add_argument(
@@ -158,12 +229,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="audits started from this UTC date or time, at most 90 days ago (default: 89 days)",
     )
     what.add_argument("--until", type=utc_time, help="up to, not including, this (default: now)")
+    what.add_argument(
+        "--task-id",
+        type=task_id,
+        action="append",
+        help="just this audit task (repeatable), instead of a time range",
+    )
+    what.add_argument(
+        "--from-dead-letter",
+        type=Path,
+        metavar="FILE",
+        help="the tasks of the findings collector's dead-letter messages in FILE "
+        "(aws sqs receive-message output), instead of a time range",
+    )
     what.add_argument("--stream", help="the stack's delivery stream (not needed with --dry-run)")
     what.add_argument("--dry-run", action="store_true", help="list and count, put nothing")
     add_aws_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    named = _named_tasks(args)
     since, until = _time_range(args.since, args.until)
     if not args.dry_run and not args.stream:
         raise cli.CommandError("give --stream, the delivery stream to put the audits into")
@@ -178,13 +263,10 @@ def run(args: argparse.Namespace) -> int:
             account_id=aws.client("sts", config=CONFIG).get_caller_identity()["Account"],
             tally=tally,
         )
-        tasks = list(audit_tasks(iot, since, until))
+        tasks = named or list(_finished(audit_tasks(iot, since, until), tally))
         with progress("audit tasks", total=len(tasks)) as advance:
             for task in tasks:
-                if task["taskStatus"] in FINISHED_STATUSES:
-                    backfill.task(task["taskId"])
-                else:
-                    tally.in_progress += 1
+                backfill.task(task)
                 advance(1)
     except (BotoCoreError, ClientError) as error:
         print(tally.line(args.stream, args.dry_run))
@@ -194,6 +276,30 @@ def run(args: argparse.Namespace) -> int:
         raise
     print(tally.line(args.stream, args.dry_run))
     return 0
+
+
+def _finished(tasks: Iterator[Mapping[str, Any]], tally: Tally) -> Iterator[str]:
+    """The ids of the finished tasks; those still in progress are counted and left out."""
+    for task in tasks:
+        if task["taskStatus"] in FINISHED_STATUSES:
+            yield task["taskId"]
+        else:
+            tally.in_progress += 1
+
+
+def _named_tasks(args: argparse.Namespace) -> list[str]:
+    """The tasks --task-id and --from-dead-letter name, or [] for a time range."""
+    named = list(args.task_id or [])
+    if args.from_dead_letter is not None:
+        try:
+            named += dead_letter_task_ids(args.from_dead_letter.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise cli.CommandError(f"--from-dead-letter {args.from_dead_letter}: {error}") from None
+    if named and (args.since or args.until):
+        raise cli.CommandError(
+            "--task-id and --from-dead-letter name tasks: leave out --since/--until"
+        )
+    return list(dict.fromkeys(named))
 
 
 def _time_range(
