@@ -107,19 +107,6 @@ class _Deferred:
     split: bool = False
 
 
-def transform_batch(
-    records: Sequence[InputRecord],
-    *,
-    settings: Settings,
-    stream_source: str,
-    now: float,
-    reput: Reput | None,
-) -> BatchReport:
-    """Transform a batch; ``reput`` is None when the stream is unknown (nothing can be re-put)."""
-    with _collector_paused():
-        return _transform_batch(records, settings, stream_source, now, reput)
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection during a batch, restored however it ends.
@@ -137,49 +124,53 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _transform_batch(
+def transform_batch(
     records: Sequence[InputRecord],
+    *,
     settings: Settings,
     stream_source: str,
     now: float,
     reput: Reput | None,
 ) -> BatchReport:
-    invocation = Invocation(settings=settings, now=now, stream_source=stream_source)
-    if settings.fast_path:
-        decode64, encode64 = codec.fast_b64decode, codec.fast_b64encode
-    else:
-        decode64, encode64 = codec.stdlib_b64decode, codec.stdlib_b64encode
-    prepared = [
-        _prepare(position, record, invocation, decode64) for position, record in enumerate(records)
-    ]
-    report = BatchReport(outcomes=[Outcome(record.record_id) for record in records])
-    budget = settings.response_limit_bytes - _RESPONSE_SHELL
-    budget -= sum(_ENTRY_SHELL + _json_length(record.record_id) for record in records)
-    deferred: list[_Deferred] = []
-    # Records that already waited go first, so every trip through the stream makes progress;
-    # then small before large, so a flood of big records cannot crowd small ones out.
-    for record in sorted(prepared, key=lambda r: (-r.attempts, len(r.raw or b""))):
-        outcome = report.outcomes[record.position]
-        counts, payload, error = _transformed(record, invocation)
-        if error:
-            report.decoder_errors.append(error)
-        if not counts:
-            outcome.result = DROPPED
-            outcome.reason = "nothing to send (control message, duplicates or empty)"
-            continue
-        data = encode64(payload)
-        if len(data) <= budget:
-            budget -= len(data)
-            outcome.data = data
-            report.events_by_sourcetype.update(counts)
-        elif len(data) <= _alone_budget(settings, record.record_id):
-            deferred.append(_again(record))
+    """Transform a batch; ``reput`` is None when the stream is unknown (nothing can be re-put)."""
+    with _collector_paused():
+        invocation = Invocation(settings=settings, now=now, stream_source=stream_source)
+        if settings.fast_path:
+            decode64, encode64 = codec.fast_b64decode, codec.fast_b64encode
         else:
-            deferred.append(_sliced(record, payload, _slice_bytes(settings)))
-    _reingest(deferred, report, settings, reput)
-    report.duplicates_removed = invocation.duplicates_removed
-    report.time_fallbacks = invocation.time_fallbacks
-    return report
+            decode64, encode64 = codec.stdlib_b64decode, codec.stdlib_b64encode
+        prepared = [
+            _prepare(position, record, invocation, decode64)
+            for position, record in enumerate(records)
+        ]
+        report = BatchReport(outcomes=[Outcome(record.record_id) for record in records])
+        budget = settings.response_limit_bytes - _RESPONSE_SHELL
+        budget -= sum(_ENTRY_SHELL + _json_length(record.record_id) for record in records)
+        deferred: list[_Deferred] = []
+        # Records that already waited go first, so every trip through the stream makes progress;
+        # then small before large, so a flood of big records cannot crowd small ones out.
+        for record in sorted(prepared, key=lambda r: (-r.attempts, len(r.raw or b""))):
+            outcome = report.outcomes[record.position]
+            counts, payload, error = _transformed(record, invocation)
+            if error:
+                report.decoder_errors.append(error)
+            if not counts:
+                outcome.result = DROPPED
+                outcome.reason = "nothing to send (control message, duplicates or empty)"
+                continue
+            data = encode64(payload)
+            if len(data) <= budget:
+                budget -= len(data)
+                outcome.data = data
+                report.events_by_sourcetype.update(counts)
+            elif len(data) <= _alone_budget(settings, record.record_id):
+                deferred.append(_again(record))
+            else:
+                deferred.append(_sliced(record, payload, _slice_bytes(settings)))
+        _reingest(deferred, report, settings, reput)
+        report.duplicates_removed = invocation.duplicates_removed
+        report.time_fallbacks = invocation.time_fallbacks
+        return report
 
 
 def _prepare(
