@@ -438,11 +438,10 @@ def _worst_case_response_bytes(outcomes: list[Outcome]) -> int:
     return len(json.dumps({"records": entries}))
 
 
-# What transform/batch.py reserves beyond that, deliberately safe: a separator after the last
-# entry, and each recordId's quotes twice (in the entry shell and in the id's own length).
-# Pinned, so any change to the accounting shows here; the quotes are reported as a fix.
+# What transform/batch.py reserves beyond that: a separator after the last entry, deliberately
+# safe. Pinned, so any change to the accounting shows here.
 def _reserved_bytes(outcomes: list[Outcome]) -> int:
-    return _worst_case_response_bytes(outcomes) + len(", ") + len('""') * len(outcomes)
+    return _worst_case_response_bytes(outcomes) + len(", ")
 
 
 def _payloads() -> list[bytes]:

@@ -48,7 +48,11 @@ Reput = Callable[[list[bytes]], list[int]]
 
 _sourcetype_of = operator.itemgetter("sourcetype")
 _RESPONSE_SHELL = len(json.dumps({"records": []}))
-_ENTRY_SHELL = len(json.dumps({"recordId": "", "result": FAILED, "data": ""})) + len(", ")
+# One response entry but its recordId's JSON text (counted by _json_length, quotes included):
+# the longest result, empty data and a separator (one more than the response holds).
+_ENTRY_SHELL = (
+    len(json.dumps({"recordId": "", "result": FAILED, "data": ""})) - len('""') + len(", ")
+)
 # The most HEC event bytes one re-put slice may hold: a Firehose record, less the tag.
 SLICE_BYTES = MAX_RECORD_BYTES - reingest.TAG_BYTES
 # Room kept for a slice's recordId when it comes back (Firehose's ids are ~56 characters).
