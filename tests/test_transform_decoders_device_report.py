@@ -147,6 +147,11 @@ def test_an_implausible_receive_time_from_the_rule_gives_the_arrival_time_and_sa
         (":443", None),
         ("not-an-ip:80", None),
         ("[::1", None),
+        ("[::1]", "::1/128"),
+        ("[2001:db8::5]x]:8883", None),
+        ("[2001:db8::5]garbage", None),
+        ("198.51.100.7:https", None),
+        ("198.51.100.7:", None),
     ],
 )
 def test_remote_address_to_host_cidr(remote_addr: str, cidr: str | None) -> None:
