@@ -508,6 +508,25 @@ def test_a_slice_coming_back_is_sent_as_it_was_and_counted_by_sourcetype() -> No
     assert report.decoder_errors == []
 
 
+def test_a_slice_that_comes_back_to_a_full_response_is_re_put_as_the_same_slice_again() -> None:
+    """A slice's second trip through the stream is still a slice (its events as they are, not
+    a record to decode), and its attempts count on, so the bound on trips holds for it too."""
+    lines = b"".join(
+        json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        for event in outcome_events(transform([large_metrics_export("pump-0042", 20)]).outcomes[0])
+    )
+    reput = RecordingReput()
+
+    report = transform([reingest.tag_events(lines, 1)] * 10, settings=SMALL_LIMIT, reput=reput)
+
+    again = [o for o in report.outcomes if o.result == "Dropped"]
+    assert 0 < len(again) < 10, "the test needs some slices answered and some left over"
+    assert {o.reason for o in again} == {"re-ingested: response size limit"}
+    assert [reingest.untag(p) for p in reput.payloads] == [Untagged(lines, 2, events=True)] * len(
+        again
+    )
+
+
 @pytest.mark.parametrize(
     "lines",
     [
