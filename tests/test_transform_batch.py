@@ -28,6 +28,7 @@ from tests.support import (
     fixture_json,
     large_metrics_export,
     outcome_events,
+    report_events,
     routed,
     transform,
 )
@@ -411,6 +412,36 @@ def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
     (event,) = outcome_events(report.outcomes[0])
     assert event["fields"] == {"reason_code": "invalid_base64"}
     assert event["event"]["payload"] == data
+
+
+@pytest.mark.parametrize(
+    ("data", "reason_code"),
+    [("bm90IGJhc2U2NCE*" * 4, "invalid_base64"), (None, "invalid_record")],
+    ids=["invalid-base64", "no-data-string"],
+)
+def test_records_that_never_decoded_and_find_the_response_full_come_back_as_their_events(
+    data: str | None, reason_code: str
+) -> None:
+    """Data that is not base64 has no bytes to re-put: what comes back is the unparsed event
+    standing for each record, holding its id and data as they came, never an empty record."""
+    records = [InputRecord(f"record-{n:03d}", data, ARRIVAL_MS) for n in range(300)]
+    reput = RecordingReput()
+
+    report = transform_batch(
+        records, settings=SMALL_LIMIT, stream_source=STREAM_ARN, now=NOW, reput=reput
+    )
+
+    roomy = transform_batch(
+        records, settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    deferred = [n for n, o in enumerate(report.outcomes) if o.result == "Dropped"]
+    assert deferred, "the response had room for all: no re-put to see"
+    came_back = report_events(transform(reput.payloads))
+    assert came_back == [outcome_events(roomy.outcomes[n])[0] for n in deferred]
+    assert {e["sourcetype"] for e in came_back} == {UNPARSED}
+    assert all(e["fields"] == {"reason_code": reason_code} for e in came_back)
+    assert [e["event"]["record_id"] for e in came_back] == [f"record-{n:03d}" for n in deferred]
 
 
 # Firehose's recordIds are ASCII; these also hold what JSON escapes (a quote, a backslash, a

@@ -168,7 +168,7 @@ def transform_batch(
                 outcome.data = data
                 report.events_by_sourcetype.update(counts)
             elif len(data) <= _alone_budget(settings, record.record_id):
-                deferred.append(_again(record))
+                deferred.append(_again(record, payload))
             else:
                 deferred.append(_sliced(record, payload, _slice_bytes(settings)))
         _reingest(deferred, report, settings, reput)
@@ -257,13 +257,20 @@ def _reingested_events(lines: bytes, ctx: RecordContext) -> tuple[list[Event], b
     return ctx.events, serialize(ctx.events), ""
 
 
-def _again(record: _Record) -> _Deferred:
-    """A record that would fit a response of its own: re-put its bytes as they came."""
-    if record.events:  # a slice is re-put as the same slice
-        payload = reingest.tag_events(record.raw or b"", record.attempts + 1)
+def _again(record: _Record, payload: bytes) -> _Deferred:
+    """A record that would fit a response of its own: re-put its bytes as they came.
+
+    Data that never decoded has no bytes to re-put: the unparsed event made of it goes instead,
+    as a slice, so it comes back holding the data and recordId as they came.
+    """
+    attempts = record.attempts + 1
+    if record.raw is None:
+        again = reingest.tag_events(payload, attempts)
+    elif record.events:  # a slice is re-put as the same slice
+        again = reingest.tag_events(record.raw, attempts)
     else:
-        payload = reingest.tag(record.raw or b"", record.attempts + 1)
-    return _Deferred(record, [payload], "response full")
+        again = reingest.tag(record.raw, attempts)
+    return _Deferred(record, [again], "response full")
 
 
 def _slice_bytes(settings: Settings) -> int:
