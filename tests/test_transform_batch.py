@@ -8,6 +8,7 @@ import gc
 import gzip
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -230,15 +231,32 @@ def test_slices_are_firehose_records_with_the_real_limit() -> None:
 def test_an_event_larger_than_a_firehose_record_cannot_be_split_and_fails() -> None:
     """With 40 KB responses a slice holds about 29 KB: one 35 KB event fits in none."""
     connected = {"clientId": "a", "timestamp": 1795165000000, "eventType": "connected"}
-    blob = routed("lifecycle", {**connected, "extra": "x" * 35_000})
+    blob = routed("lifecycle", {**connected, "extra": "x " * 17_500})
     reput = RecordingReput()
 
     report = transform([blob], settings=SMALL_LIMIT, reput=reput)
 
     (outcome,) = report.outcomes
+    (event,) = outcome_events(transform([blob]).outcomes[0])
+    size = len(json.dumps(event, separators=(",", ":")).encode())
+    said = re.fullmatch(
+        rf"output of {size + 1} bytes can never fit in a Lambda response, and one event of "
+        rf"{size} bytes is over the (\d+)-byte limit of a slice; it cannot be split",
+        outcome.reason or "",
+    )
     assert outcome.result == "ProcessingFailed"
-    assert "larger than a Firehose record" in (outcome.reason or "")
+    assert said, outcome.reason
+    assert _most_slice_bytes(SMALL_LIMIT) - 2 <= int(said[1]) <= _most_slice_bytes(SMALL_LIMIT)
     assert reput.payloads == []
+
+
+def _most_slice_bytes(settings: Settings) -> int:
+    """The most event bytes a slice can hold, from first principles: it comes back as a record
+    whose recordId may take 1,024 bytes of JSON, and the response answering it alone, in the
+    longest form the runtime could write, must fit the limit. Base64 makes 4 of every 3."""
+    entry = {"recordId": "r" * 1022, "result": "ProcessingFailed", "data": ""}
+    room = settings.response_limit_bytes - len(json.dumps({"records": [entry]}))
+    return min(SLICE_BYTES, room // 4 * 3)
 
 
 def test_a_flood_of_large_reports_from_one_device_never_fails_another_devices_record() -> None:

@@ -55,7 +55,7 @@ _ENTRY_SHELL = (
 )
 # The most HEC event bytes one re-put slice may hold: a Firehose record, less the tag.
 SLICE_BYTES = MAX_RECORD_BYTES - reingest.TAG_BYTES
-# Room kept for a slice's recordId when it comes back (Firehose's ids are ~56 characters).
+# Room kept for a slice's recordId as JSON text when it comes back (Firehose's are ~58 bytes).
 _RECORD_ID_ROOM = 1024
 
 
@@ -286,7 +286,7 @@ def _sliced(record: _Record, payload: bytes, limit: int) -> _Deferred:
     slices = list(_slices(payload, limit))
     if not slices:
         longest = max(map(len, payload.split(b"\n")))
-        why += f", and one event of {longest} bytes is larger than a Firehose record"
+        why += f", and one event of {longest} bytes is over the {limit}-byte limit of a slice"
         return _Deferred(record, [], why)
     tagged = [reingest.tag_events(lines, record.attempts + 1) for lines in slices]
     return _Deferred(record, tagged, why, split=True)
