@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
@@ -615,6 +615,7 @@ def test_a_slice_that_is_not_the_events_it_was_is_kept_as_one_unparsed_event(lin
     ),
     limit=st.integers(min_value=1, max_value=120),
 )
+@example(lines=[b"abcd\n"] * 4, limit=10)  # every slice, the second too, filled to the byte
 def test_slices_hold_every_event_once_in_order_each_as_full_as_the_limit_allows(
     lines: list[bytes], limit: int
 ) -> None:

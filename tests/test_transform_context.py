@@ -227,6 +227,27 @@ def test_the_fallback_says_why_quoting_at_most_64_characters(when: object, says:
     assert event["time"] == arrival
 
 
+def test_an_unparsed_event_is_stamped_with_the_arrival_time_and_is_no_time_fallback() -> None:
+    """What could not be decoded has no time of its own: it takes the record's arrival, as a
+    fact and not a fallback, so neither its body nor the TimeFallbacks count says otherwise."""
+    arrival = ARRIVAL_MS / 1000
+    invocation = Invocation(Settings(), NOW, STREAM_ARN)
+    ctx = RecordContext(invocation, "record-1", arrival, b"not json")
+
+    ctx.unparsed("invalid_json", "record is not JSON")
+
+    (event,) = ctx.events
+    assert event["time"] == arrival
+    assert event["event"] == {
+        "reason_code": "invalid_json",
+        "reason": "record is not JSON",
+        "record_id": "record-1",
+        "payload": "not json",
+        "payload_encoding": "utf-8",
+    }
+    assert invocation.time_fallbacks == 0
+
+
 @pytest.mark.parametrize(
     ("controls", "encoding"), [(20, "utf-8"), (21, "base64")], ids=["at-the-limit", "over-it"]
 )
