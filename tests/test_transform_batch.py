@@ -47,7 +47,8 @@ from transform.config import Settings
 from transform.context import RecordContext
 from transform.decoders import decode_record
 from transform.reingest import Untagged
-from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
+from transform.sourcetypes import AUDIT_TASK, LIFECYCLE, METRIC, UNPARSED
+from transform.timestamps import EARLIEST_PLAUSIBLE
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
 
@@ -346,6 +347,7 @@ def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
     (event,) = outcome_events(report.outcomes[0])
     assert event["sourcetype"] == UNPARSED
     assert event["fields"] == {"reason_code": "too_deeply_nested"}
+    assert event["event"]["reason"] == "record nests too deeply to re-encode as an event"
     assert event["event"]["payload"].encode() == _message(record)
     assert report.decoder_errors == []
     assert [e["sourcetype"] for e in outcome_events(report.outcomes[1])] == [LIFECYCLE]
@@ -429,7 +431,9 @@ def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
 
     (event,) = outcome_events(report.outcomes[0])
     assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["reason"] == "data is not valid base64"
     assert event["event"]["payload"] == data
+    assert report.decoder_errors == []
 
 
 @pytest.mark.parametrize(
@@ -460,6 +464,81 @@ def test_records_that_never_decoded_and_find_the_response_full_come_back_as_thei
     assert {e["sourcetype"] for e in came_back} == {UNPARSED}
     assert all(e["fields"] == {"reason_code": reason_code} for e in came_back)
     assert [e["event"]["record_id"] for e in came_back] == [f"record-{n:03d}" for n in deferred]
+
+
+@pytest.mark.parametrize(("data", "kind"), [(None, "NoneType"), (123, "int")])
+def test_a_record_without_a_data_string_is_one_unparsed_event_saying_so(
+    data: object, kind: str
+) -> None:
+    """Firehose always sends a data string; if one is missing, the record is still answered,
+    at its arrival time, with what it held: nothing."""
+    record = InputRecord("record-1", data, ARRIVAL_MS)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["time"] == ARRIVAL_MS / 1000
+    assert event["fields"] == {"reason_code": "invalid_record"}
+    assert event["event"] == {
+        "reason_code": "invalid_record",
+        "reason": f"Firehose record has no data string ({kind})",
+        "record_id": "record-1",
+        "payload": "",
+        "payload_encoding": "utf-8",
+    }
+    assert report.decoder_errors == []
+
+
+_LATEST = NOW + Settings().max_future_skew_seconds
+
+
+@pytest.mark.parametrize(
+    ("arrival", "stamped"),
+    [
+        (EARLIEST_PLAUSIBLE, EARLIEST_PLAUSIBLE),
+        (EARLIEST_PLAUSIBLE - 0.001, NOW),
+        (_LATEST, _LATEST),
+        (_LATEST + 0.001, NOW),
+    ],
+    ids=["earliest", "before-it", "latest", "after-it"],
+)
+def test_an_arrival_time_is_used_up_to_and_including_each_plausible_edge(
+    arrival: float, stamped: float
+) -> None:
+    """An unparsed event has no time but the record's arrival; an arrival outside the
+    plausible window is Firehose's clock gone odd, and the Lambda's clock is used instead."""
+    record = InputRecord("record-1", base64.b64encode(b"not json").decode(), arrival * 1000)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["time"] == stamped
+
+
+def test_detect_exports_and_audit_notifications_take_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path is what makes the common records cheap: if it stopped taking them, the
+    output would not change (the differential tests hold it equal), only the cost."""
+
+    def reference(*_: object) -> None:
+        raise AssertionError("the reference decoders were called")
+
+    monkeypatch.setattr("transform.batch.decode_record", reference)
+    payloads = [
+        fixture("metrics_export", "with_dimension.json"),
+        fixture("audit_notification", "completed_scheduled_noncompliant_sns.json"),
+    ]
+
+    report = transform(payloads, settings=Settings(fast_path=True))
+
+    assert report.decoder_errors == []
+    assert [e["sourcetype"] for o in report.outcomes for e in outcome_events(o)][:1] == [METRIC]
+    assert AUDIT_TASK in {e["sourcetype"] for e in outcome_events(report.outcomes[1])}
 
 
 # Firehose's recordIds are ASCII; these also hold what JSON escapes (a quote, a backslash, a
