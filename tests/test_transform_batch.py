@@ -191,10 +191,13 @@ def test_a_record_whose_output_can_never_fit_is_split_into_slices_that_each_fit(
     report = transform([small, huge, small], settings=SMALL_LIMIT, reput=reput)
 
     assert [o.result for o in report.outcomes] == ["Ok", "Dropped", "Ok"]
-    assert "can never fit" in (report.outcomes[1].reason or "")
-    assert report.split == 1
     slices = [reingest.untag(payload) for payload in reput.payloads]
     assert len(slices) > 1
+    assert report.outcomes[1].reason == (
+        f"output of {len(b''.join(s.data for s in slices))} bytes can never fit in a Lambda "
+        f"response: re-ingested as {len(slices)} slices of events"
+    )
+    assert (report.split, report.reingested) == (1, len(slices))  # the ReIngested metric
     assert all(s.events and s.attempts == 1 for s in slices)
     # Each slice comes back as its own record and is answered whole, in one response each.
     replies = [
@@ -205,6 +208,17 @@ def test_a_record_whose_output_can_never_fit_is_split_into_slices_that_each_fit(
     events = [event for reply in replies for event in outcome_events(reply.outcomes[0])]
     direct = outcome_events(transform([huge]).outcomes[0])
     assert events == direct  # the same events, in order, exactly once
+
+
+def test_a_record_with_nothing_new_to_send_is_dropped_saying_why() -> None:
+    """A record whose every datapoint an earlier record of the batch already sent."""
+    export = fixture("metrics_export", "with_dimension.json")
+
+    report = transform([export, export])
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Dropped"]
+    assert report.outcomes[1].reason == "nothing to send (control message, duplicates or empty)"
+    assert report.outcomes[1].data == ""
 
 
 def test_slices_are_firehose_records_with_the_real_limit() -> None:
