@@ -11,10 +11,9 @@ from pathlib import Path
 
 from iot_defender_splunk.simulator.delivery import (
     GZIPPED_KINDS,
-    RULE_ADDED_KEYS,
     RULE_ROUTES,
     gzipped,
-    rule_record,
+    published_rule_record,
 )
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -51,6 +50,4 @@ def record_bytes(path: Path) -> bytes:
     route = RULE_ROUTES.get(kind)
     if route is None:
         return data
-    message = json.loads(data)
-    added = {key: message.pop(key) for key in RULE_ADDED_KEYS if key in message}
-    return rule_record(route, json.dumps(message).encode(), **added)
+    return published_rule_record(route, json.loads(data))

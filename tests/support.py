@@ -12,11 +12,10 @@ from devtools.samples import sample_paths as fixture_paths
 from iot_defender_splunk.local_lambda import LocalLambdaContext as FakeLambdaContext
 from iot_defender_splunk.simulator.delivery import (
     ARRIVAL_MS,
-    RULE_ADDED_KEYS,
     RULE_ROUTES,
     STREAM_ARN,
     firehose_event,
-    rule_record,
+    published_rule_record,
 )
 from transform.batch import BatchReport, InputRecord, Outcome, Reput, transform_batch
 from transform.config import Settings
@@ -57,11 +56,8 @@ def fixture_json(kind: str, name: str) -> Any:
 
 
 def routed(kind: str, message: dict[str, Any]) -> bytes:
-    """A message of a rule-fed kind as its rule forwards it; a device report's ``thing_name``
-    and ``received_at`` (what its rule adds) move from the message into the rule's record."""
-    message = dict(message)
-    added = {key: message.pop(key) for key in RULE_ADDED_KEYS if key in message}
-    return rule_record(RULE_ROUTES[kind], json.dumps(message).encode(), **added)
+    """A message of a rule-fed kind as its producer publishes it and its rule forwards it."""
+    return published_rule_record(RULE_ROUTES[kind], message)
 
 
 def hec_events(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,12 +8,13 @@ import gc
 import gzip
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from iot_defender_splunk.simulator.delivery import RULE_ROUTES, rule_record
@@ -28,6 +29,7 @@ from tests.support import (
     fixture_json,
     large_metrics_export,
     outcome_events,
+    report_events,
     routed,
     transform,
 )
@@ -45,7 +47,8 @@ from transform.config import Settings
 from transform.context import RecordContext
 from transform.decoders import decode_record
 from transform.reingest import Untagged
-from transform.sourcetypes import LIFECYCLE, METRIC, UNPARSED
+from transform.sourcetypes import AUDIT_TASK, LIFECYCLE, METRIC, UNPARSED
+from transform.timestamps import EARLIEST_PLAUSIBLE
 
 SMALL_LIMIT = Settings(response_limit_bytes=40_000)
 
@@ -188,10 +191,13 @@ def test_a_record_whose_output_can_never_fit_is_split_into_slices_that_each_fit(
     report = transform([small, huge, small], settings=SMALL_LIMIT, reput=reput)
 
     assert [o.result for o in report.outcomes] == ["Ok", "Dropped", "Ok"]
-    assert "can never fit" in (report.outcomes[1].reason or "")
-    assert report.split == 1
     slices = [reingest.untag(payload) for payload in reput.payloads]
     assert len(slices) > 1
+    assert report.outcomes[1].reason == (
+        f"output of {len(b''.join(s.data for s in slices))} bytes can never fit in a Lambda "
+        f"response: re-ingested as {len(slices)} slices of events"
+    )
+    assert (report.split, report.reingested) == (1, len(slices))  # the ReIngested metric
     assert all(s.events and s.attempts == 1 for s in slices)
     # Each slice comes back as its own record and is answered whole, in one response each.
     replies = [
@@ -202,6 +208,17 @@ def test_a_record_whose_output_can_never_fit_is_split_into_slices_that_each_fit(
     events = [event for reply in replies for event in outcome_events(reply.outcomes[0])]
     direct = outcome_events(transform([huge]).outcomes[0])
     assert events == direct  # the same events, in order, exactly once
+
+
+def test_a_record_with_nothing_new_to_send_is_dropped_saying_why() -> None:
+    """A record whose every datapoint an earlier record of the batch already sent."""
+    export = fixture("metrics_export", "with_dimension.json")
+
+    report = transform([export, export])
+
+    assert [o.result for o in report.outcomes] == ["Ok", "Dropped"]
+    assert report.outcomes[1].reason == "nothing to send (control message, duplicates or empty)"
+    assert report.outcomes[1].data == ""
 
 
 def test_slices_are_firehose_records_with_the_real_limit() -> None:
@@ -229,15 +246,32 @@ def test_slices_are_firehose_records_with_the_real_limit() -> None:
 def test_an_event_larger_than_a_firehose_record_cannot_be_split_and_fails() -> None:
     """With 40 KB responses a slice holds about 29 KB: one 35 KB event fits in none."""
     connected = {"clientId": "a", "timestamp": 1795165000000, "eventType": "connected"}
-    blob = routed("lifecycle", {**connected, "extra": "x" * 35_000})
+    blob = routed("lifecycle", {**connected, "extra": "x " * 17_500})
     reput = RecordingReput()
 
     report = transform([blob], settings=SMALL_LIMIT, reput=reput)
 
     (outcome,) = report.outcomes
+    (event,) = outcome_events(transform([blob]).outcomes[0])
+    size = len(json.dumps(event, separators=(",", ":")).encode())
+    said = re.fullmatch(
+        rf"output of {size + 1} bytes can never fit in a Lambda response, and one event of "
+        rf"{size} bytes is over the (\d+)-byte limit of a slice; it cannot be split",
+        outcome.reason or "",
+    )
     assert outcome.result == "ProcessingFailed"
-    assert "larger than a Firehose record" in (outcome.reason or "")
+    assert said, outcome.reason
+    assert _most_slice_bytes(SMALL_LIMIT) - 2 <= int(said[1]) <= _most_slice_bytes(SMALL_LIMIT)
     assert reput.payloads == []
+
+
+def _most_slice_bytes(settings: Settings) -> int:
+    """The most event bytes a slice can hold, from first principles: it comes back as a record
+    whose recordId may take 1,024 bytes of JSON, and the response answering it alone, in the
+    longest form the runtime could write, must fit the limit. Base64 makes 4 of every 3."""
+    entry = {"recordId": "r" * 1022, "result": "ProcessingFailed", "data": ""}
+    room = settings.response_limit_bytes - len(json.dumps({"records": [entry]}))
+    return min(SLICE_BYTES, room // 4 * 3)
 
 
 def test_a_flood_of_large_reports_from_one_device_never_fails_another_devices_record() -> None:
@@ -327,6 +361,7 @@ def test_a_record_too_deep_to_re_encode_becomes_one_unparsed_event_kept_raw(
     (event,) = outcome_events(report.outcomes[0])
     assert event["sourcetype"] == UNPARSED
     assert event["fields"] == {"reason_code": "too_deeply_nested"}
+    assert event["event"]["reason"] == "record nests too deeply to re-encode as an event"
     assert event["event"]["payload"].encode() == _message(record)
     assert report.decoder_errors == []
     assert [e["sourcetype"] for e in outcome_events(report.outcomes[1])] == [LIFECYCLE]
@@ -410,7 +445,114 @@ def test_data_with_a_character_outside_base64_is_invalid_not_silently_skipped(
 
     (event,) = outcome_events(report.outcomes[0])
     assert event["fields"] == {"reason_code": "invalid_base64"}
+    assert event["event"]["reason"] == "data is not valid base64"
     assert event["event"]["payload"] == data
+    assert report.decoder_errors == []
+
+
+@pytest.mark.parametrize(
+    ("data", "reason_code"),
+    [("bm90IGJhc2U2NCE*" * 4, "invalid_base64"), (None, "invalid_record")],
+    ids=["invalid-base64", "no-data-string"],
+)
+def test_records_that_never_decoded_and_find_the_response_full_come_back_as_their_events(
+    data: str | None, reason_code: str
+) -> None:
+    """Data that is not base64 has no bytes to re-put: what comes back is the unparsed event
+    standing for each record, holding its id and data as they came, never an empty record."""
+    records = [InputRecord(f"record-{n:03d}", data, ARRIVAL_MS) for n in range(300)]
+    reput = RecordingReput()
+
+    report = transform_batch(
+        records, settings=SMALL_LIMIT, stream_source=STREAM_ARN, now=NOW, reput=reput
+    )
+
+    roomy = transform_batch(
+        records, settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    deferred = [n for n, o in enumerate(report.outcomes) if o.result == "Dropped"]
+    assert deferred, "the response had room for all: no re-put to see"
+    came_back = report_events(transform(reput.payloads))
+    assert came_back == [outcome_events(roomy.outcomes[n])[0] for n in deferred]
+    assert {e["sourcetype"] for e in came_back} == {UNPARSED}
+    assert all(e["fields"] == {"reason_code": reason_code} for e in came_back)
+    assert [e["event"]["record_id"] for e in came_back] == [f"record-{n:03d}" for n in deferred]
+
+
+@pytest.mark.parametrize(("data", "kind"), [(None, "NoneType"), (123, "int")])
+def test_a_record_without_a_data_string_is_one_unparsed_event_saying_so(
+    data: object, kind: str
+) -> None:
+    """Firehose always sends a data string; if one is missing, the record is still answered,
+    at its arrival time, with what it held: nothing."""
+    record = InputRecord("record-1", data, ARRIVAL_MS)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["time"] == ARRIVAL_MS / 1000
+    assert event["fields"] == {"reason_code": "invalid_record"}
+    assert event["event"] == {
+        "reason_code": "invalid_record",
+        "reason": f"Firehose record has no data string ({kind})",
+        "record_id": "record-1",
+        "payload": "",
+        "payload_encoding": "utf-8",
+    }
+    assert report.decoder_errors == []
+
+
+_LATEST = NOW + Settings().max_future_skew_seconds
+
+
+@pytest.mark.parametrize(
+    ("arrival", "stamped"),
+    [
+        (EARLIEST_PLAUSIBLE, EARLIEST_PLAUSIBLE),
+        (EARLIEST_PLAUSIBLE - 0.001, NOW),
+        (_LATEST, _LATEST),
+        (_LATEST + 0.001, NOW),
+    ],
+    ids=["earliest", "before-it", "latest", "after-it"],
+)
+def test_an_arrival_time_is_used_up_to_and_including_each_plausible_edge(
+    arrival: float, stamped: float
+) -> None:
+    """An unparsed event has no time but the record's arrival; an arrival outside the
+    plausible window is Firehose's clock gone odd, and the Lambda's clock is used instead."""
+    record = InputRecord("record-1", base64.b64encode(b"not json").decode(), arrival * 1000)
+
+    report = transform_batch(
+        [record], settings=Settings(), stream_source=STREAM_ARN, now=NOW, reput=None
+    )
+
+    (event,) = outcome_events(report.outcomes[0])
+    assert event["time"] == stamped
+
+
+def test_detect_exports_and_audit_notifications_take_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path is what makes the common records cheap: if it stopped taking them, the
+    output would not change (the differential tests hold it equal), only the cost."""
+
+    def reference(*_: object) -> None:
+        raise AssertionError("the reference decoders were called")
+
+    monkeypatch.setattr("transform.batch.decode_record", reference)
+    payloads = [
+        fixture("metrics_export", "with_dimension.json"),
+        fixture("audit_notification", "completed_scheduled_noncompliant_sns.json"),
+    ]
+
+    report = transform(payloads, settings=Settings(fast_path=True))
+
+    assert report.decoder_errors == []
+    assert [e["sourcetype"] for o in report.outcomes for e in outcome_events(o)][:1] == [METRIC]
+    assert AUDIT_TASK in {e["sourcetype"] for e in outcome_events(report.outcomes[1])}
 
 
 # Firehose's recordIds are ASCII; these also hold what JSON escapes (a quote, a backslash, a
@@ -438,11 +580,10 @@ def _worst_case_response_bytes(outcomes: list[Outcome]) -> int:
     return len(json.dumps({"records": entries}))
 
 
-# What transform/batch.py reserves beyond that, deliberately safe: a separator after the last
-# entry, and each recordId's quotes twice (in the entry shell and in the id's own length).
-# Pinned, so any change to the accounting shows here; the quotes are reported as a fix.
+# What transform/batch.py reserves beyond that: a separator after the last entry, deliberately
+# safe. Pinned, so any change to the accounting shows here.
 def _reserved_bytes(outcomes: list[Outcome]) -> int:
-    return _worst_case_response_bytes(outcomes) + len(", ") + len('""') * len(outcomes)
+    return _worst_case_response_bytes(outcomes) + len(", ")
 
 
 def _payloads() -> list[bytes]:
@@ -509,6 +650,25 @@ def test_a_slice_coming_back_is_sent_as_it_was_and_counted_by_sourcetype() -> No
     assert report.decoder_errors == []
 
 
+def test_a_slice_that_comes_back_to_a_full_response_is_re_put_as_the_same_slice_again() -> None:
+    """A slice's second trip through the stream is still a slice (its events as they are, not
+    a record to decode), and its attempts count on, so the bound on trips holds for it too."""
+    lines = b"".join(
+        json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        for event in outcome_events(transform([large_metrics_export("pump-0042", 20)]).outcomes[0])
+    )
+    reput = RecordingReput()
+
+    report = transform([reingest.tag_events(lines, 1)] * 10, settings=SMALL_LIMIT, reput=reput)
+
+    again = [o for o in report.outcomes if o.result == "Dropped"]
+    assert 0 < len(again) < 10, "the test needs some slices answered and some left over"
+    assert {o.reason for o in again} == {"re-ingested: response size limit"}
+    assert [reingest.untag(p) for p in reput.payloads] == [Untagged(lines, 2, events=True)] * len(
+        again
+    )
+
+
 @pytest.mark.parametrize(
     "lines",
     [
@@ -548,6 +708,7 @@ def test_a_slice_that_is_not_the_events_it_was_is_kept_as_one_unparsed_event(lin
     ),
     limit=st.integers(min_value=1, max_value=120),
 )
+@example(lines=[b"abcd\n"] * 4, limit=10)  # every slice, the second too, filled to the byte
 def test_slices_hold_every_event_once_in_order_each_as_full_as_the_limit_allows(
     lines: list[bytes], limit: int
 ) -> None:

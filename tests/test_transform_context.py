@@ -136,18 +136,27 @@ def test_a_record_with_one_event_too_deep_for_orjson_still_sends_every_event(
     """orjson writes 254 levels at most; one datapoint 300 deep makes the whole record take
     the stdlib encoder, which must still frame each event on its own line, in order."""
     message = fixture_json("metrics_export", "cloud_side_metrics.json")
-    plain = report_events(
-        transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+    message["metrics"][4]["site"] = "Pumpstation Süd"  # non-ASCII
+    settings = Settings(fast_path=fast_path)
+    plain = base64.b64decode(
+        transform([routed("metrics_export", message)], settings=settings).outcomes[0].data
     )
     message["metrics"][4]["vendor"] = _deep_list(300)
 
-    report = transform([routed("metrics_export", message)], settings=Settings(fast_path=fast_path))
+    report = transform([routed("metrics_export", message)], settings=settings)
 
     data = base64.b64decode(report.outcomes[0].data)
     assert data.endswith(b"\n")
-    events = [json.loads(line) for line in data.split(b"\n")[:-1]]
-    assert events[4]["event"].pop("vendor") == _deep_list(300)
-    assert events == plain
+    lines, plain_lines = data.split(b"\n")[:-1], plain.split(b"\n")[:-1]
+    deep_line, plain_line = lines.pop(4), plain_lines.pop(4)
+    deep = json.loads(deep_line)
+    assert deep["event"].pop("vendor") == _deep_list(300)
+    assert deep == json.loads(plain_line)
+    assert lines == plain_lines
+    # The deep event is spelled as orjson spells the others, compact and UTF-8: only the
+    # vendor member is added, and the licence bytes are what they would be.
+    assert len(deep_line) == len(plain_line) + len(b',"vendor":') + 2 * 300
+    assert "Pumpstation Süd".encode() in deep_line
 
 
 @BOTH_PATHS
@@ -216,6 +225,27 @@ def test_the_fallback_says_why_quoting_at_most_64_characters(when: object, says:
     (event,) = ctx.events
     assert event["event"] == {"eventType": "connected", "time_fallback": says}
     assert event["time"] == arrival
+
+
+def test_an_unparsed_event_is_stamped_with_the_arrival_time_and_is_no_time_fallback() -> None:
+    """What could not be decoded has no time of its own: it takes the record's arrival, as a
+    fact and not a fallback, so neither its body nor the TimeFallbacks count says otherwise."""
+    arrival = ARRIVAL_MS / 1000
+    invocation = Invocation(Settings(), NOW, STREAM_ARN)
+    ctx = RecordContext(invocation, "record-1", arrival, b"not json")
+
+    ctx.unparsed("invalid_json", "record is not JSON")
+
+    (event,) = ctx.events
+    assert event["time"] == arrival
+    assert event["event"] == {
+        "reason_code": "invalid_json",
+        "reason": "record is not JSON",
+        "record_id": "record-1",
+        "payload": "not json",
+        "payload_encoding": "utf-8",
+    }
+    assert invocation.time_fallbacks == 0
 
 
 @pytest.mark.parametrize(

@@ -147,6 +147,11 @@ def test_an_implausible_receive_time_from_the_rule_gives_the_arrival_time_and_sa
         (":443", None),
         ("not-an-ip:80", None),
         ("[::1", None),
+        ("[::1]", "::1/128"),
+        ("[2001:db8::5]x]:8883", None),
+        ("[2001:db8::5]garbage", None),
+        ("198.51.100.7:https", None),
+        ("198.51.100.7:", None),
     ],
 )
 def test_remote_address_to_host_cidr(remote_addr: str, cidr: str | None) -> None:
@@ -214,7 +219,7 @@ def test_long_lists_are_cut_to_the_cap_and_counts_keep_the_full_length() -> None
 
 def test_a_report_at_the_mqtt_limit_fans_out_to_a_bounded_multiple_of_itself() -> None:
     """The defect: 128 KB of tiny custom metrics fanned out 19-41x, megabytes per report."""
-    record = _report_with(custom=4500)
+    record = _report_with(custom=5000)  # published compact, as devices' SDKs write it
     report_size = len(base64.b64decode(json.loads(record)["payload"]))
     assert 120_000 < report_size <= 131_072
 

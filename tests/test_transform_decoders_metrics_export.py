@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
 
 from tests.support import (
+    NOW,
     STREAM_ARN,
     fixture,
     fixture_json,
@@ -17,6 +19,8 @@ from tests.support import (
     transform_fixture,
 )
 from transform.config import Settings
+from transform.context import Invocation, RecordContext
+from transform.decoders.metrics_export import decode
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "reference"])
@@ -236,3 +240,20 @@ def test_a_datapoint_cannot_claim_another_origin(settings: Settings) -> None:
 
     assert event["fields"]["origin"] == "detect-export"
     assert "origin" not in event["event"]
+
+
+def test_a_source_given_by_the_caller_is_every_events_source() -> None:
+    """The decoder contract every kind keeps: a wrapper that knows where the message came from
+    (an SNS topic) names the source; without one, the stream's ARN is the source."""
+    doc = fixture_json("metrics_export", "with_dimension.json")
+    topic = "arn:aws:sns:eu-west-1:123456789012:detect-exports"
+    given, default = (
+        RecordContext(Invocation(Settings(), NOW, STREAM_ARN), "record-1", NOW, b"")
+        for _ in range(2)
+    )
+
+    decode(copy.deepcopy(doc), given, source=topic)
+    decode(copy.deepcopy(doc), default)
+
+    assert [e["source"] for e in given.events] == [topic] * len(doc["metrics"])
+    assert [e["source"] for e in default.events] == [STREAM_ARN] * len(doc["metrics"])

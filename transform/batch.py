@@ -48,10 +48,14 @@ Reput = Callable[[list[bytes]], list[int]]
 
 _sourcetype_of = operator.itemgetter("sourcetype")
 _RESPONSE_SHELL = len(json.dumps({"records": []}))
-_ENTRY_SHELL = len(json.dumps({"recordId": "", "result": FAILED, "data": ""})) + len(", ")
+# One response entry but its recordId's JSON text (counted by _json_length, quotes included):
+# the longest result, empty data and a separator (one more than the response holds).
+_ENTRY_SHELL = (
+    len(json.dumps({"recordId": "", "result": FAILED, "data": ""})) - len('""') + len(", ")
+)
 # The most HEC event bytes one re-put slice may hold: a Firehose record, less the tag.
 SLICE_BYTES = MAX_RECORD_BYTES - reingest.TAG_BYTES
-# Room kept for a slice's recordId when it comes back (Firehose's ids are ~56 characters).
+# Room kept for a slice's recordId as JSON text when it comes back (Firehose's are ~58 bytes).
 _RECORD_ID_ROOM = 1024
 
 
@@ -107,19 +111,6 @@ class _Deferred:
     split: bool = False
 
 
-def transform_batch(
-    records: Sequence[InputRecord],
-    *,
-    settings: Settings,
-    stream_source: str,
-    now: float,
-    reput: Reput | None,
-) -> BatchReport:
-    """Transform a batch; ``reput`` is None when the stream is unknown (nothing can be re-put)."""
-    with _collector_paused():
-        return _transform_batch(records, settings, stream_source, now, reput)
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection during a batch, restored however it ends.
@@ -137,49 +128,53 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _transform_batch(
+def transform_batch(
     records: Sequence[InputRecord],
+    *,
     settings: Settings,
     stream_source: str,
     now: float,
     reput: Reput | None,
 ) -> BatchReport:
-    invocation = Invocation(settings=settings, now=now, stream_source=stream_source)
-    if settings.fast_path:
-        decode64, encode64 = codec.fast_b64decode, codec.fast_b64encode
-    else:
-        decode64, encode64 = codec.stdlib_b64decode, codec.stdlib_b64encode
-    prepared = [
-        _prepare(position, record, invocation, decode64) for position, record in enumerate(records)
-    ]
-    report = BatchReport(outcomes=[Outcome(record.record_id) for record in records])
-    budget = settings.response_limit_bytes - _RESPONSE_SHELL
-    budget -= sum(_ENTRY_SHELL + _json_length(record.record_id) for record in records)
-    deferred: list[_Deferred] = []
-    # Records that already waited go first, so every trip through the stream makes progress;
-    # then small before large, so a flood of big records cannot crowd small ones out.
-    for record in sorted(prepared, key=lambda r: (-r.attempts, len(r.raw or b""))):
-        outcome = report.outcomes[record.position]
-        counts, payload, error = _transformed(record, invocation)
-        if error:
-            report.decoder_errors.append(error)
-        if not counts:
-            outcome.result = DROPPED
-            outcome.reason = "nothing to send (control message, duplicates or empty)"
-            continue
-        data = encode64(payload)
-        if len(data) <= budget:
-            budget -= len(data)
-            outcome.data = data
-            report.events_by_sourcetype.update(counts)
-        elif len(data) <= _alone_budget(settings, record.record_id):
-            deferred.append(_again(record))
+    """Transform a batch; ``reput`` is None when the stream is unknown (nothing can be re-put)."""
+    with _collector_paused():
+        invocation = Invocation(settings=settings, now=now, stream_source=stream_source)
+        if settings.fast_path:
+            decode64, encode64 = codec.fast_b64decode, codec.fast_b64encode
         else:
-            deferred.append(_sliced(record, payload, _slice_bytes(settings)))
-    _reingest(deferred, report, settings, reput)
-    report.duplicates_removed = invocation.duplicates_removed
-    report.time_fallbacks = invocation.time_fallbacks
-    return report
+            decode64, encode64 = codec.stdlib_b64decode, codec.stdlib_b64encode
+        prepared = [
+            _prepare(position, record, invocation, decode64)
+            for position, record in enumerate(records)
+        ]
+        report = BatchReport(outcomes=[Outcome(record.record_id) for record in records])
+        budget = settings.response_limit_bytes - _RESPONSE_SHELL
+        budget -= sum(_ENTRY_SHELL + _json_length(record.record_id) for record in records)
+        deferred: list[_Deferred] = []
+        # Records that already waited go first, so every trip through the stream makes progress;
+        # then small before large, so a flood of big records cannot crowd small ones out.
+        for record in sorted(prepared, key=lambda r: (-r.attempts, len(r.raw or b""))):
+            outcome = report.outcomes[record.position]
+            counts, payload, error = _transformed(record, invocation)
+            if error:
+                report.decoder_errors.append(error)
+            if not counts:
+                outcome.result = DROPPED
+                outcome.reason = "nothing to send (control message, duplicates or empty)"
+                continue
+            data = encode64(payload)
+            if len(data) <= budget:
+                budget -= len(data)
+                outcome.data = data
+                report.events_by_sourcetype.update(counts)
+            elif len(data) <= _alone_budget(settings, record.record_id):
+                deferred.append(_again(record, payload))
+            else:
+                deferred.append(_sliced(record, payload, _slice_bytes(settings)))
+        _reingest(deferred, report, settings, reput)
+        report.duplicates_removed = invocation.duplicates_removed
+        report.time_fallbacks = invocation.time_fallbacks
+        return report
 
 
 def _prepare(
@@ -262,13 +257,20 @@ def _reingested_events(lines: bytes, ctx: RecordContext) -> tuple[list[Event], b
     return ctx.events, serialize(ctx.events), ""
 
 
-def _again(record: _Record) -> _Deferred:
-    """A record that would fit a response of its own: re-put its bytes as they came."""
-    if record.events:  # a slice is re-put as the same slice
-        payload = reingest.tag_events(record.raw or b"", record.attempts + 1)
+def _again(record: _Record, payload: bytes) -> _Deferred:
+    """A record that would fit a response of its own: re-put its bytes as they came.
+
+    Data that never decoded has no bytes to re-put: the unparsed event made of it goes instead,
+    as a slice, so it comes back holding the data and recordId as they came.
+    """
+    attempts = record.attempts + 1
+    if record.raw is None:
+        again = reingest.tag_events(payload, attempts)
+    elif record.events:  # a slice is re-put as the same slice
+        again = reingest.tag_events(record.raw, attempts)
     else:
-        payload = reingest.tag(record.raw or b"", record.attempts + 1)
-    return _Deferred(record, [payload], "response full")
+        again = reingest.tag(record.raw, attempts)
+    return _Deferred(record, [again], "response full")
 
 
 def _slice_bytes(settings: Settings) -> int:
@@ -284,7 +286,7 @@ def _sliced(record: _Record, payload: bytes, limit: int) -> _Deferred:
     slices = list(_slices(payload, limit))
     if not slices:
         longest = max(map(len, payload.split(b"\n")))
-        why += f", and one event of {longest} bytes is larger than a Firehose record"
+        why += f", and one event of {longest} bytes is over the {limit}-byte limit of a slice"
         return _Deferred(record, [], why)
     tagged = [reingest.tag_events(lines, record.attempts + 1) for lines in slices]
     return _Deferred(record, tagged, why, split=True)

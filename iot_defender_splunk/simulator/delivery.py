@@ -86,6 +86,16 @@ def rule_record(route: str, message: bytes, **added: object) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
 
 
+def published_rule_record(route: str, message: dict[str, Any]) -> bytes:
+    """The rule record for a message as its producer publishes it: compact UTF-8 JSON, the way
+    AWS services write theirs. What the rule itself adds (``RULE_ADDED_KEYS``) moves from the
+    message into the record."""
+    body = dict(message)
+    added = {key: body.pop(key) for key in RULE_ADDED_KEYS if key in body}
+    published = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return rule_record(route, published, **added)
+
+
 def gzipped(data: bytes) -> bytes:
     """Bytes framed as a CloudWatch Logs subscription frames them: gzip (mtime 0, so a
     simulation is reproducible)."""

@@ -4,6 +4,7 @@ exports, so every search works with or without Detect."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,10 @@ ORIGIN = "device-report"
 # go, whole, into one unparsed event (reason_code over_limit): reported, never silently cut.
 MAX_CUSTOM_METRICS = 100
 MAX_LIST_ENTRIES = 512
+
+# remote_addr with a port: "[ipv6]:port" (or "[ipv6]"), else "host:port" split at the last colon.
+_BRACKETED = re.compile(r"\[(?P<host>[^\]]*)\](?::[0-9]{1,5})?")
+_WITH_PORT = re.compile(r"(?P<host>.*):[0-9]{1,5}")
 
 # Device Defender's short key names (for constrained devices) and their long forms.
 _LONG_NAMES = {
@@ -211,14 +216,13 @@ def _established_connections(established: dict[str, Any]) -> Iterator[Datapoint]
 def _remote_cidr(connection: dict[str, Any]) -> str | None:
     """'ip:port', '[ipv6]:port' or a bare IPv4 to a host CIDR like Detect's; None if unreadable."""
     address: str = connection["remote_addr"]
-    if address.startswith("["):
-        host, bracket, _port = address[1:].partition("]")
-        if not bracket:
-            return None
-    elif address.count(":") == 0:
+    if ":" not in address:
         host = address  # a bare address, no port
     else:
-        host = address.rpartition(":")[0]
+        match = _BRACKETED.fullmatch(address) or _WITH_PORT.fullmatch(address)
+        if match is None:
+            return None
+        host = match["host"]
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
