@@ -50,7 +50,6 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
 from collect.checkpoint import (
     ClaimRefusedError,
@@ -58,12 +57,11 @@ from collect.checkpoint import (
     LeaseLostError,
     checkpoint_store,
 )
-from collect.continuation import Slice, lambda_client, resume_key
-from collect.cursor import START, Position, RepeatedTokenError, listing
+from collect.continuation import SLICE_ENDINGS, Slice, lambda_client, resume_key
+from collect.cursor import START, Position, listing
 from collect.deadline import Deadline, OutOfTimeError
 from collect.delivery import (
     NO_DEADLINE,
-    DeliveryError,
     RecordBuffer,
     firehose_client,
     iot_client,
@@ -99,14 +97,6 @@ NOTIFICATIONS_DUPLICATE = "AuditNotificationsDuplicate"
 EXPORTS_STALLED = "AuditExportsStalled"
 
 CHECKPOINT_PREFIX: Final = "audit#"
-# What ends a slice at its checkpoint (the next slice resumes there) rather than failing it.
-SLICE_ENDINGS: Final = (
-    OutOfTimeError,
-    ClientError,
-    BotoCoreError,
-    DeliveryError,
-    RepeatedTokenError,
-)
 
 
 class InvalidNotificationError(ValueError):

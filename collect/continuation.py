@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from collect.checkpoint import Checkpoint, CheckpointStore, ExportStalledError, Restart
-from collect.deadline import Deadline, client_config, guard_client
+from collect.cursor import RepeatedTokenError
+from collect.deadline import Deadline, OutOfTimeError, client_config, guard_client
+from collect.delivery import DeliveryError
 from shared.settings import integer_setting
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ else:
 __all__ = [
     "MAX_SLICES_ENV",
     "RESUME_KEY",
+    "SLICE_ENDINGS",
     "ExportStalledError",
     "Slice",
     "continue_export",
@@ -46,6 +50,15 @@ MAX_SLICES_ENV: Final = "MAX_SLICES"
 # storms while a stuck export still ends in the DLQ within a day of slices.
 DEFAULT_MAX_SLICES: Final = 48
 MAX_SLICES_LIMIT: Final = 10_000
+# What ends a slice at its checkpoint (the next slice resumes there) rather than failing it:
+# time running out, and AWS or delivery errors past their retries.
+SLICE_ENDINGS: Final = (
+    OutOfTimeError,
+    ClientError,
+    BotoCoreError,
+    DeliveryError,
+    RepeatedTokenError,
+)
 
 
 def max_slices(environ: Mapping[str, str]) -> int:

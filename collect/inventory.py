@@ -70,10 +70,10 @@ from collect.checkpoint import (
     LeaseLostError,
     checkpoint_store,
 )
-from collect.continuation import Slice, lambda_client
-from collect.cursor import Position, RepeatedTokenError, listing
+from collect.continuation import SLICE_ENDINGS, Slice, lambda_client
+from collect.cursor import Position, listing
 from collect.deadline import Deadline, OutOfTimeError
-from collect.delivery import NO_DEADLINE, DeliveryError, RecordBuffer, iot_client
+from collect.delivery import NO_DEADLINE, RecordBuffer, iot_client
 from shared.aws import IotClient, error_code
 from shared.firehose import FirehoseClient
 from shared.names import thing_name
@@ -113,14 +113,6 @@ _UNREADABLE: Final = "unreadable"
 _LOGGED_VALUE_CHARS = 200
 
 CHECKPOINT_KEY: Final = "inventory"
-# What ends a slice at its checkpoint (the next slice resumes there) rather than failing it.
-SLICE_ENDINGS: Final = (
-    OutOfTimeError,
-    ClientError,
-    BotoCoreError,
-    DeliveryError,
-    RepeatedTokenError,
-)
 
 
 @dataclass

@@ -52,6 +52,25 @@ def claim(store: CheckpointStore, owner: str, **options: Any) -> Any:
     return store.claim(KEY, owner, **settings_)
 
 
+def raced_by(store: CheckpointStore, rival: str) -> CheckpointStore:
+    """A store on the same table whose first write comes just after ``rival`` claimed the
+    export: between this store's read of the item and its conditional put."""
+    client = store.client
+    raced: list[bool] = []
+
+    class RacingClient:
+        def get_item(self, **request: Any) -> Any:
+            return client.get_item(**request)
+
+        def put_item(self, **request: Any) -> Any:
+            if not raced:
+                raced.append(True)
+                claim(store, rival)
+            return client.put_item(**request)
+
+    return CheckpointStore(RacingClient(), TABLE, store.now_ms)  # type: ignore[arg-type]
+
+
 def test_a_new_export_is_claimed_running_with_a_lease_and_a_ttl(tables: Tables) -> None:
     clock = WallClock()
     with tables(clock) as store:
@@ -98,22 +117,7 @@ def test_an_expired_lease_is_taken_over_with_its_cursor_and_the_old_owner_stops(
 
 def test_two_owners_racing_for_one_export_leave_exactly_one_winner(tables: Tables) -> None:
     with tables(WallClock()) as store:
-        real_put = store.client.put_item
-        raced: list[bool] = []
-
-        class RacingClient:
-            """slice-b claims between slice-a's read of the item and slice-a's write."""
-
-            def get_item(self, **request: Any) -> Any:
-                return store.client.get_item(**request)
-
-            def put_item(self, **request: Any) -> Any:
-                if not raced:
-                    raced.append(True)
-                    claim(store, "slice-b")
-                return real_put(**request)
-
-        racer = CheckpointStore(RacingClient(), TABLE, store.now_ms)  # type: ignore[arg-type]
+        racer = raced_by(store, "slice-b")
         with pytest.raises(ClaimRefusedError, match="claimed by another invocation"):
             claim(racer, "slice-a")
         assert store.load(KEY).owner == "slice-b"  # type: ignore[union-attr]
@@ -201,22 +205,7 @@ def test_two_owners_racing_to_resume_a_released_export_leave_exactly_one_winner(
     with tables(WallClock()) as store:
         first, _ = claim(store, "slice-1")
         store.release(first)
-        real_put = store.client.put_item
-        raced: list[bool] = []
-
-        class RacingClient:
-            """slice-b resumes between slice-a's read of the released item and its write."""
-
-            def get_item(self, **request: Any) -> Any:
-                return store.client.get_item(**request)
-
-            def put_item(self, **request: Any) -> Any:
-                if not raced:
-                    raced.append(True)
-                    claim(store, "slice-b")
-                return real_put(**request)
-
-        racer = CheckpointStore(RacingClient(), TABLE, store.now_ms)  # type: ignore[arg-type]
+        racer = raced_by(store, "slice-b")
         with pytest.raises(ClaimRefusedError, match="claimed by another invocation"):
             claim(racer, "slice-a")
         winner = store.load(KEY)
