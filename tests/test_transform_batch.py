@@ -221,6 +221,23 @@ def test_a_record_with_nothing_new_to_send_is_dropped_saying_why() -> None:
     assert report.outcomes[1].data == ""
 
 
+def test_a_failed_slice_fails_its_own_record_and_the_others_count_as_split() -> None:
+    """Slices of several records go in one re-put: a slice Firehose refused fails the record
+    it came from, and only it; the records wholly re-put are counted (the ReIngested and
+    split figures the handler publishes)."""
+    huge = [large_metrics_export(f"pump-{n:04d}", 400) for n in range(3)]
+    sliced = RecordingReput()
+    transform(huge, settings=SMALL_LIMIT, reput=sliced)
+    per_record = len(sliced.payloads) // 3
+    reput = RecordingReput(fail={len(sliced.payloads) - 1})  # the third record's last slice
+
+    report = transform(huge, settings=SMALL_LIMIT, reput=reput)
+
+    assert [o.result for o in report.outcomes] == ["Dropped", "Dropped", "ProcessingFailed"]
+    assert (report.outcomes[2].reason or "").endswith("; re-put failed")
+    assert (report.split, report.reingested) == (2, 2 * per_record)
+
+
 def test_slices_are_firehose_records_with_the_real_limit() -> None:
     """A CloudWatch Logs batch inflating to ~7 MB of log events (a few hundred KB gzipped)
     whose events are ~9 MB: they go back in slices of at most one Firehose record each."""
