@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from collect.checkpoint import Checkpoint, CheckpointStore
+from collect.deadline import Deadline
 
 __all__ = ["TABLE", "Engine", "FakeTable", "WallClock", "checkpoint_table"]
 
@@ -104,14 +105,20 @@ class Engine:
         monkeypatch: pytest.MonkeyPatch,
         module: Any,
         now_ms: Callable[[], int],
-        client: Any = None,
+        table: FakeTable | None = None,
+        connect: Callable[[Deadline], Any] | None = None,
     ) -> None:
-        self.table = FakeTable() if client is None else client
+        """``connect`` is the client the handler's store gets for its deadline (a timed or
+        real client on ``table``); by default ``table`` itself, free and instant."""
+        self.table = table or FakeTable()
         self.store = CheckpointStore(cast("Any", self.table), TABLE, now_ms)
         self.invokes: list[dict[str, Any]] = []
         self.functions: list[str] = []
         monkeypatch.setenv("CHECKPOINT_TABLE_NAME", TABLE)
-        monkeypatch.setattr(module, "checkpoint_store", lambda _: self.store)
+        client_for: Callable[[Deadline], Any] = connect or (lambda _: self.table)
+        monkeypatch.setattr(
+            module, "checkpoint_store", lambda d: CheckpointStore(client_for(d), TABLE, now_ms)
+        )
         monkeypatch.setattr(module, "lambda_client", lambda _: self)
 
     def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> Any:  # noqa: N803

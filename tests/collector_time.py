@@ -6,7 +6,8 @@ botocore's ``before-send`` event, moving a ``FakeTime`` by each answer's latency
 are tested with the real retry logic and no network or real time.
 
 For fleet-scale runs (a million things: 12,000 calls) botocore itself is the cost, so
-``LightFleetIndex``, ``LightFindings`` and ``CountingFirehose`` answer the collectors' calls
+``LightFleetIndex``, ``LightFindings``, ``CountingFirehose`` and ``LightCheckpointTable`` (the
+checkpoint table's GetItem and PutItem, on a ``tests.checkpoints.FakeTable``) answer the calls
 directly, with the same latency model on the same clock, and refuse an attempt that could end
 after its phase's end exactly as ``collect.deadline.guard_client`` makes a real client do
 (``OutOfTimeError``). ``Killed`` stands for Lambda ending the process at its timeout.
@@ -29,12 +30,15 @@ from botocore.exceptions import ReadTimeoutError
 from collect import delivery
 from collect.deadline import ATTEMPT_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
 from shared.firehose import put_records
+from tests.checkpoints import FakeTable
 from tests.fake_time import FakeTime
 
 __all__ = [
+    "CHECKPOINT_LATENCY",
     "Answer",
     "CountingFirehose",
     "Killed",
+    "LightCheckpointTable",
     "LightFindings",
     "LightFleetIndex",
     "VirtualHttp",
@@ -46,6 +50,9 @@ __all__ = [
 ]
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+# A consistent GetItem or a conditional PutItem of one small item, from Lambda to an on-demand
+# table in its region: a few ms of service time plus the HTTPS round trip.
+CHECKPOINT_LATENCY = 0.008
 
 
 def record_put_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
@@ -265,3 +272,23 @@ class CountingFirehose(_Latency):
     def counts(self) -> dict[int, int]:
         """How many items were accepted how many times: {1: n} is each exactly once."""
         return dict(Counter(self.accepted))
+
+
+class LightCheckpointTable(_Latency):
+    """The checkpoint store's calls on ``table``, each a round trip of ``latency`` on the clock.
+
+    Bound to its phase's end like the other light clients: a save that could end after it is
+    refused (``OutOfTimeError``), as ``guard_client`` makes the real DynamoDB client do.
+    """
+
+    def __init__(self, time: FakeTime, table: FakeTable, latency: float = CHECKPOINT_LATENCY):
+        super().__init__(time, latency)
+        self.table = table
+
+    def get_item(self, **request: Any) -> Any:
+        self._attempt()
+        return self.table.get_item(**request)
+
+    def put_item(self, **request: Any) -> Any:
+        self._attempt()
+        return self.table.put_item(**request)

@@ -3,9 +3,10 @@
 Every run is on a virtual clock (``tests.collector_time``): the handler's deadline, the calls'
 latencies and every backoff move ``FakeTime``, nothing waits. The scale proofs (a million
 things, 250,000 findings) use the light fakes (``LightFleetIndex``, ``LightFindings``,
-``CountingFirehose``): the same latency model and the same refusal of an attempt that could
-end after its phase, without botocore, whose 12,000 calls would take minutes. The faults that
-depend on botocore's retries and the deadline hooks (a hung call) use real boto3 clients on
+``CountingFirehose``, and ``LightCheckpointTable`` for every checkpoint GetItem and PutItem):
+the same latency model and the same refusal of an attempt that could end after its phase,
+without botocore, whose 14,000 calls would take minutes. The faults that depend on
+botocore's retries and the deadline hooks (a hung call) use real boto3 clients on
 ``VirtualHttp`` at a smaller scale. Each test asserts the exact number of times every item was
 put: {1: n} is every item once, no duplicate and no gap.
 """
@@ -24,10 +25,11 @@ from collect import audit_findings, delivery, inventory
 from collect.checkpoint import Checkpoint, ExportStalledError
 from collect.continuation import continue_export
 from collect.deadline import LOG_RESERVE_SECONDS, Deadline
-from tests.checkpoints import Engine
+from tests.checkpoints import Engine, FakeTable
 from tests.collector_time import (
     CountingFirehose,
     Killed,
+    LightCheckpointTable,
     LightFindings,
     LightFleetIndex,
     VirtualHttp,
@@ -126,10 +128,19 @@ def time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     return clock
 
 
+def timed_engine(monkeypatch: pytest.MonkeyPatch, module: Any, time: FakeTime) -> Engine:
+    """``module``'s checkpoint table, each GetItem and PutItem costing its round trip on
+    ``time`` and refused past the hand-off's end (the real store's client phase)."""
+    table = FakeTable()
+    light = LightCheckpointTable(time, table)
+    now_ms = lambda: int(time.now * 1000)  # noqa: E731
+    return Engine(monkeypatch, module, now_ms, table, lambda d: light.bound(d.handoff_end))
+
+
 def inventory_export(
     monkeypatch: pytest.MonkeyPatch, time: FakeTime, fleet: LightFleetIndex, sink: Any
 ) -> Export:
-    engine = Engine(monkeypatch, inventory, lambda: int(time.now * 1000))
+    engine = timed_engine(monkeypatch, inventory, time)
     monkeypatch.setattr(inventory, "iot_client", lambda d: fleet.bound(d.reads_end))
     monkeypatch.setattr(delivery, "firehose_client", lambda d: sink.bound(d.puts_end))
     name = "iot-defender-splunk-inventory"
@@ -143,7 +154,7 @@ def audit_export(
     sink: Any,
 ) -> Export:
     """The audit handler on ``iot`` (light, or a factory of real clients), into ``sink``."""
-    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000))
+    engine = timed_engine(monkeypatch, audit_findings, time)
     factory = (lambda d: iot.bound(d.reads_end)) if isinstance(iot, LightFindings) else iot
     monkeypatch.setattr(audit_findings, "iot_client", factory)
     monkeypatch.setattr(audit_findings, "firehose_client", lambda d: sink.bound(d.puts_end))
@@ -169,18 +180,25 @@ def throttled(operation: str) -> ClientError:
 def test_a_million_things_are_exported_once_each_across_slices_within_their_deadlines(
     monkeypatch: pytest.MonkeyPatch, time: FakeTime
 ) -> None:
-    # 10,000 SearchIndex pages (800 s) and 2,000 PutRecordBatch calls (60 s): more than one
-    # 900 s invocation can do once it keeps 95 s to put, checkpoint, hand off and log.
+    # 10,000 SearchIndex pages (800 s), 2,001 PutRecordBatch calls (60 s) and a checkpoint
+    # save after each (16 s at 8 ms): more than one 900 s invocation can do once it keeps
+    # 95 s to put, checkpoint, hand off and log.
     size = SCALE_THINGS
     fleet = LightFleetIndex(time, size, latency=SEARCH_LATENCY)
     sink = CountingFirehose(time, size, thing_number)
     export = inventory_export(monkeypatch, time, fleet, sink)
 
-    slices = export.until_done(SCHEDULE)
+    export.invoke(SCHEDULE)
+    first_slice = export.engine.checkpoint("inventory")
+    slices = 1 + export.until_done(export.engine.next_event())
 
     assert sink.counts() == {1: size}
     assert slices == 2
     assert export.within_deadlines()
+    # The saves' time is spent in the slice: at zero latency slice 1 got to 918,700 things.
+    assert first_slice is not None
+    assert first_slice.records == 901_900
+    assert export.engine.table.writes == 2_005  # 2,001 saves, 2 claims, a release, a finish
     assert fleet.calls == size // 100  # a slice stops before a call, so no page is read twice
     assert sink.calls == size // 500 + 1  # the first slice's last batch was not full
     checkpoint = export.engine.checkpoint("inventory")
@@ -195,11 +213,17 @@ def test_250k_findings_are_put_once_each_across_slices_within_their_deadlines(
     sink = CountingFirehose(time, size, finding_number)
     export = audit_export(monkeypatch, time, findings(time, size), sink)
 
-    slices = export.until_done(NOTIFICATION)
+    export.invoke(NOTIFICATION)
+    first_slice = export.engine.checkpoint(AUDIT_KEY)
+    slices = 1 + export.until_done(export.engine.next_event())
 
     assert sink.counts() == {1: size}
     assert slices == 2
     assert export.within_deadlines()
+    # 8 ms a save: slice 1 ended at 128,750 findings (130,250 at zero latency).
+    assert first_slice is not None
+    assert first_slice.records == 128_750
+    assert export.engine.table.writes == 505  # 501 saves, 2 claims, a release, a finish
     checkpoint = export.engine.checkpoint(AUDIT_KEY)
     assert checkpoint is not None
     assert (checkpoint.status, checkpoint.records) == ("done", size)
