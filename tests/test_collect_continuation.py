@@ -22,11 +22,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collect import audit_findings, delivery, inventory
-from collect.checkpoint import Checkpoint, ExportStalledError
+from collect.checkpoint import Checkpoint, ExportStalledError, checkpoint_store
 from collect.continuation import continue_export
-from collect.deadline import LOG_RESERVE_SECONDS, Deadline
+from collect.deadline import LOG_RESERVE_SECONDS, Deadline, OutOfTimeError
 from tests.checkpoints import Engine, FakeTable
 from tests.collector_time import (
+    CHECKPOINT_LATENCY,
     CountingFirehose,
     Killed,
     LightCheckpointTable,
@@ -152,9 +153,11 @@ def audit_export(
     time: FakeTime,
     iot: LightFindings | Callable[[Deadline], Any],
     sink: Any,
+    engine: Engine | None = None,
 ) -> Export:
-    """The audit handler on ``iot`` (light, or a factory of real clients), into ``sink``."""
-    engine = timed_engine(monkeypatch, audit_findings, time)
+    """The audit handler on ``iot`` (light, or a factory of real clients), into ``sink``;
+    its checkpoints in ``engine``, by default the light table."""
+    engine = engine or timed_engine(monkeypatch, audit_findings, time)
     factory = (lambda d: iot.bound(d.reads_end)) if isinstance(iot, LightFindings) else iot
     monkeypatch.setattr(audit_findings, "iot_client", factory)
     monkeypatch.setattr(audit_findings, "firehose_client", lambda d: sink.bound(d.puts_end))
@@ -166,6 +169,15 @@ def findings(
     time: FakeTime, size: int, latency: float = FINDINGS_LATENCY, **options: Any
 ) -> LightFindings:
     return LightFindings(time, size, finding=FINDING, latency=latency, **options)
+
+
+def dynamodb(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """DynamoDB's HTTP answer to a checkpoint GetItem or PutItem, from ``table``."""
+    try:
+        return 200, table.put_item(**request) if "Item" in request else table.get_item(**request)
+    except ClientError as refused:
+        code = refused.response["Error"]["Code"]
+        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "failed"}
 
 
 def throttled(operation: str) -> ClientError:
@@ -370,6 +382,52 @@ def test_a_hung_call_ends_the_slice_and_the_next_slice_resumes_with_real_clients
     assert sink.counts() == {1: pages * 3}
     assert slices == 2
     assert export.within_deadlines()
+
+
+def test_a_hung_checkpoint_save_ends_the_slice_and_lambdas_retry_re_puts_only_its_batch(
+    monkeypatch: pytest.MonkeyPatch, time: FakeTime
+) -> None:
+    """Real boto3 DynamoDB client (``collect.checkpoint.checkpoint_store``: its retries and
+    deadline hooks) on the virtual HTTP layer, in front of ``FakeTable``.
+
+    From the third save on, DynamoDB answers nothing in the first slice: every attempt costs
+    its read timeout until no attempt fits before the hand-off's end. The slice puts no batch
+    after the one whose save hung, raises before its timeout (its release cannot be written
+    either), and Lambda's retry of the event takes its own lease over and re-puts only that
+    batch: Firehose got it, the checkpoint never did.
+    """
+    size = 5_000  # 20 pages, 10 batches
+    table = FakeTable()
+    landed_before_the_hang = 3  # the claim and two saves
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        in_slice_1 = not export.durations
+        if in_slice_1 and "Item" in request and table.writes == landed_before_the_hang:
+            return hung(request)
+        return dynamodb(table, request)
+
+    http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
+    sink = CountingFirehose(time, size, finding_number)
+    real_client = lambda d: http.attach(checkpoint_store(d).client)  # noqa: E731
+    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000), table, real_client)
+    export = audit_export(monkeypatch, time, findings(time, size), sink, engine)
+
+    with pytest.raises(OutOfTimeError):
+        export.invoke(NOTIFICATION, request_id="sns-delivery-1")
+    put_in_slice_1 = sum(sink.accepted)
+    time.now += 60  # Lambda retries the failed event a minute later, same request id
+    export.until_done(NOTIFICATION, request_id="sns-delivery-1")
+
+    assert put_in_slice_1 == 1_500  # the batch whose save hung was the last one put
+    assert sink.counts() == {1: size - 500, 2: 500}
+    assert export.within_deadlines()
+    checkpoint = export.engine.checkpoint(AUDIT_KEY)
+    assert checkpoint is not None
+    assert (checkpoint.status, checkpoint.records, checkpoint.owner) == (
+        "done",
+        size,
+        "sns-delivery-1",
+    )
 
 
 # --- the guard rails -------------------------------------------------------------------------
