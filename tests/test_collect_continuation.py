@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from collect import audit_findings, delivery, inventory
 from collect.checkpoint import Checkpoint, ExportStalledError, checkpoint_store
 from collect.continuation import continue_export
-from collect.deadline import LOG_RESERVE_SECONDS, Deadline, OutOfTimeError
+from collect.deadline import LOG_RESERVE_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
 from tests.checkpoints import Engine, FakeTable
 from tests.collector_time import (
     CHECKPOINT_LATENCY,
@@ -176,8 +176,10 @@ def dynamodb(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[str, 
     try:
         return 200, table.put_item(**request) if "Item" in request else table.get_item(**request)
     except ClientError as refused:
-        code = refused.response["Error"]["Code"]
-        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "failed"}
+        answer: Any = refused.response
+        code = answer["Error"]["Code"]
+        held = {"Item": answer["Item"]} if "Item" in answer else {}
+        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **held}
 
 
 def throttled(operation: str) -> ClientError:
@@ -428,6 +430,37 @@ def test_a_hung_checkpoint_save_ends_the_slice_and_lambdas_retry_re_puts_only_it
         size,
         "sns-delivery-1",
     )
+
+
+def test_a_checkpoint_save_that_landed_but_whose_answer_was_lost_lets_the_slice_go_on(
+    monkeypatch: pytest.MonkeyPatch, time: FakeTime
+) -> None:
+    """The third save reaches DynamoDB, its answer never comes: botocore retries it after the
+    read timeout, and the retry fails the revision condition the first attempt moved on. The
+    slice knows its own write and goes on: the export finishes in one slice, each once."""
+    size = 5_000
+    table = FakeTable()
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "Item" in request and table.writes == 3:  # the claim and two saves landed
+            dynamodb(table, request)  # applied (a fourth write), and the answer is lost
+            return hung(request)
+        return dynamodb(table, request)
+
+    http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
+    sink = CountingFirehose(time, size, finding_number)
+    real_client = lambda d: http.attach(checkpoint_store(d).client)  # noqa: E731
+    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000), table, real_client)
+    export = audit_export(monkeypatch, time, findings(time, size), sink, engine)
+
+    slices = export.until_done(NOTIFICATION)
+
+    assert sink.counts() == {1: size}
+    assert slices == 1
+    assert export.durations[0] > READ_TIMEOUT  # the lost answer cost its read timeout
+    checkpoint = export.engine.checkpoint(AUDIT_KEY)
+    assert checkpoint is not None
+    assert (checkpoint.status, checkpoint.records) == ("done", size)
 
 
 # --- the guard rails -------------------------------------------------------------------------
