@@ -5,7 +5,7 @@ recorded number instead of a sleep; ``VirtualHttp`` answers a real boto3 client'
 botocore's ``before-send`` event, moving a ``FakeTime`` by each answer's latency, so deadlines
 are tested with the real retry logic and no network or real time.
 
-For fleet-scale runs (a million things: 12,000 calls) botocore itself is the cost, so
+For fleet-scale runs (a million things: 14,000 calls) botocore itself is the cost, so
 ``LightFleetIndex``, ``LightFindings``, ``CountingFirehose`` and ``LightCheckpointTable`` (the
 checkpoint table's GetItem and PutItem, on a ``tests.checkpoints.FakeTable``) answer the calls
 directly, with the same latency model on the same clock, and refuse an attempt that could end
@@ -25,7 +25,7 @@ import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from collect import delivery
 from collect.deadline import ATTEMPT_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
@@ -45,6 +45,7 @@ __all__ = [
     "hung",
     "ok",
     "record_put_waits",
+    "table_answer",
     "virtual_backoff",
     "virtual_deadlines",
 ]
@@ -292,3 +293,14 @@ class LightCheckpointTable(_Latency):
     def put_item(self, **request: Any) -> Any:
         self._attempt()
         return self.table.put_item(**request)
+
+
+def table_answer(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """DynamoDB's answer to a checkpoint GetItem or PutItem (``VirtualHttp``), from ``table``."""
+    try:
+        return 200, table.put_item(**request) if "Item" in request else table.get_item(**request)
+    except ClientError as refused:
+        answer: Any = refused.response
+        code = answer["Error"]["Code"]
+        held = {"Item": answer["Item"]} if "Item" in answer else {}
+        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **held}

@@ -35,6 +35,7 @@ from tests.collector_time import (
     LightFleetIndex,
     VirtualHttp,
     hung,
+    table_answer,
     virtual_backoff,
     virtual_deadlines,
 )
@@ -169,17 +170,6 @@ def findings(
     time: FakeTime, size: int, latency: float = FINDINGS_LATENCY, **options: Any
 ) -> LightFindings:
     return LightFindings(time, size, finding=FINDING, latency=latency, **options)
-
-
-def dynamodb(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """DynamoDB's HTTP answer to a checkpoint GetItem or PutItem, from ``table``."""
-    try:
-        return 200, table.put_item(**request) if "Item" in request else table.get_item(**request)
-    except ClientError as refused:
-        answer: Any = refused.response
-        code = answer["Error"]["Code"]
-        held = {"Item": answer["Item"]} if "Item" in answer else {}
-        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **held}
 
 
 def throttled(operation: str) -> ClientError:
@@ -406,7 +396,7 @@ def test_a_hung_checkpoint_save_ends_the_slice_and_lambdas_retry_re_puts_only_it
         in_slice_1 = not export.durations
         if in_slice_1 and "Item" in request and table.writes == landed_before_the_hang:
             return hung(request)
-        return dynamodb(table, request)
+        return table_answer(table, request)
 
     http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
     sink = CountingFirehose(time, size, finding_number)
@@ -443,9 +433,9 @@ def test_a_checkpoint_save_that_landed_but_whose_answer_was_lost_lets_the_slice_
 
     def answer(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if "Item" in request and table.writes == 3:  # the claim and two saves landed
-            dynamodb(table, request)  # applied (a fourth write), and the answer is lost
+            table_answer(table, request)  # applied (a fourth write), and the answer is lost
             return hung(request)
-        return dynamodb(table, request)
+        return table_answer(table, request)
 
     http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
     sink = CountingFirehose(time, size, finding_number)
