@@ -11,6 +11,9 @@ lease of the one slice allowed to work on it. Every write is conditional:
   still the owner and nobody wrote since: a slice whose lease was taken over stops instead of
   putting twice. Lambda retries an event under the same request id (the owner), so the
   retry of a slice that died takes its lease over at once.
+* A write refused only because its own first attempt landed (botocore retried it after the
+  answer was lost) succeeds: the refusal returns the item the table holds, and it is this
+  write's. Otherwise a lost answer would read as a takeover and strand the export.
 
 Times are epoch milliseconds of the wall clock (leases must hold across Lambda hosts);
 ``expiresAt`` is the table's TTL attribute, in epoch seconds.
@@ -202,6 +205,7 @@ class CheckpointStore:
             "TableName": self.table,
             "Item": _to_item(checkpoint),
             "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if "#owner" in condition:
             request["ExpressionAttributeNames"] = {"#owner": "owner"}
@@ -212,7 +216,10 @@ class CheckpointStore:
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            return False
+            # botocore retries a write whose answer was lost (a read timeout); if that attempt
+            # landed, the retry fails its own condition while the table holds this very item.
+            held: Any = error.response
+            return bool(held.get("Item") == request["Item"])
         return True
 
 

@@ -9,6 +9,7 @@ with a Lambda client that records the continuation invokes instead of sending th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Callable, Iterator
@@ -21,8 +22,9 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from collect.checkpoint import Checkpoint, CheckpointStore
+from collect.deadline import Deadline
 
-__all__ = ["TABLE", "Engine", "FakeTable", "WallClock", "checkpoint_table"]
+__all__ = ["TABLE", "Engine", "FakeTable", "LostAnswers", "WallClock", "checkpoint_table"]
 
 TABLE = "iot-defender-splunk-checkpoints"
 
@@ -66,11 +68,12 @@ class FakeTable:
     def put_item(self, **request: Any) -> Any:
         item = request["Item"]
         key = item["exportKey"]["S"]
-        if not self._holds(self.items.get(key), request):
-            raise ClientError(
-                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}},
-                "PutItem",
-            )
+        current = self.items.get(key)
+        if not self._holds(current, request):
+            error: Any = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}}
+            if current is not None and request.get("ReturnValuesOnConditionCheckFailure"):
+                error["Item"] = copy.deepcopy(current)  # ALL_OLD, the only value it takes
+            raise ClientError(error, "PutItem")
         self.items[key] = copy.deepcopy(item)
         self.writes += 1
         return {}
@@ -92,6 +95,22 @@ class FakeTable:
         raise AssertionError(f"the fake does not know the condition {condition!r}")
 
 
+class LostAnswers:
+    """``client``, but each PutItem is sent twice, as botocore retries one whose answer was
+    lost after DynamoDB applied it: the caller sees only the second attempt's outcome."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get_item(self, **request: Any) -> Any:
+        return self.client.get_item(**request)
+
+    def put_item(self, **request: Any) -> Any:
+        with contextlib.suppress(ClientError):  # refused: the retry is refused the same way
+            self.client.put_item(**request)
+        return self.client.put_item(**request)
+
+
 class Engine:
     """The checkpoint store and self-invoke a collector module's handler gets, for tests.
 
@@ -104,14 +123,20 @@ class Engine:
         monkeypatch: pytest.MonkeyPatch,
         module: Any,
         now_ms: Callable[[], int],
-        client: Any = None,
+        table: FakeTable | None = None,
+        connect: Callable[[Deadline], Any] | None = None,
     ) -> None:
-        self.table = FakeTable() if client is None else client
+        """``connect`` is the client the handler's store gets for its deadline (a timed or
+        real client on ``table``); by default ``table`` itself, free and instant."""
+        self.table = table or FakeTable()
         self.store = CheckpointStore(cast("Any", self.table), TABLE, now_ms)
         self.invokes: list[dict[str, Any]] = []
         self.functions: list[str] = []
         monkeypatch.setenv("CHECKPOINT_TABLE_NAME", TABLE)
-        monkeypatch.setattr(module, "checkpoint_store", lambda _: self.store)
+        client_for: Callable[[Deadline], Any] = connect or (lambda _: self.table)
+        monkeypatch.setattr(
+            module, "checkpoint_store", lambda d: CheckpointStore(client_for(d), TABLE, now_ms)
+        )
         monkeypatch.setattr(module, "lambda_client", lambda _: self)
 
     def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> Any:  # noqa: N803

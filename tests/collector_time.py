@@ -5,8 +5,9 @@ recorded number instead of a sleep; ``VirtualHttp`` answers a real boto3 client'
 botocore's ``before-send`` event, moving a ``FakeTime`` by each answer's latency, so deadlines
 are tested with the real retry logic and no network or real time.
 
-For fleet-scale runs (a million things: 12,000 calls) botocore itself is the cost, so
-``LightFleetIndex``, ``LightFindings`` and ``CountingFirehose`` answer the collectors' calls
+For fleet-scale runs (a million things: 14,000 calls) botocore itself is the cost, so
+``LightFleetIndex``, ``LightFindings``, ``CountingFirehose`` and ``LightCheckpointTable`` (the
+checkpoint table's GetItem and PutItem, on a ``tests.checkpoints.FakeTable``) answer the calls
 directly, with the same latency model on the same clock, and refuse an attempt that could end
 after its phase's end exactly as ``collect.deadline.guard_client`` makes a real client do
 (``OutOfTimeError``). ``Killed`` stands for Lambda ending the process at its timeout.
@@ -24,28 +25,35 @@ import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from collect import delivery
 from collect.deadline import ATTEMPT_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
 from shared.firehose import put_records
+from tests.checkpoints import FakeTable
 from tests.fake_time import FakeTime
 
 __all__ = [
+    "CHECKPOINT_LATENCY",
     "Answer",
     "CountingFirehose",
     "Killed",
+    "LightCheckpointTable",
     "LightFindings",
     "LightFleetIndex",
     "VirtualHttp",
     "hung",
     "ok",
     "record_put_waits",
+    "table_answer",
     "virtual_backoff",
     "virtual_deadlines",
 ]
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
+# A consistent GetItem or a conditional PutItem of one small item, from Lambda to an on-demand
+# table in its region: a few ms of service time plus the HTTPS round trip.
+CHECKPOINT_LATENCY = 0.008
 
 
 def record_put_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
@@ -265,3 +273,34 @@ class CountingFirehose(_Latency):
     def counts(self) -> dict[int, int]:
         """How many items were accepted how many times: {1: n} is each exactly once."""
         return dict(Counter(self.accepted))
+
+
+class LightCheckpointTable(_Latency):
+    """The checkpoint store's calls on ``table``, each a round trip of ``latency`` on the clock.
+
+    Bound to its phase's end like the other light clients: a save that could end after it is
+    refused (``OutOfTimeError``), as ``guard_client`` makes the real DynamoDB client do.
+    """
+
+    def __init__(self, time: FakeTime, table: FakeTable, latency: float = CHECKPOINT_LATENCY):
+        super().__init__(time, latency)
+        self.table = table
+
+    def get_item(self, **request: Any) -> Any:
+        self._attempt()
+        return self.table.get_item(**request)
+
+    def put_item(self, **request: Any) -> Any:
+        self._attempt()
+        return self.table.put_item(**request)
+
+
+def table_answer(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """DynamoDB's answer to a checkpoint GetItem or PutItem (``VirtualHttp``), from ``table``."""
+    try:
+        return 200, table.put_item(**request) if "Item" in request else table.get_item(**request)
+    except ClientError as refused:
+        answer: Any = refused.response
+        code = answer["Error"]["Code"]
+        held = {"Item": answer["Item"]} if "Item" in answer else {}
+        return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **held}

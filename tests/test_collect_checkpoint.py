@@ -28,7 +28,7 @@ from collect.checkpoint import (
 )
 from collect.deadline import Deadline
 from shared.settings import ConfigError
-from tests.checkpoints import TABLE, FakeTable, WallClock, checkpoint_table
+from tests.checkpoints import TABLE, FakeTable, LostAnswers, WallClock, checkpoint_table
 
 KEY = "audit#5c1f0e9a3b7d42e8a6f4d2c19b8e7a30"
 LEASE = 300_000
@@ -197,6 +197,25 @@ def test_lambdas_retry_under_the_same_request_id_takes_its_own_live_lease_over(
         store.save(retry)
     assert resumed is True
     assert (retry.cursor, retry.slices) == ({"token": "page-4", "skip": 0}, 2)
+
+
+def test_a_write_botocore_retried_after_its_answer_was_lost_is_this_slices_own(
+    tables: Tables,
+) -> None:
+    """Every PutItem lands, then its retry fails the condition the landed attempt changed."""
+    clock = WallClock()
+    with tables(clock) as store:
+        lossy = CheckpointStore(LostAnswers(store.client), TABLE, clock)  # type: ignore[arg-type]
+        mine, _ = claim(lossy, "slice-a")
+        mine.cursor = {"token": "page-2", "skip": 0}
+        lossy.save(mine)
+        clock.now += LEASE + LEASE_MARGIN_MS + 1
+        claim(store, "slice-b")  # a real takeover is still refused, lost answers or not
+        with pytest.raises(LeaseLostError, match="taken over"):
+            lossy.save(mine)
+        held = store.load(KEY)
+    assert held is not None
+    assert (held.owner, held.cursor, held.slices) == ("slice-b", {"token": "page-2", "skip": 0}, 2)
 
 
 def test_two_owners_racing_to_resume_a_released_export_leave_exactly_one_winner(

@@ -3,9 +3,10 @@
 Every run is on a virtual clock (``tests.collector_time``): the handler's deadline, the calls'
 latencies and every backoff move ``FakeTime``, nothing waits. The scale proofs (a million
 things, 250,000 findings) use the light fakes (``LightFleetIndex``, ``LightFindings``,
-``CountingFirehose``): the same latency model and the same refusal of an attempt that could
-end after its phase, without botocore, whose 12,000 calls would take minutes. The faults that
-depend on botocore's retries and the deadline hooks (a hung call) use real boto3 clients on
+``CountingFirehose``, and ``LightCheckpointTable`` for every checkpoint GetItem and PutItem):
+the same latency model and the same refusal of an attempt that could end after its phase,
+without botocore, whose 14,000 calls would take minutes. The faults that depend on
+botocore's retries and the deadline hooks (a hung call) use real boto3 clients on
 ``VirtualHttp`` at a smaller scale. Each test asserts the exact number of times every item was
 put: {1: n} is every item once, no duplicate and no gap.
 """
@@ -21,17 +22,20 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collect import audit_findings, delivery, inventory
-from collect.checkpoint import Checkpoint, ExportStalledError
+from collect.checkpoint import Checkpoint, ExportStalledError, checkpoint_store
 from collect.continuation import continue_export
-from collect.deadline import LOG_RESERVE_SECONDS, Deadline
-from tests.checkpoints import Engine
+from collect.deadline import LOG_RESERVE_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
+from tests.checkpoints import Engine, FakeTable
 from tests.collector_time import (
+    CHECKPOINT_LATENCY,
     CountingFirehose,
     Killed,
+    LightCheckpointTable,
     LightFindings,
     LightFleetIndex,
     VirtualHttp,
     hung,
+    table_answer,
     virtual_backoff,
     virtual_deadlines,
 )
@@ -126,10 +130,19 @@ def time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     return clock
 
 
+def timed_engine(monkeypatch: pytest.MonkeyPatch, module: Any, time: FakeTime) -> Engine:
+    """``module``'s checkpoint table, each GetItem and PutItem costing its round trip on
+    ``time`` and refused past the hand-off's end (the real store's client phase)."""
+    table = FakeTable()
+    light = LightCheckpointTable(time, table)
+    now_ms = lambda: int(time.now * 1000)  # noqa: E731
+    return Engine(monkeypatch, module, now_ms, table, lambda d: light.bound(d.handoff_end))
+
+
 def inventory_export(
     monkeypatch: pytest.MonkeyPatch, time: FakeTime, fleet: LightFleetIndex, sink: Any
 ) -> Export:
-    engine = Engine(monkeypatch, inventory, lambda: int(time.now * 1000))
+    engine = timed_engine(monkeypatch, inventory, time)
     monkeypatch.setattr(inventory, "iot_client", lambda d: fleet.bound(d.reads_end))
     monkeypatch.setattr(delivery, "firehose_client", lambda d: sink.bound(d.puts_end))
     name = "iot-defender-splunk-inventory"
@@ -141,9 +154,11 @@ def audit_export(
     time: FakeTime,
     iot: LightFindings | Callable[[Deadline], Any],
     sink: Any,
+    engine: Engine | None = None,
 ) -> Export:
-    """The audit handler on ``iot`` (light, or a factory of real clients), into ``sink``."""
-    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000))
+    """The audit handler on ``iot`` (light, or a factory of real clients), into ``sink``;
+    its checkpoints in ``engine``, by default the light table."""
+    engine = engine or timed_engine(monkeypatch, audit_findings, time)
     factory = (lambda d: iot.bound(d.reads_end)) if isinstance(iot, LightFindings) else iot
     monkeypatch.setattr(audit_findings, "iot_client", factory)
     monkeypatch.setattr(audit_findings, "firehose_client", lambda d: sink.bound(d.puts_end))
@@ -169,18 +184,25 @@ def throttled(operation: str) -> ClientError:
 def test_a_million_things_are_exported_once_each_across_slices_within_their_deadlines(
     monkeypatch: pytest.MonkeyPatch, time: FakeTime
 ) -> None:
-    # 10,000 SearchIndex pages (800 s) and 2,000 PutRecordBatch calls (60 s): more than one
-    # 900 s invocation can do once it keeps 95 s to put, checkpoint, hand off and log.
+    # 10,000 SearchIndex pages (800 s), 2,001 PutRecordBatch calls (60 s) and a checkpoint
+    # save after each (16 s at 8 ms): more than one 900 s invocation can do once it keeps
+    # 95 s to put, checkpoint, hand off and log.
     size = SCALE_THINGS
     fleet = LightFleetIndex(time, size, latency=SEARCH_LATENCY)
     sink = CountingFirehose(time, size, thing_number)
     export = inventory_export(monkeypatch, time, fleet, sink)
 
-    slices = export.until_done(SCHEDULE)
+    export.invoke(SCHEDULE)
+    first_slice = export.engine.checkpoint("inventory")
+    slices = 1 + export.until_done(export.engine.next_event())
 
     assert sink.counts() == {1: size}
     assert slices == 2
     assert export.within_deadlines()
+    # The saves' time is spent in the slice: at zero latency slice 1 got to 918,700 things.
+    assert first_slice is not None
+    assert first_slice.records == 901_900
+    assert export.engine.table.writes == 2_005  # 2,001 saves, 2 claims, a release, a finish
     assert fleet.calls == size // 100  # a slice stops before a call, so no page is read twice
     assert sink.calls == size // 500 + 1  # the first slice's last batch was not full
     checkpoint = export.engine.checkpoint("inventory")
@@ -195,11 +217,17 @@ def test_250k_findings_are_put_once_each_across_slices_within_their_deadlines(
     sink = CountingFirehose(time, size, finding_number)
     export = audit_export(monkeypatch, time, findings(time, size), sink)
 
-    slices = export.until_done(NOTIFICATION)
+    export.invoke(NOTIFICATION)
+    first_slice = export.engine.checkpoint(AUDIT_KEY)
+    slices = 1 + export.until_done(export.engine.next_event())
 
     assert sink.counts() == {1: size}
     assert slices == 2
     assert export.within_deadlines()
+    # 8 ms a save: slice 1 ended at 128,750 findings (130,250 at zero latency).
+    assert first_slice is not None
+    assert first_slice.records == 128_750
+    assert export.engine.table.writes == 505  # 501 saves, 2 claims, a release, a finish
     checkpoint = export.engine.checkpoint(AUDIT_KEY)
     assert checkpoint is not None
     assert (checkpoint.status, checkpoint.records) == ("done", size)
@@ -346,6 +374,83 @@ def test_a_hung_call_ends_the_slice_and_the_next_slice_resumes_with_real_clients
     assert sink.counts() == {1: pages * 3}
     assert slices == 2
     assert export.within_deadlines()
+
+
+def test_a_hung_checkpoint_save_ends_the_slice_and_lambdas_retry_re_puts_only_its_batch(
+    monkeypatch: pytest.MonkeyPatch, time: FakeTime
+) -> None:
+    """Real boto3 DynamoDB client (``collect.checkpoint.checkpoint_store``: its retries and
+    deadline hooks) on the virtual HTTP layer, in front of ``FakeTable``.
+
+    From the third save on, DynamoDB answers nothing in the first slice: every attempt costs
+    its read timeout until no attempt fits before the hand-off's end. The slice puts no batch
+    after the one whose save hung, raises before its timeout (its release cannot be written
+    either), and Lambda's retry of the event takes its own lease over and re-puts only that
+    batch: Firehose got it, the checkpoint never did.
+    """
+    size = 5_000  # 20 pages, 10 batches
+    table = FakeTable()
+    landed_before_the_hang = 3  # the claim and two saves
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        in_slice_1 = not export.durations
+        if in_slice_1 and "Item" in request and table.writes == landed_before_the_hang:
+            return hung(request)
+        return table_answer(table, request)
+
+    http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
+    sink = CountingFirehose(time, size, finding_number)
+    real_client = lambda d: http.attach(checkpoint_store(d).client)  # noqa: E731
+    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000), table, real_client)
+    export = audit_export(monkeypatch, time, findings(time, size), sink, engine)
+
+    with pytest.raises(OutOfTimeError):
+        export.invoke(NOTIFICATION, request_id="sns-delivery-1")
+    put_in_slice_1 = sum(sink.accepted)
+    time.now += 60  # Lambda retries the failed event a minute later, same request id
+    export.until_done(NOTIFICATION, request_id="sns-delivery-1")
+
+    assert put_in_slice_1 == 1_500  # the batch whose save hung was the last one put
+    assert sink.counts() == {1: size - 500, 2: 500}
+    assert export.within_deadlines()
+    checkpoint = export.engine.checkpoint(AUDIT_KEY)
+    assert checkpoint is not None
+    assert (checkpoint.status, checkpoint.records, checkpoint.owner) == (
+        "done",
+        size,
+        "sns-delivery-1",
+    )
+
+
+def test_a_checkpoint_save_that_landed_but_whose_answer_was_lost_lets_the_slice_go_on(
+    monkeypatch: pytest.MonkeyPatch, time: FakeTime
+) -> None:
+    """The third save reaches DynamoDB, its answer never comes: botocore retries it after the
+    read timeout, and the retry fails the revision condition the first attempt moved on. The
+    slice knows its own write and goes on: the export finishes in one slice, each once."""
+    size = 5_000
+    table = FakeTable()
+
+    def answer(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "Item" in request and table.writes == 3:  # the claim and two saves landed
+            table_answer(table, request)  # applied (a fourth write), and the answer is lost
+            return hung(request)
+        return table_answer(table, request)
+
+    http = VirtualHttp(time, [answer], latency=CHECKPOINT_LATENCY)
+    sink = CountingFirehose(time, size, finding_number)
+    real_client = lambda d: http.attach(checkpoint_store(d).client)  # noqa: E731
+    engine = Engine(monkeypatch, audit_findings, lambda: int(time.now * 1000), table, real_client)
+    export = audit_export(monkeypatch, time, findings(time, size), sink, engine)
+
+    slices = export.until_done(NOTIFICATION)
+
+    assert sink.counts() == {1: size}
+    assert slices == 1
+    assert export.durations[0] > READ_TIMEOUT  # the lost answer cost its read timeout
+    checkpoint = export.engine.checkpoint(AUDIT_KEY)
+    assert checkpoint is not None
+    assert (checkpoint.status, checkpoint.records) == ("done", size)
 
 
 # --- the guard rails -------------------------------------------------------------------------
