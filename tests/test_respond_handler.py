@@ -3,16 +3,43 @@ action changes, what it refuses, what a retry does, and the audit trail it write
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from respond import handler
 from respond.requests import InvalidInvocationError
-from tests.responder_aws import PROTECTED, QUARANTINE, Account, account, invoke, request
+from tests.responder_aws import (
+    DEPLOYED_RESPONDER,
+    PROTECTED,
+    QUARANTINE,
+    Account,
+    account,
+    invoke,
+    request,
+)
 
 __all__ = ["account"]  # the fixture, used by name
+
+_NOTHING_DONE = {"targets": 0, "ok": 0, "noop": 0, "planned": 0, "refused": 0, "error": 0}
+
+
+def _refusal(action: str | None, request_id: str | None, message: str) -> dict[str, Any]:
+    """A refused answer as SOAR reads it, less its response id."""
+    return {
+        "status": "refused",
+        "action": action,
+        "request_id": request_id,
+        "message": message,
+        "targets": [],
+        "counts": _NOTHING_DONE,
+    }
+
+
+def _without_response_id(answer: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in answer.items() if key != "response_id"}
 
 
 # --- quarantine_thing ------------------------------------------------------------------------
@@ -60,6 +87,68 @@ def test_quarantining_a_quarantined_thing_is_a_noop(account: Account) -> None:
 
     assert again["status"] == "noop"
     assert again["targets"][0]["message"] == "cam-lobby-2 is already quarantined"
+
+
+def test_the_deployed_responder_quarantines_with_the_stacks_settings_and_ends_the_session(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler's own responder, not the tests' stand-in: its group, table and data plane."""
+    monkeypatch.setattr(handler, "responder", DEPLOYED_RESPONDER)
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "ok", answer
+    assert answer["targets"][0]["after"]["session"] == "ended"
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+    assert handler.store().get("cam-lobby-2") is not None
+
+
+def _endpoint_down(**_: Any) -> Any:
+    raise EndpointConnectionError(endpoint_url="https://data.iot.test")
+
+
+@pytest.mark.parametrize(
+    ("fail", "session"),
+    [
+        (
+            lambda account, _patch: account.data_plane.add_client_error(
+                "delete_connection", service_error_code="ResourceNotFoundException"
+            ),
+            "not connected",
+        ),
+        (
+            lambda account, _patch: account.data_plane.add_client_error(
+                "delete_connection", service_error_code="ThrottlingException"
+            ),
+            "not ended (ThrottlingException)",
+        ),
+        (
+            lambda _account, patch: patch.setattr(
+                handler.iot_data_client(), "delete_connection", _endpoint_down
+            ),
+            "not ended (EndpointConnectionError)",
+        ),
+    ],
+    ids=["not-connected", "aws-refuses", "aws-unreachable"],
+)
+def test_a_session_that_could_not_be_ended_is_said_and_the_quarantine_holds(
+    account: Account,
+    monkeypatch: pytest.MonkeyPatch,
+    fail: Callable[[Account, pytest.MonkeyPatch], None],
+    session: str,
+) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+    fail(account, monkeypatch)
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "ok"
+    assert answer["targets"][0]["after"]["session"] == session
+    assert answer["message"].endswith(f", session {session}")
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+    assert account.status(certificate) == "INACTIVE"
 
 
 def test_keep_certificate_and_no_disconnect_change_only_the_group(account: Account) -> None:
@@ -338,9 +427,34 @@ def test_a_request_id_reused_for_another_request_is_refused(account: Account) ->
 
     answer = invoke(request("quarantine_thing", thing_name="cam-lobby-3", request_id="r-1"))
 
-    assert answer["status"] == "refused"
-    assert answer["message"] == "request_id was already used for a different request"
+    assert _without_response_id(answer) == _refusal(
+        "quarantine_thing", "r-1", "request_id was already used for a different request"
+    )
     assert QUARANTINE not in account.groups_of("cam-lobby-3")
+
+
+def test_a_retry_arriving_while_the_first_still_runs_is_refused_and_does_nothing(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SOAR retries a slow invocation: the retry lands while the first is still acting."""
+    account.add_thing("cam-lobby-2")
+    ask = request("quarantine_thing", thing_name="cam-lobby-2", request_id="r-1")
+    retries: list[dict[str, Any]] = []
+
+    def retried_meanwhile(**_: Any) -> dict[str, Any]:
+        retries.append(invoke(ask))
+        return {}
+
+    monkeypatch.setattr(handler.iot_data_client(), "delete_connection", retried_meanwhile)
+
+    first = invoke(ask)
+
+    assert first["status"] == "ok"
+    (retry,) = retries
+    assert _without_response_id(retry) == _refusal(
+        "quarantine_thing", "r-1", "a request with this request_id is still running"
+    )
+    assert len(account.response_records()) == 1  # the first run's only
 
 
 def test_a_refused_request_is_answered_not_raised(account: Account) -> None:
@@ -397,8 +511,6 @@ def test_an_undelivered_audit_trail_is_said_in_the_answer(account: Account) -> N
 
 # --- refused before anything is read ---------------------------------------------------------
 
-_NOTHING_DONE = {"targets": 0, "ok": 0, "noop": 0, "planned": 0, "refused": 0, "error": 0}
-
 
 @pytest.mark.parametrize(
     ("event", "action", "request_id"),
@@ -417,14 +529,7 @@ def test_a_refused_request_is_answered_in_the_answers_shape_echoing_what_it_name
 
     response_id = answer.pop("response_id")
     assert len(response_id) == 36  # a UUID, so two refusals are told apart
-    assert answer == {
-        "status": "refused",
-        "action": action,
-        "request_id": request_id,
-        "message": answer["message"],
-        "targets": [],
-        "counts": _NOTHING_DONE,
-    }
+    assert answer == _refusal(action, request_id, answer["message"])
     assert answer["message"].startswith("unknown action")
     assert invoke(event)["response_id"] != response_id
     assert account.response_records() == []

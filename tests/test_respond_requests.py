@@ -100,29 +100,53 @@ def test_an_attribute_value_must_be_one_fleet_index_term(value: str) -> None:
         parse_request(event)
 
 
+_EITHER = "remediate_audit_finding needs either finding_ids, or audit_task_id with check_name"
+_EACH_FINDING = "finding_ids each finding id must match [a-zA-Z0-9_-]{1,128}"
+
+
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({}, "needs either finding_ids, or audit_task_id with check_name"),
+        ({}, _EITHER),
         (
             {"finding_ids": ["f1"], "audit_task_id": "t1", "check_name": "LOGGING_DISABLED_CHECK"},
-            "needs either",
+            _EITHER,
         ),
-        ({"audit_task_id": "t1"}, "needs both audit_task_id and check_name"),
-        ({"finding_ids": []}, "finding_ids must be a list of 1 to 25"),
-        ({"finding_ids": [f"f{n}" for n in range(26)]}, "finding_ids must be a list of 1 to 25"),
+        (
+            {"audit_task_id": "t1"},
+            "remediate_audit_finding needs both audit_task_id and check_name",
+        ),
+        ({"finding_ids": []}, "finding_ids must be a list of 1 to 25 finding ids"),
+        (
+            {"finding_ids": [f"f{n}" for n in range(26)]},
+            "finding_ids must be a list of 1 to 25 finding ids",
+        ),
+        ({"finding_ids": ["f1", "f 2"]}, _EACH_FINDING),
+        ({"finding_ids": ["f1", 42]}, _EACH_FINDING),
         ({"finding_ids": ["f1", "f1"]}, "finding_ids lists a finding twice"),
         (
             {"audit_task_id": "t1", "check_name": "NO_SUCH_CHECK"},
-            "check_name must be a Device Defender audit check",
+            "check_name must be a Device Defender audit check name",
         ),
+    ],
+    ids=[
+        "no-target",
+        "both-targets",
+        "task-without-check",
+        "no-findings",
+        "26-findings",
+        "a-bad-finding-id",
+        "a-finding-id-not-text",
+        "a-finding-twice",
+        "unknown-check",
     ],
 )
 def test_audit_remediation_needs_one_kind_of_target(keys: dict[str, Any], message: str) -> None:
     event = {**BASE, "action": "remediate_audit_finding", **keys}
     del event["thing_name"]
-    with pytest.raises(RefusedError, match=message):
+    with pytest.raises(RefusedError) as caught:
         parse_request(event)
+    assert str(caught.value) == message
 
 
 def test_a_former_check_name_is_read_as_the_current_one() -> None:
