@@ -390,13 +390,50 @@ def test_deactivate_certificate_sets_it_inactive_and_names_its_things(account: A
 
     answer = invoke(request("deactivate_certificate", certificate_id=certificate))
 
-    assert answer["status"] == "ok"
     assert account.status(certificate) == "INACTIVE"
-    assert answer["targets"][0]["before"]["things"] == ["cam-lobby-2", "gw-berlin-03"]
+    before = {"status": "ACTIVE", "things": ["cam-lobby-2", "gw-berlin-03"]}
+    assert answer["targets"] == [
+        {
+            "certificate_id": certificate,
+            "status": "ok",
+            "message": f"deactivated certificate {certificate[:12]}… used by 2 thing(s)",
+            "before": before,
+            "after": {**before, "status": "INACTIVE"},
+        }
+    ]
     again = invoke(
         request("deactivate_certificate", certificate_id=certificate, request_id="again")
     )
-    assert again["status"] == "noop"
+    now = {**before, "status": "INACTIVE"}
+    assert again["targets"] == [
+        {
+            "certificate_id": certificate,
+            "status": "noop",
+            "message": "certificate is already INACTIVE",
+            "before": now,
+            "after": now,
+        }
+    ]
+
+
+def test_a_dry_run_deactivation_plans_and_leaves_the_certificate_active(account: Account) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+
+    answer = invoke(request("deactivate_certificate", certificate_id=certificate, dry_run=True))
+
+    assert account.status(certificate) == "ACTIVE"
+    before = {"status": "ACTIVE", "things": ["cam-lobby-2"]}
+    assert answer["status"] == "planned"
+    assert answer["targets"] == [
+        {
+            "certificate_id": certificate,
+            "status": "planned",
+            "message": f"would have deactivated certificate {certificate[:12]}… used by 1 thing(s)",
+            "before": before,
+            "after": {**before, "status": "INACTIVE"},
+        }
+    ]
+    assert account.response_records() == []
 
 
 def test_an_unknown_certificate_is_an_error_with_the_aws_code(account: Account) -> None:

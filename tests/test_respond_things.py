@@ -122,6 +122,27 @@ def test_a_fleet_search_ends_with_the_last_page(iot: tuple[Any, Stubber]) -> Non
     assert things.things_with_attribute(client, "model", "x", limit=5) == ["cam-1"]
 
 
+def test_a_fleet_search_that_matches_nothing_is_no_things(iot: tuple[Any, Stubber]) -> None:
+    """The answer leaves out the empty list, as AWS may."""
+    client, stubber = iot
+    stubber.add_response("search_index", {})
+    assert things.things_with_attribute(client, "model", "x", limit=5) == []
+
+
+def test_a_fleet_search_page_past_the_cap_gives_one_more_than_the_cap(
+    iot: tuple[Any, Stubber],
+) -> None:
+    """Enough to refuse the request, and never a whole page of names more."""
+    client, stubber = iot
+    found = [{"thingName": f"cam-{n}"} for n in (5, 3, 1, 4, 2)]
+    stubber.add_response("search_index", {"things": found, "nextToken": "t2"})
+    assert things.things_with_attribute(client, "model", "x", limit=2) == [
+        "cam-1",
+        "cam-2",
+        "cam-3",
+    ]
+
+
 def test_a_groups_things_are_read_until_more_than_the_cap(iot: tuple[Any, Stubber]) -> None:
     client, stubber = iot
     first = {"thingGroupName": "line-2", "maxResults": things.PAGE_SIZE}
