@@ -127,6 +127,14 @@ class DetectBeside:
         return getattr(self._registry, name)
 
 
+def metrics(stdout: str) -> dict[str, list[float]]:
+    """Each metric the handler published, by name, from the EMF blob it printed."""
+    lines = (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
+    (blob,) = (line for line in lines if "_aws" in line)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    return {metric["Name"]: blob[metric["Name"]] for metric in directive["Metrics"]}
+
+
 def invoke(request: object, remaining_ms: int = 60_000) -> Any:
     return handler.lambda_handler(request, LocalLambdaContext(remaining_ms=remaining_ms))
 

@@ -58,7 +58,9 @@ def test_describe_gives_what_triage_needs(account: Account) -> None:
 
     assert answer["status"] == "ok"
     (target,) = answer["targets"]
+    assert (target["thing_name"], target["message"]) == ("cam-lobby-2", "described cam-lobby-2")
     described = target["before"]
+    assert described["thing_name"] == "cam-lobby-2"
     assert described["attributes"] == {"firmware_version": "2.0.10"}
     assert described["groups"] == ["cameras"]
     assert (described["quarantined"], described["protected"]) == (False, False)
@@ -67,6 +69,22 @@ def test_describe_gives_what_triage_needs(account: Account) -> None:
     assert described["violations"] is None  # no Detect in this account
     assert described["quarantine"] is None
     assert account.response_records() == []  # a read leaves no audit record
+
+
+def test_describing_a_thing_that_does_not_exist_is_an_error_with_the_aws_code(
+    account: Account,
+) -> None:
+    answer = invoke(request("describe_thing", thing_name="cam-lobby-9"))
+
+    assert answer["status"] == "error"
+    (target,) = answer["targets"]
+    assert target == {
+        "thing_name": "cam-lobby-9",
+        "status": "error",
+        "message": "cannot describe cam-lobby-9",
+        "error": {"code": "ResourceNotFoundException", "message": target["error"]["message"]},
+    }
+    assert answer["error"] == target["error"]
 
 
 def test_describe_shows_the_quarantine_record_of_a_quarantined_thing(account: Account) -> None:
