@@ -256,6 +256,97 @@ def test_release_restores_exactly_what_quarantine_changed(account: Account) -> N
     assert account.status(active) == "ACTIVE"
     assert account.status(inactive) == "INACTIVE"  # inactive before the quarantine: stays so
     assert handler.store().get("cam-lobby-2") is None
+    (target,) = answer["targets"]
+    assert target["message"] == (
+        f"released cam-lobby-2: removed from {QUARANTINE}, 1 certificate(s) reactivated"
+    )
+    assert target["after"] == {
+        "groups": ["cameras"],
+        "quarantined": False,
+        "certificates": [
+            {"certificate_id": active, "status": "ACTIVE"},
+            {"certificate_id": inactive, "status": "INACTIVE"},
+        ],
+    }
+
+
+def test_a_release_after_the_thing_left_the_group_reactivates_its_certificate(
+    account: Account,
+) -> None:
+    """Someone took the thing out of the quarantine group by hand: the release still
+    restores the certificate it deactivated, and says the group was not touched."""
+    (certificate,) = account.add_thing("cam-lobby-2", groups=("cameras",))
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+    account.iot.remove_thing_from_thing_group(thingGroupName=QUARANTINE, thingName="cam-lobby-2")
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "ok", answer
+    assert account.status(certificate) == "ACTIVE"
+    (target,) = answer["targets"]
+    assert target["message"] == "released cam-lobby-2: 1 certificate(s) reactivated"
+    assert target["after"] == {
+        "groups": ["cameras"],
+        "quarantined": False,
+        "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+    }
+
+
+def test_a_release_that_fails_half_way_is_undone_and_keeps_the_record_to_try_again(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+    monkeypatch.setattr(handler.iot_client(), "update_certificate", _throttled("UpdateCertificate"))
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
+
+    assert answer["status"] == "error"
+    assert answer["message"] == "release of cam-lobby-2 failed; the steps taken were undone"
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+    assert account.status(certificate) == "INACTIVE"
+    assert handler.store().get("cam-lobby-2") is not None
+
+
+def test_a_failure_whose_undo_fails_too_keeps_the_record_and_says_so(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half quarantined: the record stays, so a release knows what to put back."""
+    (certificate,) = account.add_thing("cam-lobby-2")
+    client = handler.iot_client()
+    monkeypatch.setattr(client, "update_certificate", _throttled("UpdateCertificate"))
+    monkeypatch.setattr(
+        client, "remove_thing_from_thing_group", _throttled("RemoveThingFromThingGroup")
+    )
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    (target,) = answer["targets"]
+    assert target == {
+        "thing_name": "cam-lobby-2",
+        "status": "error",
+        "message": "quarantine of cam-lobby-2 failed and undoing it failed too "
+        "(ThrottlingException): the record is kept, so release can finish the job",
+        "before": {
+            "groups": [],
+            "quarantined": False,
+            "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+        },
+        "error": {"code": "ThrottlingException", "message": "Rate exceeded"},
+    }
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+    assert handler.store().get("cam-lobby-2") is not None
+
+
+def _throttled(operation: str) -> Callable[..., Any]:
+    def call(**_: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation
+        )
+
+    return call
 
 
 def test_releasing_a_thing_quarantined_by_something_else_is_refused(account: Account) -> None:
@@ -297,7 +388,25 @@ def test_a_fleet_action_needs_the_exact_count(
     answer = invoke(request("quarantine_group", thing_group="cameras", **keys))
     assert answer["status"] == "refused"
     assert message in answer["message"]
+    assert answer["targets"] == [
+        {"thing_group": "cameras", "status": "refused", "message": answer["message"]}
+    ]
     assert all(QUARANTINE not in account.groups_of(f"cam-{n:02d}") for n in range(3))
+
+
+def test_a_version_action_refused_names_its_scope(account: Account) -> None:
+    _cameras(account, 2)
+    answer = invoke(
+        request("release_version", attribute="firmware_version", value="2.0.10", expected_count=3)
+    )
+    assert answer["targets"] == [
+        {
+            "attribute": "firmware_version",
+            "value": "2.0.10",
+            "status": "refused",
+            "message": "firmware_version = 2.0.10 holds 2 things, not expected_count 3",
+        }
+    ]
 
 
 def test_a_fleet_action_above_the_cap_is_refused(account: Account) -> None:

@@ -85,8 +85,8 @@ def test_connectivity_comes_from_the_fleet_index(iot: tuple[Any, Stubber]) -> No
 
 @pytest.mark.parametrize(
     "answer",
-    [{"things": []}, {"things": [{"thingName": "pump-0017"}]}, None],
-    ids=["no-such-thing", "connectivity-not-indexed", "index-off"],
+    [{"things": []}, {}, {"things": [{"thingName": "pump-0017"}]}, None],
+    ids=["no-such-thing", "no-things-listed", "connectivity-not-indexed", "index-off"],
 )
 def test_connectivity_is_none_when_the_index_cannot_say(
     iot: tuple[Any, Stubber], answer: dict[str, Any] | None
