@@ -10,12 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from appbuild.spl.fields import flatten
 from respond import handler, things
-from respond.actions import Responder
+from respond.actions import Responder, failure
 from respond.requests import Request, parse_request
 from tests.datasets import dataset_events
 from tests.responder_aws import (
@@ -170,6 +170,20 @@ def test_without_detect_violations_are_none_not_an_error(code: str) -> None:
     stubber.add_client_error("list_active_violations", service_error_code=code)
     with stubber:
         assert things.active_violations(iot, "cam-lobby-2") is None
+
+
+# --- failures as the answer reports them ------------------------------------------------------
+
+
+def test_an_aws_failure_is_its_code_and_its_message_cut_to_512_characters() -> None:
+    long = ClientError(
+        {"Error": {"Code": "InvalidRequestException", "Message": "x" * 600}}, "UpdateCertificate"
+    )
+    assert failure(long) == {"code": "InvalidRequestException", "message": "x" * 512}
+    assert failure(ClientError({"Error": {}}, "UpdateCertificate")) == {"code": "", "message": ""}
+    timed_out = failure(ReadTimeoutError(endpoint_url="https://" + "e" * 600))
+    assert timed_out["code"] == "ReadTimeoutError"
+    assert timed_out["message"] == 'Read timeout on endpoint URL: "https://' + "e" * 472
 
 
 # --- remediate_audit_finding -------------------------------------------------------------------

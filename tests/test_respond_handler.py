@@ -177,7 +177,10 @@ def test_a_certificate_shared_with_other_things_is_left_active_and_named(account
     answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
 
     assert account.status(shared) == "ACTIVE"
-    assert "1 shared certificate(s) left active" in answer["message"]
+    assert answer["message"] == (
+        f"quarantined cam-lobby-2: added to {QUARANTINE}, 0 certificate(s) deactivated, "
+        f"1 shared certificate(s) left active ({shared[:12]}), session ended"
+    )
     assert answer["targets"][0]["before"]["certificates"] == [
         {"certificate_id": shared, "status": "ACTIVE", "shared_with": ["gw-berlin-03"]}
     ]
@@ -355,13 +358,38 @@ def test_releasing_a_thing_quarantined_by_something_else_is_refused(account: Acc
     answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
 
     assert answer["status"] == "refused"
-    assert "by something other than the responder" in answer["message"]
+    (target,) = answer["targets"]
+    assert target == {
+        "thing_name": "cam-lobby-2",
+        "status": "refused",
+        "message": f"cam-lobby-2 was put in {QUARANTINE} by something other than the responder "
+        "(a mitigation action?): there is no record of what to restore; remove it from the "
+        "group there",
+        "before": target["before"],
+    }
+    assert target["before"]["groups"] == [QUARANTINE]
     assert account.groups_of("cam-lobby-2") == [QUARANTINE]
 
 
 def test_releasing_a_thing_that_is_not_quarantined_is_a_noop(account: Account) -> None:
-    account.add_thing("cam-lobby-2")
-    assert invoke(request("release_thing", thing_name="cam-lobby-2"))["status"] == "noop"
+    (certificate,) = account.add_thing("cam-lobby-2")
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
+
+    state = {
+        "groups": [],
+        "quarantined": False,
+        "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+    }
+    assert answer["targets"] == [
+        {
+            "thing_name": "cam-lobby-2",
+            "status": "noop",
+            "message": "cam-lobby-2 is not quarantined",
+            "before": state,
+            "after": state,
+        }
+    ]
 
 
 # --- fleet-wide ------------------------------------------------------------------------------
@@ -413,14 +441,33 @@ def test_a_fleet_action_above_the_cap_is_refused(account: Account) -> None:
     _cameras(account, 6)  # the tests' FleetActionCap is 5
     answer = invoke(request("quarantine_group", thing_group="cameras", expected_count=6))
     assert answer["status"] == "refused"
-    assert "more than the cap of 5 things" in answer["message"]
+    assert answer["message"] == (
+        "thing group cameras holds more than the cap of 5 things (FleetActionCap)"
+    )
 
 
 @pytest.mark.parametrize("group", [PROTECTED, QUARANTINE])
 def test_a_protected_group_is_never_a_fleet_target(account: Account, group: str) -> None:
     answer = invoke(request("quarantine_group", thing_group=group, expected_count=0))
-    assert answer["status"] == "refused"
-    assert "is protected" in answer["message"]
+    assert answer["targets"] == [
+        {
+            "thing_group": group,
+            "status": "refused",
+            "message": f"thing group {group} is protected: never a fleet target",
+        }
+    ]
+
+
+def test_a_fleet_whose_things_cannot_be_listed_is_an_error_naming_it(account: Account) -> None:
+    answer = invoke(request("release_group", thing_group="no-such-group", expected_count=1))
+
+    (target,) = answer["targets"]
+    assert target == {
+        "thing_group": "no-such-group",
+        "status": "error",
+        "message": "cannot list the things of thing group no-such-group",
+        "error": {"code": "ResourceNotFoundException", "message": target["error"]["message"]},
+    }
 
 
 def test_a_group_quarantine_reports_each_thing_and_one_failure_leaves_that_thing_untouched(

@@ -37,29 +37,43 @@ def test_describe_needs_no_requester_or_reason() -> None:
     assert not request.changes
 
 
+_KNOWN = (
+    "known: describe_thing, quarantine_thing, quarantine_group, quarantine_version, "
+    "release_thing, release_group, release_version, deactivate_certificate, "
+    "remediate_audit_finding"
+)
+_REQUEST_ID = "request_id must be 1-64 of A-Z, a-z, 0-9 and '-' (the idempotency key)"
+_THING = "thing_name must match [a-zA-Z0-9:_-]{1,128}"
+_WHO_AND_WHY = "quarantine_thing changes AWS IoT: requested_by and reason are required"
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"action": "reboot_thing"}, "unknown action 'reboot_thing'"),
-        ({"action": None}, "unknown action 'None'"),
-        ({"request_id": ""}, "request_id must be 1-64"),
-        ({"request_id": "a" * 65}, "request_id must be 1-64"),
-        ({"request_id": "soar 4711"}, "request_id must be 1-64"),
+        ({"action": "reboot_thing"}, f"unknown action 'reboot_thing'; {_KNOWN}"),
+        ({"action": None}, f"unknown action 'None'; {_KNOWN}"),
+        ({"action": "x" * 100}, f"unknown action '{'x' * 64}'; {_KNOWN}"),
+        ({"request_id": ""}, _REQUEST_ID),
+        ({"request_id": "a" * 65}, _REQUEST_ID),
+        ({"request_id": "soar 4711"}, _REQUEST_ID),
         ({"thing": "cam-lobby-2"}, "quarantine_thing takes no 'thing'"),
-        ({"reason": ""}, "requested_by and reason are required"),
-        ({"requested_by": "   "}, "requested_by and reason are required"),
-        ({"reason": "x" * 2049}, "reason must be printable text of at most 2048"),
-        ({"reason": "line\nbreak"}, "reason must be printable text"),
+        ({"thing": 1, "extra": 2}, "quarantine_thing takes no 'extra', 'thing'"),
+        ({"reason": ""}, _WHO_AND_WHY),
+        ({"requested_by": "   "}, _WHO_AND_WHY),
+        ({"reason": "x" * 2049}, "reason must be printable text of at most 2048 characters"),
+        ({"reason": "line\nbreak"}, "reason must be printable text of at most 2048 characters"),
         ({"dry_run": "yes"}, "dry_run must be true or false"),
-        ({"thing_name": "cam lobby"}, "thing_name must match"),
-        ({"thing_name": "cam-lobby-2\n"}, "thing_name must match"),
-        ({"thing_name": 42}, "thing_name must match"),
+        ({"thing_name": "cam lobby"}, _THING),
+        ({"thing_name": "cam-lobby-2\n"}, _THING),
+        ({"thing_name": 42}, _THING),
         ({"keep_certificate": 1}, "keep_certificate must be true or false"),
     ],
 )
 def test_a_bad_request_is_refused_with_its_reason(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(RefusedError, match=message.replace("(", r"\(")):
+    """The playbook shows the reason to the analyst: it is said whole, naming the rule."""
+    with pytest.raises(RefusedError) as caught:
         parse_request({**BASE, **changes})
+    assert str(caught.value) == message
 
 
 def test_a_missing_action_key_is_named() -> None:
@@ -74,6 +88,10 @@ def test_a_missing_action_key_is_named() -> None:
         ({"thing_group": "cameras", "expected_count": -1}, "expected_count must be a whole number"),
         (
             {"thing_group": "cameras", "expected_count": True},
+            "expected_count must be a whole number",
+        ),
+        (
+            {"thing_group": "cameras", "expected_count": "3"},
             "expected_count must be a whole number",
         ),
         ({"thing_group": "cam eras", "expected_count": 3}, "thing_group must match"),
