@@ -183,7 +183,7 @@ def test_an_aws_failure_is_its_code_and_its_message_cut_to_512_characters() -> N
     assert failure(ClientError({"Error": {}}, "UpdateCertificate")) == {"code": "", "message": ""}
     timed_out = failure(ReadTimeoutError(endpoint_url="https://" + "e" * 600))
     assert timed_out["code"] == "ReadTimeoutError"
-    assert timed_out["message"] == 'Read timeout on endpoint URL: "https://' + "e" * 472
+    assert timed_out["message"] == 'Read timeout on endpoint URL: "https://' + "e" * 473
 
 
 # --- remediate_audit_finding -------------------------------------------------------------------
