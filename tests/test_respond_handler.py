@@ -155,6 +155,39 @@ def test_a_session_that_could_not_be_ended_is_said_and_the_quarantine_holds(
     assert account.status(certificate) == "INACTIVE"
 
 
+def test_quarantine_wins_over_a_dynamic_group_at_the_things_group_limit(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thing in 10 groups, some dynamic, can still be quarantined: IoT is asked to drop it
+    from a dynamic group rather than refuse the static quarantine group."""
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+    client = handler.iot_client()
+    real_add = client.add_thing_to_thing_group
+    asked: list[dict[str, Any]] = []
+
+    def add(**call: Any) -> Any:
+        asked.append(call)
+        return real_add(**call)
+
+    monkeypatch.setattr(client, "add_thing_to_thing_group", add)
+
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert asked == [
+        {"thingGroupName": QUARANTINE, "thingName": "cam-lobby-2", "overrideDynamicGroups": True}
+    ]
+
+
+def test_every_answer_is_logged_whole(account: Account, caplog: pytest.LogCaptureFixture) -> None:
+    account.add_thing("cam-lobby-2")
+
+    answer = invoke(request("describe_thing", thing_name="cam-lobby-2"))
+
+    (logged,) = _logged(caplog, "answered")
+    assert (logged.levelname, logged.answer) == ("INFO", answer)
+
+
 def test_keep_certificate_and_no_disconnect_change_only_the_group(account: Account) -> None:
     (certificate,) = account.add_thing("cam-lobby-2")
 
