@@ -473,10 +473,13 @@ def test_a_version_action_refused_names_its_scope(account: Account) -> None:
 def test_a_fleet_action_above_the_cap_is_refused(account: Account) -> None:
     _cameras(account, 6)  # the tests' FleetActionCap is 5
     answer = invoke(request("quarantine_group", thing_group="cameras", expected_count=6))
-    assert answer["status"] == "refused"
-    assert answer["message"] == (
-        "thing group cameras holds more than the cap of 5 things (FleetActionCap)"
-    )
+    assert answer["targets"] == [
+        {
+            "thing_group": "cameras",
+            "status": "refused",
+            "message": "thing group cameras holds more than the cap of 5 things (FleetActionCap)",
+        }
+    ]
 
 
 @pytest.mark.parametrize("group", [PROTECTED, QUARANTINE])
