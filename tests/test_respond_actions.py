@@ -21,6 +21,7 @@ from tests.datasets import dataset_events
 from tests.responder_aws import (
     DEPLOYED_RESPONDER,
     MITIGATIONS,
+    PROTECTED,
     QUARANTINE,
     REGION,
     Account,
@@ -65,10 +66,24 @@ def test_describe_gives_what_triage_needs(account: Account) -> None:
     assert described["groups"] == ["cameras"]
     assert (described["quarantined"], described["protected"]) == (False, False)
     assert described["certificates"] == [{"certificate_id": certificate, "status": "ACTIVE"}]
+    assert described["principals"] == []  # no principal but the certificate
+    assert target["after"] == described  # a read changes nothing
     assert described["connectivity"]["connected"] is True  # moto's fleet index
     assert described["violations"] is None  # no Detect in this account
     assert described["quarantine"] is None
     assert account.response_records() == []  # a read leaves no audit record
+
+
+def test_describe_names_the_things_type_and_whether_it_is_protected(account: Account) -> None:
+    account.iot.create_thing_type(thingTypeName="ip-camera")
+    account.iot.create_thing(thingName="plc-line-1", thingTypeName="ip-camera")
+    account.group(PROTECTED)
+    account.iot.add_thing_to_thing_group(thingGroupName=PROTECTED, thingName="plc-line-1")
+
+    answer = invoke(request("describe_thing", thing_name="plc-line-1"))
+
+    described = answer["targets"][0]["before"]
+    assert (described["thing_type"], described["protected"]) == ("ip-camera", True)
 
 
 def test_describing_a_thing_that_does_not_exist_is_an_error_with_the_aws_code(

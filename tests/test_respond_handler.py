@@ -346,6 +346,39 @@ def test_a_release_that_fails_half_way_is_undone_and_keeps_the_record_to_try_aga
     assert handler.store().get("cam-lobby-2") is not None
 
 
+def test_every_undo_step_that_fails_is_named_newest_first(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _second = account.add_thing("cam-lobby-2", certificates=("ACTIVE", "ACTIVE"))
+    client = handler.iot_client()
+    real_update = client.update_certificate
+
+    def update(**call: Any) -> Any:
+        if call["certificateId"] == first and call["newStatus"] == "INACTIVE":
+            return real_update(**call)
+        return _throttled("UpdateCertificate")()
+
+    monkeypatch.setattr(client, "update_certificate", update)
+    monkeypatch.setattr(
+        client, "remove_thing_from_thing_group", _failing("InternalFailureException")
+    )
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    assert answer["message"] == (
+        "quarantine of cam-lobby-2 failed and undoing it failed too "
+        "(ThrottlingException, InternalFailureException): the record is kept, so release "
+        "can finish the job"
+    )
+
+
+def _failing(code: str) -> Callable[..., Any]:
+    def call(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": code, "Message": "boom"}}, "RemoveThingFromThingGroup")
+
+    return call
+
+
 def test_a_failure_whose_undo_fails_too_keeps_the_record_and_says_so(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -693,6 +726,26 @@ def test_a_dry_run_deactivation_plans_and_leaves_the_certificate_active(account:
         }
     ]
     assert account.response_records() == []
+
+
+def test_a_certificate_aws_will_not_deactivate_is_an_error_and_stays_active(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2")
+    monkeypatch.setattr(handler.iot_client(), "update_certificate", _throttled("UpdateCertificate"))
+
+    answer = invoke(request("deactivate_certificate", certificate_id=certificate))
+
+    assert account.status(certificate) == "ACTIVE"
+    assert answer["targets"] == [
+        {
+            "certificate_id": certificate,
+            "status": "error",
+            "message": f"cannot deactivate certificate {certificate}",
+            "before": {"status": "ACTIVE", "things": ["cam-lobby-2"]},
+            "error": {"code": "ThrottlingException", "message": "Rate exceeded"},
+        }
+    ]
 
 
 def test_an_unknown_certificate_is_an_error_with_the_aws_code(account: Account) -> None:

@@ -61,6 +61,12 @@ def test_active_violations_are_read_across_pages(iot: tuple[Any, Stubber]) -> No
     ]
 
 
+def test_a_page_without_active_violations_is_none_active(iot: tuple[Any, Stubber]) -> None:
+    client, stubber = iot
+    stubber.add_response("list_active_violations", {})
+    assert things.active_violations(client, "pump-0017") == []
+
+
 def test_without_detect_the_violations_are_unknown_not_none(iot: tuple[Any, Stubber]) -> None:
     client, stubber = iot
     stubber.add_client_error("list_active_violations", "AccessDeniedException")
