@@ -76,6 +76,14 @@ def test_a_bad_request_is_refused_with_its_reason(changes: dict[str, Any], messa
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize("left_out", ["requested_by", "reason"])
+def test_a_change_that_leaves_out_who_or_why_is_refused(left_out: str) -> None:
+    event = {key: value for key, value in BASE.items() if key != left_out}
+    with pytest.raises(RefusedError) as caught:
+        parse_request(event)
+    assert str(caught.value) == _WHO_AND_WHY
+
+
 def test_a_missing_action_key_is_named() -> None:
     event = {key: value for key, value in BASE.items() if key != "thing_name"}
     with pytest.raises(RefusedError, match="quarantine_thing needs thing_name"):
@@ -180,8 +188,10 @@ def test_a_former_check_name_is_read_as_the_current_one() -> None:
 
 @pytest.mark.parametrize("event", [["a"], "quarantine", None, 42])
 def test_only_an_invocation_that_is_not_an_object_raises(event: object) -> None:
-    with pytest.raises(InvalidInvocationError):
+    """SOAR shows the error's message: it says what the responder takes and what it got."""
+    with pytest.raises(InvalidInvocationError) as caught:
         parse_request(event)
+    assert str(caught.value) == (f"the responder takes one JSON object, not {type(event).__name__}")
 
 
 def test_text_at_its_limit_is_taken_trimmed() -> None:
