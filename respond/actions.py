@@ -396,7 +396,7 @@ class Responder:
             {"findingIds": findings} if findings else {"auditTaskId": request["audit_task_id"]}
         )
         try:
-            started = self.iot.start_audit_mitigation_actions_task(
+            self.iot.start_audit_mitigation_actions_task(
                 taskId=task_id,
                 target=target,
                 auditCheckToActionsMapping=plan["actions"],
@@ -408,8 +408,7 @@ class Responder:
             return Target(ERROR, "cannot start the mitigation task", key, error=failure(error))
         except BotoCoreError as error:
             return Target(ERROR, "cannot start the mitigation task", key, error=failure(error))
-        plan["task_id"] = started.get("taskId", task_id)
-        return Target(OK, f"started mitigation task {plan['task_id']}", key, None, plan)
+        return Target(OK, f"started mitigation task {task_id}", key, None, plan)
 
     def _violations(self, name: str) -> list[dict[str, Any]] | None:
         return things.active_violations(self.iot, name)

@@ -107,6 +107,34 @@ class Account:
         return [json.loads(payload) for payload in self.firehose.accepted]
 
 
+# The handler's own responder, before the fixture swaps in one that never asks Detect.
+DEPLOYED_RESPONDER = handler.responder
+
+
+class DetectBeside:
+    """An IoT client for the deployed responder: moto's registry for everything, except that
+    Detect's violations (which moto lacks) come from ``detect``, a client under a Stubber."""
+
+    def __init__(self, registry: Any, detect: Any) -> None:
+        self._registry = registry
+        self._detect = detect
+
+    def get_paginator(self, operation: str) -> Any:
+        client = self._detect if operation == "list_active_violations" else self._registry
+        return client.get_paginator(operation)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry, name)
+
+
+def metrics(stdout: str) -> dict[str, list[float]]:
+    """Each metric the handler published, by name, from the EMF blob it printed."""
+    lines = (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
+    (blob,) = (line for line in lines if "_aws" in line)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    return {metric["Name"]: blob[metric["Name"]] for metric in directive["Metrics"]}
+
+
 def invoke(request: object, remaining_ms: int = 60_000) -> Any:
     return handler.lambda_handler(request, LocalLambdaContext(remaining_ms=remaining_ms))
 

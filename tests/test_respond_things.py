@@ -61,6 +61,12 @@ def test_active_violations_are_read_across_pages(iot: tuple[Any, Stubber]) -> No
     ]
 
 
+def test_a_page_without_active_violations_is_none_active(iot: tuple[Any, Stubber]) -> None:
+    client, stubber = iot
+    stubber.add_response("list_active_violations", {})
+    assert things.active_violations(client, "pump-0017") == []
+
+
 def test_without_detect_the_violations_are_unknown_not_none(iot: tuple[Any, Stubber]) -> None:
     client, stubber = iot
     stubber.add_client_error("list_active_violations", "AccessDeniedException")
@@ -85,8 +91,8 @@ def test_connectivity_comes_from_the_fleet_index(iot: tuple[Any, Stubber]) -> No
 
 @pytest.mark.parametrize(
     "answer",
-    [{"things": []}, {"things": [{"thingName": "pump-0017"}]}, None],
-    ids=["no-such-thing", "connectivity-not-indexed", "index-off"],
+    [{"things": []}, {}, {"things": [{"thingName": "pump-0017"}]}, None],
+    ids=["no-such-thing", "no-things-listed", "connectivity-not-indexed", "index-off"],
 )
 def test_connectivity_is_none_when_the_index_cannot_say(
     iot: tuple[Any, Stubber], answer: dict[str, Any] | None
@@ -120,6 +126,27 @@ def test_a_fleet_search_ends_with_the_last_page(iot: tuple[Any, Stubber]) -> Non
     client, stubber = iot
     stubber.add_response("search_index", {"things": [{"thingName": "cam-1"}]})
     assert things.things_with_attribute(client, "model", "x", limit=5) == ["cam-1"]
+
+
+def test_a_fleet_search_that_matches_nothing_is_no_things(iot: tuple[Any, Stubber]) -> None:
+    """The answer leaves out the empty list, as AWS may."""
+    client, stubber = iot
+    stubber.add_response("search_index", {})
+    assert things.things_with_attribute(client, "model", "x", limit=5) == []
+
+
+def test_a_fleet_search_page_past_the_cap_gives_one_more_than_the_cap(
+    iot: tuple[Any, Stubber],
+) -> None:
+    """Enough to refuse the request, and never a whole page of names more."""
+    client, stubber = iot
+    found = [{"thingName": f"cam-{n}"} for n in (5, 3, 1, 4, 2)]
+    stubber.add_response("search_index", {"things": found, "nextToken": "t2"})
+    assert things.things_with_attribute(client, "model", "x", limit=2) == [
+        "cam-1",
+        "cam-2",
+        "cam-3",
+    ]
 
 
 def test_a_groups_things_are_read_until_more_than_the_cap(iot: tuple[Any, Stubber]) -> None:

@@ -217,6 +217,10 @@ def _ids(n: int) -> list[dict[str, str]]:
         ("entry-without-record-id", lambda n: {"FailedPutCount": 0, "RequestResponses": [{}] * n}),
         ("response-none", lambda n: None),
         ("entries-too-few", lambda n: {"FailedPutCount": 1, "RequestResponses": _ids(n - 1)}),
+        (
+            "error-codes-beside-record-ids",
+            lambda n: {"RequestResponses": [{"RecordId": "id", "ErrorCode": "E"}] * n},
+        ),
     ],
 )
 def test_an_answer_that_cannot_prove_delivery_is_a_failure(name: str, answer: Any) -> None:

@@ -31,6 +31,14 @@ def test_integer_setting_bounds_are_inclusive_and_enforced(raw: str) -> None:
         integer_setting({"LIMIT": raw}, "LIMIT", 7, 0, 100)
 
 
+@pytest.mark.parametrize(
+    "environ", [{}, {"SKEW": ""}, {"SKEW": "  "}], ids=["unset", "empty", "blank"]
+)
+def test_number_setting_defaults_when_unset(environ: dict[str, str]) -> None:
+    value = number_setting(environ, "SKEW", 60, 0.0, 100.0)
+    assert (value, type(value)) == (60.0, float)
+
+
 @pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e309"])
 def test_number_setting_refuses_what_is_not_finite(raw: str) -> None:
     with pytest.raises(ConfigError, match="is outside"):
