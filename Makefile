@@ -145,7 +145,8 @@ MUTATION_EXAMPLES ?= 50
 MUTATE ?=
 mutation: $(STAMP) ## mutmut over the transform core, shared/ and respond/: score per module, survivors
 	rm -rf mutants
-	HYPOTHESIS_EXAMPLES=$(MUTATION_EXAMPLES) $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTATE)
+	HYPOTHESIS_EXAMPLES=$(MUTATION_EXAMPLES) $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) \
+		$(foreach pattern,$(MUTATE),'$(pattern)')
 	$(PY) -m devtools.mutation_report
 
 # What `iot-defender-splunk capacity` sizes with: the transform on representative messages
