@@ -162,3 +162,24 @@ def test_a_groups_things_are_read_until_more_than_the_cap(iot: tuple[Any, Stubbe
     )
 
     assert things.things_in_group(client, "line-2", limit=2) == ["plc-1", "plc-2", "plc-3"]
+
+
+def test_pages_that_leave_out_their_lists_are_empty_lists(iot: tuple[Any, Stubber]) -> None:
+    """botocore leaves out a member the service did not send: a thing with no groups, no
+    principals, or a group with no things reads as empty, not as an error."""
+    client, stubber = iot
+    stubber.add_response("describe_thing", {"thingName": "cam-7"}, {"thingName": "cam-7"})
+    paged = {"thingName": "cam-7", "maxResults": things.PAGE_SIZE}
+    stubber.add_response("list_thing_groups_for_thing", {}, paged)
+    stubber.add_response("list_thing_principals", {}, paged)
+    stubber.add_response(
+        "list_things_in_thing_group",
+        {},
+        {"thingGroupName": "line-2", "maxResults": things.PAGE_SIZE},
+    )
+
+    state = things.read_state(client, "cam-7", "quarantine")
+    members = things.things_in_group(client, "line-2", limit=5)
+
+    assert (state.groups, state.certificates, state.principals) == ([], [], [])
+    assert members == []
