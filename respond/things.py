@@ -37,7 +37,6 @@ class Certificate:
 class ThingState:
     """What quarantine and release look at and change."""
 
-    thing_name: str
     groups: list[str]
     certificates: list[Certificate]
     principals: list[str]  # non-certificate principals (Cognito identities and the like)
@@ -74,7 +73,7 @@ def read_state(iot: IotClient, thing: str, quarantine_group: str) -> ThingState:
         if CERTIFICATE_ARN_MARKER in arn
     ]
     others = [arn for arn in principals if CERTIFICATE_ARN_MARKER not in arn]
-    return ThingState(thing, groups, certificates, others, quarantine_group)
+    return ThingState(groups, certificates, others, quarantine_group)
 
 
 def certificate_status(iot: IotClient, certificate_id: str) -> str:

@@ -164,6 +164,18 @@ def test_a_groups_things_are_read_until_more_than_the_cap(iot: tuple[Any, Stubbe
     assert things.things_in_group(client, "line-2", limit=2) == ["plc-1", "plc-2", "plc-3"]
 
 
+def test_a_certificate_whose_things_page_leaves_out_the_list_is_shared_with_none(
+    iot: tuple[Any, Stubber],
+) -> None:
+    client, stubber = iot
+    arn = "arn:aws:iot:eu-west-1:123456789012:cert/" + "ab" * 32
+    stubber.add_response(
+        "list_principal_things", {}, {"principal": arn, "maxResults": things.PAGE_SIZE}
+    )
+
+    assert things.things_of_certificate(client, arn) == []
+
+
 def test_pages_that_leave_out_their_lists_are_empty_lists(iot: tuple[Any, Stubber]) -> None:
     """botocore leaves out a member the service did not send: a thing with no groups, no
     principals, or a group with no things reads as empty, not as an error."""

@@ -26,7 +26,6 @@ def thing_state(
     """A thing's groups and certificate as the responder reads and records them."""
     groups = [*device.groups, QUARANTINE_GROUP] if quarantined else list(device.groups)
     return ThingState(
-        device.name,
         sorted(groups),
         [Certificate(certificate_id(device.name), certificate, list(shared_with))],
         [],
