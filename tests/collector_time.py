@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from collect import delivery
+from collect import audit_findings, delivery, inventory
 from collect.deadline import ATTEMPT_SECONDS, READ_TIMEOUT, Deadline, OutOfTimeError
 from shared.firehose import put_records
 from tests.checkpoints import FakeTable
@@ -304,3 +304,12 @@ def table_answer(table: FakeTable, request: dict[str, Any]) -> tuple[int, dict[s
         code = answer["Error"]["Code"]
         held = {"Item": answer["Item"]} if "Item" in answer else {}
         return 400, {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", **held}
+
+
+def collector_clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    """One virtual clock for both collectors' deadlines, Firehose backoff and botocore's backoff."""
+    clock = FakeTime()
+    virtual_backoff(monkeypatch, clock)
+    virtual_deadlines(monkeypatch, audit_findings, clock)
+    virtual_deadlines(monkeypatch, inventory, clock)
+    return clock

@@ -34,10 +34,9 @@ from tests.collector_time import (
     LightFindings,
     LightFleetIndex,
     VirtualHttp,
+    collector_clock,
     hung,
     table_answer,
-    virtual_backoff,
-    virtual_deadlines,
 )
 from tests.fake_time import FakeTime
 from tests.support import SAMPLES_DIR, FakeLambdaContext
@@ -119,10 +118,7 @@ class Export:
 
 @pytest.fixture
 def time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    clock = FakeTime()
-    virtual_backoff(monkeypatch, clock)
-    virtual_deadlines(monkeypatch, audit_findings, clock)
-    virtual_deadlines(monkeypatch, inventory, clock)
+    clock = collector_clock(monkeypatch)
     monkeypatch.setenv("DELIVERY_STREAM_NAME", STREAM)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -24,7 +24,7 @@ from collect.deadline import (
     attempts_within,
 )
 from tests.checkpoints import Engine
-from tests.collector_time import VirtualHttp, hung, ok, virtual_backoff, virtual_deadlines
+from tests.collector_time import VirtualHttp, collector_clock, hung, ok
 from tests.fake_time import FakeTime
 from tests.fakes import FakeFirehose
 from tests.support import SAMPLES_DIR, FakeLambdaContext
@@ -58,12 +58,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    """One virtual clock for the handlers' deadlines, Firehose backoff and botocore's backoff."""
-    clock = FakeTime()
-    virtual_backoff(monkeypatch, clock)
-    virtual_deadlines(monkeypatch, audit_findings, clock)
-    virtual_deadlines(monkeypatch, inventory, clock)
-    return clock
+    return collector_clock(monkeypatch)
 
 
 @pytest.fixture
