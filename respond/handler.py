@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -36,7 +37,7 @@ from respond.requests import RefusedError, Request, parse_request
 from respond.settings import Settings, load_settings
 from respond.store import QuarantineStore
 from shared.aws import error_code
-from shared.firehose import put_records
+from shared.firehose import PUT_CALL_SECONDS, put_client_options, put_records
 from shared.observability import METRICS_NAMESPACE
 
 SERVICE = "iot-defender-splunk-responder"
@@ -50,6 +51,8 @@ CLIENT_CONFIG = Config(
 )
 # The audit trail's PutRecordBatch stops this long before the function's timeout.
 ANSWER_MARGIN_SECONDS = 3.0
+# What the deadline is read from (a test stops it, to put the audit trail at its exact edge).
+clock: Callable[[], float] = time.monotonic
 STATUSES = (OK, NOOP, PLANNED, REFUSED, ERROR)
 
 
@@ -72,7 +75,8 @@ def iot_data_client() -> Any:
 
 @cache
 def firehose_client() -> Any:
-    return boto3.client("firehose", config=CLIENT_CONFIG)
+    """One attempt per call: put_records retries the failed entries itself, within the deadline."""
+    return boto3.client("firehose", config=Config(**put_client_options()))
 
 
 @cache
@@ -104,7 +108,7 @@ def responder() -> Responder:
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+    deadline = clock() + context.get_remaining_time_in_millis() / 1000
     try:
         request = parse_request(event)
     except RefusedError as refusal:
@@ -282,7 +286,8 @@ def _write_audit_trail(
             settings().stream_name,
             records,
             deadline=deadline - ANSWER_MARGIN_SECONDS,
-            call_seconds=8.0,
+            call_seconds=PUT_CALL_SECONDS,
+            clock=clock,
         )
     except (ClientError, BotoCoreError) as error:
         failed = list(range(len(records)))

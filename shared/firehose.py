@@ -18,11 +18,27 @@ MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1_000 * 1024
 
+# The client a Lambda gives put_records: short timeouts and no retries inside botocore
+# (put_records retries only the failed entries itself), so one call ends within
+# PUT_CALL_SECONDS: its connect and read timeouts and a second for signing and TLS set-up.
+PUT_CONNECT_TIMEOUT_SECONDS = 2
+PUT_READ_TIMEOUT_SECONDS = 5
+PUT_CALL_SECONDS = PUT_CONNECT_TIMEOUT_SECONDS + PUT_READ_TIMEOUT_SECONDS + 1
+
 _log = logging.getLogger(__name__)
 
 
 # A str code point in the surrogate range is always a lone surrogate (a pair is one code point).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def put_client_options() -> dict[str, Any]:
+    """The botocore ``Config`` arguments for that client (shared/ imports no botocore)."""
+    return {
+        "connect_timeout": PUT_CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": PUT_READ_TIMEOUT_SECONDS,
+        "retries": {"mode": "standard", "total_max_attempts": 1},
+    }
 
 
 def encode(record: dict[str, Any]) -> bytes:

@@ -86,6 +86,23 @@ def test_describe_names_the_things_type_and_whether_it_is_protected(account: Acc
     assert (described["thing_type"], described["protected"]) == ("ip-camera", True)
 
 
+def test_a_thing_described_without_attributes_has_empty_attributes_not_null(
+    account: Account,
+) -> None:
+    """DescribeThing's attributes are optional in its API: a playbook reading
+    ``attributes.firmware_version`` must find an object whether or not AWS sent the key."""
+    account.iot.create_thing(thingName="plc-line-1")
+
+    def without_attributes(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.pop("attributes", None)
+
+    handler.iot_client().meta.events.register("after-call.iot.DescribeThing", without_attributes)
+
+    described = invoke(request("describe_thing", thing_name="plc-line-1"))["targets"][0]["before"]
+
+    assert described["attributes"] == {}
+
+
 def test_describing_a_thing_that_does_not_exist_is_an_error_with_the_aws_code(
     account: Account,
 ) -> None:

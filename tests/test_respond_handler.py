@@ -910,8 +910,37 @@ def test_every_executed_target_leaves_one_response_record(account: Account) -> N
     assert first["completedAt"] >= first["requestedAt"]
 
 
+@pytest.fixture
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The responder's deadline clock does not move: the time left is exactly what the
+    invocation's context says, however long moto takes."""
+    monkeypatch.setattr(handler, "clock", lambda: 1_000.0)
+
+
+def test_an_audit_trail_put_when_one_call_fits_before_the_answer_margin(
+    account: Account, stopped_clock: None
+) -> None:
+    """11.1 s left: less the 3 s kept for the answer, 8.1 s, room for one 8 s call."""
+    account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"), remaining_ms=11_100)
+
+    assert "audit_trail" not in answer
+    assert [r["actionId"] for r in account.response_records()] == [answer["response_id"]]
+
+
+def test_the_audit_trail_client_makes_one_attempt_per_call_as_its_deadline_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    config = handler.firehose_client.__wrapped__().meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert (config.connect_timeout, config.read_timeout) == (2, 5)
+
+
 def test_an_audit_trail_that_cannot_be_put_in_time_is_said_and_logged_whole(
-    account: Account, caplog: pytest.LogCaptureFixture
+    account: Account, caplog: pytest.LogCaptureFixture, stopped_clock: None
 ) -> None:
     """10.9 s left: less the 3 s kept for the answer, 7.9 s, short of one 8 s call. Nothing
     is lost: the records not put are in the function's log, for an operator to replay."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,8 +18,10 @@ from moto import mock_aws
 from shared.firehose import (
     MAX_BATCH_BYTES,
     MAX_RECORD_BYTES,
+    PUT_CALL_SECONDS,
     encode,
     encode_cleaned,
+    put_client_options,
     put_records,
     stream_name_from_arn,
 )
@@ -107,6 +110,17 @@ def test_a_record_over_the_firehose_limit_is_never_sent() -> None:
     failed, _ = _put(client, [b"a", b"x" * (MAX_RECORD_BYTES + 1), b"c"])
     assert failed == [1]
     assert client.calls == [[b"a", b"c"]]
+
+
+def test_a_put_client_call_is_one_attempt_that_ends_within_put_call_seconds() -> None:
+    """A deadline counts PUT_CALL_SECONDS per call: botocore must not retry inside a call, and
+    the timeouts must end a stalled one sooner, or the last call overruns the invocation."""
+    client: Any = boto3.client(
+        "firehose", region_name="eu-west-1", config=Config(**put_client_options())
+    )
+    config = client.meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert config.connect_timeout + config.read_timeout < PUT_CALL_SECONDS
 
 
 def test_real_client_request_shape_and_partial_failure() -> None:

@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from shared.firehose import FirehoseClient, put_records, stream_name_from_arn
+from shared.firehose import (
+    PUT_CALL_SECONDS,
+    FirehoseClient,
+    put_client_options,
+    put_records,
+    stream_name_from_arn,
+)
 from shared.observability import METRICS_NAMESPACE
 from transform.batch import DROPPED, FAILED, OK, BatchReport, InputRecord, Reput, transform_batch
 from transform.config import Settings, load_settings
@@ -31,12 +37,8 @@ SERVICE = "iot-defender-splunk-transform"
 # Where events come from when the invocation names no usable stream.
 UNKNOWN_STREAM_SOURCE = "aws:firehose"
 
-# Re-put calls: short timeouts and no retries inside botocore (put_records retries only the
-# failed entries itself), so one call takes at most CALL_SECONDS and the whole re-put stops
-# ANSWER_MARGIN_SECONDS before the invocation's end, leaving time to return the response.
-CONNECT_TIMEOUT_SECONDS = 2
-READ_TIMEOUT_SECONDS = 5
-CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS + 1
+# The whole re-put stops ANSWER_MARGIN_SECONDS before the invocation's end, leaving time to
+# return the response.
 ANSWER_MARGIN_SECONDS = 5.0
 
 logger = Logger(service=SERVICE)
@@ -91,12 +93,7 @@ def container_firehose_client() -> FirehoseClient:
     import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    config = Config(
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "total_max_attempts": 1},
-    )
-    client: FirehoseClient = boto3.client("firehose", config=config)
+    client: FirehoseClient = boto3.client("firehose", config=Config(**put_client_options()))
     return client
 
 
@@ -110,7 +107,7 @@ def _reput_into(runtime: Runtime, stream_name: str | None, deadline: float) -> R
             stream_name,
             payloads,
             deadline=deadline,
-            call_seconds=CALL_SECONDS,
+            call_seconds=PUT_CALL_SECONDS,
         )
 
     return reput
