@@ -200,10 +200,9 @@ class Responder:
             return Target(NOOP, f"{name} is not quarantined", key, before, before)
         inactive = {c.certificate_id for c in state.certificates if c.status == INACTIVE}
         reactivate = [c for c in record.deactivated_certificates if c in inactive]
-        leave_group = record.added_to_group and state.quarantined
-        after = _released(
-            before, self.settings.quarantine_group if leave_group else None, reactivate
-        )
+        # Whoever put it back in the group meanwhile, a release takes it out.
+        leave_group = state.quarantined
+        after = _released(before, self.settings.quarantine_group, reactivate)
         summary = f"released {name}: " + ", ".join(
             [f"removed from {self.settings.quarantine_group}"] * leave_group
             + [f"{len(reactivate)} certificate(s) reactivated"]
@@ -433,11 +432,10 @@ def _quarantined(before: dict[str, Any], group: str, deactivated: list[str]) -> 
     }
 
 
-def _released(before: dict[str, Any], left: str | None, reactivated: list[str]) -> dict[str, Any]:
-    groups = [g for g in before["groups"] if g != left]
+def _released(before: dict[str, Any], group: str, reactivated: list[str]) -> dict[str, Any]:
     return {
-        "groups": groups,
-        "quarantined": left is None and before["quarantined"],
+        "groups": [g for g in before["groups"] if g != group],
+        "quarantined": False,
         "certificates": [
             {**c, "status": ACTIVE} if c["certificate_id"] in reactivated else c
             for c in before["certificates"]

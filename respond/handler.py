@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -260,12 +260,13 @@ def reset_container() -> None:
         cached.cache_clear()
 
 
-def _refused(event: Any, reason: str) -> dict[str, Any]:
-    known = event if isinstance(event, dict) else {}
+def _refused(event: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The refusal of a request (parse_request refuses JSON objects only), echoing what it
+    named when that is text."""
     return {
         "status": REFUSED,
-        "action": known.get("action") if isinstance(known.get("action"), str) else None,
-        "request_id": known.get("request_id") if isinstance(known.get("request_id"), str) else None,
+        "action": event.get("action") if isinstance(event.get("action"), str) else None,
+        "request_id": event.get("request_id") if isinstance(event.get("request_id"), str) else None,
         "response_id": str(uuid.uuid4()),
         "message": reason,
         "targets": [],

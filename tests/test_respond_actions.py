@@ -47,6 +47,10 @@ def responder_with(iot: Any) -> Responder:
     return Responder(handler.settings(), iot, handler.store(), handler.end_session)
 
 
+def test_an_aws_error_without_its_error_details_is_reported_with_an_empty_message() -> None:
+    assert failure(ClientError({}, "UpdateCertificate")) == {"code": "", "message": ""}
+
+
 # --- describe_thing ----------------------------------------------------------------------------
 
 
@@ -128,6 +132,7 @@ def test_describe_shows_the_quarantine_record_of_a_quarantined_thing(account: Ac
 
     assert described["quarantined"] is True
     assert described["quarantine"]["request_id"] == "q-1"
+    assert described["quarantine"]["requested_by"] == "soar:iot_open_port_response:approved-by:jdoe"
     assert described["quarantine"]["reason"] == "telnet listening on tcp/23"
 
 

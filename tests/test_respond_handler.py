@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionEr
 
 from respond import handler
 from respond.requests import InvalidInvocationError
+from respond.store import QuarantineRecord
 from tests.responder_aws import (
     DEPLOYED_RESPONDER,
     PROTECTED,
@@ -215,9 +216,104 @@ def test_a_certificate_shared_with_other_things_is_left_active_and_named(account
         f"quarantined cam-lobby-2: added to {QUARANTINE}, 0 certificate(s) deactivated, "
         f"1 shared certificate(s) left active ({shared[:12]}), session ended"
     )
-    assert answer["targets"][0]["before"]["certificates"] == [
-        {"certificate_id": shared, "status": "ACTIVE", "shared_with": ["gw-berlin-03"]}
-    ]
+    (target,) = answer["targets"]
+    kept = {"certificate_id": shared, "status": "ACTIVE", "shared_with": ["gw-berlin-03"]}
+    assert target["before"]["certificates"] == [kept]
+    assert target["after"]["certificates"] == [kept]
+
+
+def test_only_the_things_own_certificates_are_deactivated_and_each_shared_one_is_named(
+    account: Account,
+) -> None:
+    account.add_thing("gw-berlin-03", certificates=())
+    shared = account.add_thing(
+        "cam-lobby-2", certificates=("ACTIVE", "ACTIVE"), share_with=("gw-berlin-03",)
+    )
+    (own,) = account.add_thing("cam-lobby-3")
+    account.iot.attach_thing_principal(
+        thingName="cam-lobby-3",
+        principal=account.iot.describe_certificate(certificateId=shared[0])[
+            "certificateDescription"
+        ]["certificateArn"],
+    )
+    account.expect_disconnect("cam-lobby-3")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-3"))
+
+    (target,) = answer["targets"]
+    listed = [c["certificate_id"] for c in target["before"]["certificates"]]
+    assert sorted(listed) == sorted([own, shared[0]])
+    assert target["message"] == (
+        f"quarantined cam-lobby-3: added to {QUARANTINE}, 1 certificate(s) deactivated, "
+        f"1 shared certificate(s) left active ({shared[0][:12]}), session ended"
+    )
+    assert {c["certificate_id"]: c["status"] for c in target["after"]["certificates"]} == {
+        own: "INACTIVE",
+        shared[0]: "ACTIVE",
+    }
+    assert (account.status(own), account.status(shared[0])) == ("INACTIVE", "ACTIVE")
+
+
+def test_every_shared_certificate_left_active_is_named(account: Account) -> None:
+    account.add_thing("gw-berlin-03", certificates=())
+    first, second = account.add_thing(
+        "cam-lobby-2", certificates=("ACTIVE", "ACTIVE"), share_with=("gw-berlin-03",)
+    )
+    account.expect_disconnect("cam-lobby-2")
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    listed = [c["certificate_id"] for c in answer["targets"][0]["before"]["certificates"]]
+    assert sorted(listed) == sorted([first, second])
+    assert answer["message"].endswith(
+        f"2 shared certificate(s) left active ({listed[0][:12]}, {listed[1][:12]}), session ended"
+    )
+
+
+def test_a_thing_in_two_protected_groups_is_refused_naming_both(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROTECTED_THING_GROUPS", f"{PROTECTED},life-support")
+    handler.settings.cache_clear()
+    account.add_thing("plc-line-1", groups=(PROTECTED, "life-support"))
+
+    answer = invoke(request("quarantine_thing", thing_name="plc-line-1"))
+
+    assert answer["message"] == (
+        f"plc-line-1 is in protected thing group life-support, {PROTECTED}: never quarantined"
+    )
+
+
+def test_a_quarantine_started_meanwhile_by_another_request_is_a_noop_that_changes_nothing(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests for one thing at once: both read no record, and the table's conditional
+    write lets only the first claim it. The second changes nothing and leaves its claim."""
+    (certificate,) = account.add_thing("cam-lobby-2")
+    competing = QuarantineRecord(
+        "cam-lobby-2", "r-first", "soar:other", "exfiltration", 1.0, True, [certificate]
+    )
+    handler.store().begin(competing)
+    monkeypatch.setattr(handler.store(), "get", lambda _name: None)  # read before the claim
+
+    answer = invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+
+    (target,) = answer["targets"]
+    unchanged = {
+        "groups": [],
+        "quarantined": False,
+        "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+    }
+    assert target == {
+        "thing_name": "cam-lobby-2",
+        "status": "noop",
+        "message": "cam-lobby-2 is already being quarantined",
+        "before": unchanged,
+        "after": unchanged,
+    }
+    assert (account.groups_of("cam-lobby-2"), account.status(certificate)) == ([], "ACTIVE")
+    monkeypatch.undo()
+    assert handler.store().get("cam-lobby-2") == competing
 
 
 def test_a_thing_in_a_protected_group_is_never_quarantined(account: Account) -> None:
@@ -328,6 +424,72 @@ def test_a_release_after_the_thing_left_the_group_reactivates_its_certificate(
         "quarantined": False,
         "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
     }
+
+
+def test_a_dry_run_release_plans_and_changes_nothing(account: Account) -> None:
+    (certificate,) = account.add_thing("cam-lobby-2", groups=("cameras",))
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+    audit_records = len(account.response_records())
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2", dry_run=True))
+
+    assert answer["status"] == "planned"
+    (target,) = answer["targets"]
+    assert (target["status"], target["message"]) == (
+        "planned",
+        f"would have released cam-lobby-2: removed from {QUARANTINE}, 1 certificate(s) reactivated",
+    )
+    assert target["after"] == {
+        "groups": ["cameras"],
+        "quarantined": False,
+        "certificates": [{"certificate_id": certificate, "status": "ACTIVE"}],
+    }
+    assert account.groups_of("cam-lobby-2") == sorted(["cameras", QUARANTINE])
+    assert account.status(certificate) == "INACTIVE"
+    assert handler.store().get("cam-lobby-2") is not None
+    assert len(account.response_records()) == audit_records  # a plan leaves no audit record
+
+
+def test_a_release_failing_at_its_second_certificate_puts_back_all_it_did(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole or not at all: the first certificate reactivated is deactivated again and the
+    thing goes back into the group, overriding a dynamic group as the quarantine did."""
+    first, second = account.add_thing("cam-lobby-2", certificates=("ACTIVE", "ACTIVE"))
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2"))
+    client = handler.iot_client()
+    real_update, real_add = client.update_certificate, client.add_thing_to_thing_group
+    added: list[dict[str, Any]] = []
+
+    def update(**call: Any) -> Any:
+        if call == {"certificateId": second, "newStatus": "ACTIVE"}:
+            return _throttled("UpdateCertificate")()
+        return real_update(**call)
+
+    def add(**call: Any) -> Any:
+        added.append(call)
+        return real_add(**call)
+
+    monkeypatch.setattr(client, "update_certificate", update)
+    monkeypatch.setattr(client, "add_thing_to_thing_group", add)
+
+    answer = invoke(request("release_thing", thing_name="cam-lobby-2"))
+
+    (target,) = answer["targets"]
+    assert (target["status"], target["message"]) == (
+        "error",
+        "release of cam-lobby-2 failed; the steps taken were undone",
+    )
+    assert target["error"] == {"code": "ThrottlingException", "message": "Rate exceeded"}
+    assert target["before"]["quarantined"] is True
+    assert (account.status(first), account.status(second)) == ("INACTIVE", "INACTIVE")
+    assert added == [
+        {"thingGroupName": QUARANTINE, "thingName": "cam-lobby-2", "overrideDynamicGroups": True}
+    ]
+    assert account.groups_of("cam-lobby-2") == [QUARANTINE]
+    assert handler.store().get("cam-lobby-2") is not None
 
 
 def test_a_release_that_fails_half_way_is_undone_and_keeps_the_record_to_try_again(
@@ -502,6 +664,17 @@ def test_a_version_action_refused_names_its_scope(account: Account) -> None:
             "message": "firmware_version = 2.0.10 holds 2 things, not expected_count 3",
         }
     ]
+
+
+def test_a_fleet_of_exactly_the_cap_is_acted_on(account: Account) -> None:
+    names = _cameras(account, 5)  # the tests' FleetActionCap is 5
+    for name in names:
+        account.expect_disconnect(name)
+
+    answer = invoke(request("quarantine_group", thing_group="cameras", expected_count=5))
+
+    assert (answer["status"], answer["counts"]["ok"]) == ("ok", 5)
+    assert all(QUARANTINE in account.groups_of(name) for name in names)
 
 
 def test_a_fleet_action_above_the_cap_is_refused(account: Account) -> None:
