@@ -117,7 +117,14 @@ class Responder:
             reason = f"{name} is in protected thing group {', '.join(protected)}: never quarantined"
             return Target(REFUSED, reason, key, before)
         record = self.store.get(name)
-        if state.quarantined or record:
+        if record and not state.quarantined:
+            reason = (
+                f"{name} has a quarantine record (request {record.request_id}) but is not in "
+                f"{self.settings.quarantine_group}: that quarantine is still running, or the "
+                "thing was taken out of the group by hand (release it, then quarantine it again)"
+            )
+            return Target(REFUSED, reason, key, before)
+        if state.quarantined:
             return Target(NOOP, f"{name} is already quarantined", key, before, before)
         deactivate = (
             []

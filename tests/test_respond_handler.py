@@ -91,8 +91,43 @@ def test_quarantining_a_quarantined_thing_is_a_noop(account: Account) -> None:
 
     again = invoke(request("quarantine_thing", thing_name="cam-lobby-2", request_id="second-try"))
 
-    assert again["status"] == "noop"
-    assert again["targets"][0]["message"] == "cam-lobby-2 is already quarantined"
+    (target,) = again["targets"]
+    assert (again["status"], target["message"]) == ("noop", "cam-lobby-2 is already quarantined")
+    assert target["before"] == target["after"]
+    assert target["after"]["quarantined"] is True
+    record = handler.store().get("cam-lobby-2")
+    assert record is not None
+    assert record.request_id == "test-quarantine-thing"
+
+
+def test_a_quarantined_thing_taken_out_of_the_group_by_hand_is_refused_until_released(
+    account: Account,
+) -> None:
+    """The record says what the first quarantine deactivated: a second one would overwrite
+    it. The analyst is told the thing is not isolated, and how to make it so."""
+    (certificate,) = account.add_thing("cam-lobby-2")
+    account.expect_disconnect("cam-lobby-2")
+    invoke(request("quarantine_thing", thing_name="cam-lobby-2", request_id="q-1"))
+    account.iot.remove_thing_from_thing_group(thingGroupName=QUARANTINE, thingName="cam-lobby-2")
+
+    again = invoke(request("quarantine_thing", thing_name="cam-lobby-2", request_id="q-2"))
+
+    (target,) = again["targets"]
+    assert target == {
+        "thing_name": "cam-lobby-2",
+        "status": "refused",
+        "message": f"cam-lobby-2 has a quarantine record (request q-1) but is not in "
+        f"{QUARANTINE}: that quarantine is still running, or the thing was taken out of the "
+        "group by hand (release it, then quarantine it again)",
+        "before": {
+            "groups": [],
+            "quarantined": False,
+            "certificates": [{"certificate_id": certificate, "status": "INACTIVE"}],
+        },
+    }
+    record = handler.store().get("cam-lobby-2")
+    assert record is not None
+    assert record.request_id == "q-1"
 
 
 def test_the_deployed_responder_quarantines_with_the_stacks_settings_and_ends_the_session(
@@ -322,7 +357,13 @@ def test_a_thing_in_a_protected_group_is_never_quarantined(account: Account) -> 
     answer = invoke(request("quarantine_thing", thing_name="plc-line-1"))
 
     assert answer["status"] == "refused"
-    assert f"protected thing group {PROTECTED}" in answer["message"]
+    (target,) = answer["targets"]
+    assert (
+        target["message"]
+        == f"plc-line-1 is in protected thing group {PROTECTED}: never quarantined"
+    )
+    assert target["before"]["groups"] == [PROTECTED]
+    assert "after" not in target  # nothing was planned
     assert account.groups_of("plc-line-1") == [PROTECTED]
     assert account.status(certificate) == "ACTIVE"
 
@@ -370,6 +411,11 @@ def test_a_thing_that_does_not_exist_is_an_error_with_the_aws_code(account: Acco
     answer = invoke(request("quarantine_thing", thing_name="no-such-thing"))
     assert answer["status"] == "error"
     assert answer["error"]["code"] == "ResourceNotFoundException"
+    (target,) = answer["targets"]
+    assert (target["thing_name"], target["message"]) == (
+        "no-such-thing",
+        "cannot read no-such-thing",
+    )
 
 
 # --- release ---------------------------------------------------------------------------------
