@@ -159,7 +159,6 @@ class Responder:
             request.requested_by,
             request.reason,
             self.clock(),
-            added_to_group=True,
             deactivated_certificates=deactivate,
         )
         try:

@@ -21,7 +21,6 @@ class QuarantineRecord:
     requested_by: str
     reason: str
     quarantined_at: float
-    added_to_group: bool
     deactivated_certificates: list[str] = field(default_factory=list)
 
     def as_item(self) -> dict[str, Any]:
@@ -32,7 +31,6 @@ class QuarantineRecord:
             "reason": self.reason,
             # DynamoDB numbers come back as Decimal; milliseconds keep them whole.
             "quarantined_at_ms": int(self.quarantined_at * 1000),
-            "added_to_group": self.added_to_group,
             "deactivated_certificates": list(self.deactivated_certificates),
         }
 
@@ -44,7 +42,6 @@ class QuarantineRecord:
             requested_by=str(item.get("requested_by", "")),
             reason=str(item.get("reason", "")),
             quarantined_at=int(item["quarantined_at_ms"]) / 1000,
-            added_to_group=bool(item["added_to_group"]),
             deactivated_certificates=[str(c) for c in item.get("deactivated_certificates", [])],
         )
 

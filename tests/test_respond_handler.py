@@ -326,7 +326,7 @@ def test_a_quarantine_started_meanwhile_by_another_request_is_a_noop_that_change
     write lets only the first claim it. The second changes nothing and leaves its claim."""
     (certificate,) = account.add_thing("cam-lobby-2")
     competing = QuarantineRecord(
-        "cam-lobby-2", "r-first", "soar:other", "exfiltration", 1.0, True, [certificate]
+        "cam-lobby-2", "r-first", "soar:other", "exfiltration", 1.0, [certificate]
     )
     handler.store().begin(competing)
     monkeypatch.setattr(handler.store(), "get", lambda _name: None)  # read before the claim
@@ -486,6 +486,11 @@ def test_a_dry_run_release_plans_and_changes_nothing(account: Account) -> None:
         "planned",
         f"would have released cam-lobby-2: removed from {QUARANTINE}, 1 certificate(s) reactivated",
     )
+    assert target["before"] == {
+        "groups": sorted(["cameras", QUARANTINE]),
+        "quarantined": True,
+        "certificates": [{"certificate_id": certificate, "status": "INACTIVE"}],
+    }
     assert target["after"] == {
         "groups": ["cameras"],
         "quarantined": False,

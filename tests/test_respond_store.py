@@ -19,7 +19,6 @@ RECORD = QuarantineRecord(
     requested_by="soar:playbook-quarantine",
     reason="exfiltration",
     quarantined_at=1795166400.123,
-    added_to_group=True,
     deactivated_certificates=["ab12", "cd34"],
 )
 
@@ -50,7 +49,7 @@ def test_a_record_comes_back_as_it_was_written(table: Any) -> None:
 def test_a_second_quarantine_of_one_thing_cannot_claim_it(table: Any) -> None:
     store = QuarantineStore(table)
     store.begin(RECORD)
-    other = QuarantineRecord("pump-0017", "req-other", "analyst", "again", 1.0, False)
+    other = QuarantineRecord("pump-0017", "req-other", "analyst", "again", 1.0)
 
     with pytest.raises(AlreadyRecordedError, match="pump-0017"):
         store.begin(other)
@@ -97,14 +96,16 @@ def test_a_read_is_consistent_so_a_quarantine_just_written_is_seen() -> None:
 
 
 def test_an_older_item_without_the_optional_fields_still_reads() -> None:
+    """Earlier versions wrote added_to_group (always true: a quarantine always adds the thing
+    to the group) and no requested_by or reason."""
     item = {
         "thing_name": "pump-0017",
         "request_id": "req-7f3a",
         "quarantined_at_ms": 1795166400123,
-        "added_to_group": False,
+        "added_to_group": True,
     }
     assert QuarantineRecord.from_item(item) == QuarantineRecord(
-        "pump-0017", "req-7f3a", "", "", 1795166400.123, False, []
+        "pump-0017", "req-7f3a", "", "", 1795166400.123, []
     )
 
 
