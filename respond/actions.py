@@ -206,7 +206,7 @@ class Responder:
             return Target(NOOP, f"{name} is not quarantined", key, before, before)
         inactive = {c.certificate_id for c in state.certificates if c.status == INACTIVE}
         reactivate = [c for c in record.deactivated_certificates if c in inactive]
-        # Whoever put it back in the group meanwhile, a release takes it out.
+        # The record is the responder's own quarantine: the group is left if the thing is in it.
         leave_group = state.quarantined
         after = _released(before, self.settings.quarantine_group, reactivate)
         summary = f"released {name}: " + ", ".join(
